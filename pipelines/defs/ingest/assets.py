@@ -1,0 +1,144 @@
+"""The ingest assets: one per event type plus quarantine and ledger, built in one pass per day."""
+
+from datetime import date
+
+import dagster as dg
+
+from pipelines.defs.partitions import daily_partitions
+from pipelines.defs.resources import DuckDBResource, LakeResource, PiiResource
+from pipelines.lib.ingest import IngestResult, compiled_schemas, ingest_partition
+from pipelines.lib.sqlschema import CompiledSchema
+
+OWNERS = ["team:data-platform"]
+QUARANTINE = "quarantine"
+LEDGER = "ledger"
+
+
+def _column_schema(compiled: CompiledSchema) -> dg.TableSchema:
+    columns = [
+        dg.TableColumn(
+            c.name,
+            c.sql_type,
+            description=(f"[PII {c.pii}, {c.pii_handling}] " if c.pii_handling else "")
+            + c.description,
+        )
+        for c in compiled.columns
+    ]
+    columns += [
+        dg.TableColumn("event_ts", "timestamptz", description="timestamp_ms as a UTC timestamp."),
+        dg.TableColumn("pii_key_id", "varchar", description="Fingerprint of the hashing key."),
+        dg.TableColumn("landing_dt", "date", description="Arrival date of the landing file."),
+        dg.TableColumn("landing_file", "varchar", description="Landing file the row came from."),
+        dg.TableColumn("landing_line", "bigint", description="Line number in that file."),
+    ]
+    return dg.TableSchema(columns=columns)
+
+
+def _specs() -> list[dg.AssetSpec]:
+    common = {"group_name": "ingest", "owners": OWNERS, "kinds": {"duckdb", "parquet"}}
+    specs = [
+        dg.AssetSpec(
+            event_type,
+            description=(
+                f"Valid `{event_type}` events of one UTC day: schema-checked, deduplicated on "
+                f"event_id, identifiers keyed-hashed. events/event_type={event_type}/"
+                "event_date=D/part-00000.parquet"
+            ),
+            metadata={"dagster/column_schema": _column_schema(compiled)},
+            **common,
+        )
+        for event_type, compiled in compiled_schemas().items()
+    ]
+    specs.append(
+        dg.AssetSpec(
+            QUARANTINE,
+            description="Every rejected line of the day with its reason, landing file and line, "
+            "redacted (ids hashed, free text scrubbed). quarantine/event_date=D/",
+            **common,
+        )
+    )
+    specs.append(
+        dg.AssetSpec(
+            LEDGER,
+            description="Per landing file: lines taken = rows written + quarantined + duplicates. "
+            "ledger/event_date=D/",
+            **common,
+        )
+    )
+    return specs
+
+
+def _summary(result: IngestResult) -> str:
+    lines = [
+        f"**{result.day}**: {result.lines_taken} lines from {result.files} landing files",
+        "",
+        "| outcome | count |",
+        "|---|---|",
+        *[f"| rows `{t}` | {n} |" for t, n in result.rows.items()],
+        *[f"| quarantined `{r}` | {n} |" for r, n in result.quarantined.items()],
+        f"| duplicates dropped | {result.duplicates} |",
+    ]
+    if result.truncated_files:
+        lines += ["", f"Truncated files: {', '.join(result.truncated_files)}"]
+    return "\n".join(lines)
+
+
+def build_ingest_assets(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    @dg.multi_asset(
+        name="ingest",
+        specs=_specs(),
+        partitions_def=partitions_def,
+        can_subset=False,
+        pool="ingest",
+        description="Read landing dt D-1..D+2, keep day D's lines, validate, deduplicate, hash "
+        "and write events, quarantine and ledger for D.",
+    )
+    def ingest(
+        context: dg.AssetExecutionContext,
+        lake: LakeResource,
+        pii: PiiResource,
+        duckdb: DuckDBResource,
+    ):
+        day = date.fromisoformat(context.partition_key)
+        result = ingest_partition(
+            lake.lake(), day, pii.pii_key(), duckdb.ingest_settings(), log=context.log.info
+        )
+        common = {
+            "seconds": round(result.seconds, 3),
+            "late_share": round(result.late_share, 6),
+        }
+        for event_type, rows in result.rows.items():
+            yield dg.MaterializeResult(
+                asset_key=event_type,
+                metadata={"dagster/row_count": rows, "rows": rows, **common},
+            )
+        yield dg.MaterializeResult(
+            asset_key=QUARANTINE,
+            metadata={
+                "dagster/row_count": result.quarantined_total,
+                "quarantined": result.quarantined_total,
+                **{f"quarantined_{r}": n for r, n in result.quarantined.items()},
+                "truncated_files": len(result.truncated_files),
+                **common,
+            },
+        )
+        yield dg.MaterializeResult(
+            asset_key=LEDGER,
+            metadata={
+                "lines_taken": result.lines_taken,
+                "rows": result.rows_total,
+                "quarantined": result.quarantined_total,
+                "duplicates": result.duplicates,
+                "landing_files": result.files,
+                "bytes_written": result.bytes_written,
+                "summary": dg.MetadataValue.md(_summary(result)),
+                **common,
+            },
+        )
+
+    return ingest
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(assets=[build_ingest_assets(daily_partitions())])

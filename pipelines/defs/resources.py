@@ -1,0 +1,77 @@
+"""Resources: where the lake is, the PII key, and how much DuckDB may use. Read from the
+environment when definitions load (``EnvVar``), validated when a run starts."""
+
+import os
+
+import dagster as dg
+
+from pipelines.lib import settings
+from pipelines.lib.ingest import IngestSettings, PiiKey
+from pipelines.lib.paths import default_lake_root
+from pipelines.lib.storage import Lake
+
+
+class LakeResource(dg.ConfigurableResource):
+    """The lake's root: a local folder (default ``data/lake``) or ``s3://bucket/prefix``."""
+
+    root: str | None = None
+    s3_endpoint_url: str | None = None
+
+    def lake(self) -> Lake:
+        root = settings.lake_root(self.root, default_lake_root())
+        options = {}
+        if root.startswith("s3://") and self.s3_endpoint_url:
+            options = {"client_kwargs": {"endpoint_url": self.s3_endpoint_url}}
+        return Lake(root, options)
+
+
+class PiiResource(dg.ConfigurableResource):
+    """The keyed-hashing secret. Without one, development runs use a public key (with a warning)
+    and production runs fail before touching any data."""
+
+    key: str | None = None
+    environment: str | None = None
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        _, warning = settings.pii_secret(self.key, self.environment)
+        if warning and context.log:
+            context.log.warning(warning)
+
+    def pii_key(self) -> PiiKey:
+        secret, _ = settings.pii_secret(self.key, self.environment)
+        return PiiKey(secret)
+
+
+class DuckDBResource(dg.ConfigurableResource):
+    """Bounds for each run's in-memory DuckDB: memory is capped and spills to ``temp_directory``."""
+
+    memory_limit: str = "2GB"
+    threads: int = 2
+    temp_directory: str | None = None
+    max_line_bytes: int = 1 << 20
+
+    def ingest_settings(self) -> IngestSettings:
+        return IngestSettings(
+            max_line_bytes=self.max_line_bytes,
+            memory_limit=self.memory_limit,
+            threads=self.threads,
+            temp_directory=self.temp_directory,
+        )
+
+
+def _env(name: str) -> dg.EnvVar | None:
+    return dg.EnvVar(name) if os.environ.get(name) else None
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(
+        resources={
+            "lake": LakeResource(
+                root=_env("TELEMETRY_LAKE_ROOT"),
+                s3_endpoint_url=_env("TELEMETRY_S3_ENDPOINT_URL"),
+            ),
+            "pii": PiiResource(key=_env("TELEMETRY_PII_KEY"), environment=_env("TELEMETRY_ENV")),
+            "duckdb": DuckDBResource(),
+        }
+    )

@@ -1,0 +1,432 @@
+"""Ingest one day: landing lines -> typed, hashed, deduplicated events + quarantine + ledger.
+
+Partition D reads landing dates D-1 .. D+2 and keeps the lines it owns (see
+``sql/ingest/stage_lines.sql``). Everything per line runs in DuckDB; Python touches only what is
+rare (the strict re-parse of suspicious lines, the redaction of quarantined lines) or per distinct
+value (free-text scrubbing). Outputs are published file by file with an atomic replace, the ledger
+last, so a crash leaves every file at its previous version.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipelines.lib import pii
+from pipelines.lib.landing import LandingFile, ReadStats, iter_line_batches, list_landing_files
+from pipelines.lib.paths import events_file, ledger_file, quarantine_file
+from pipelines.lib.reasons import REASONS
+from pipelines.lib.schemas import load_event_schemas
+from pipelines.lib.sql import load_sql
+from pipelines.lib.sqlschema import CompiledSchema, check_query, compile_schema
+from pipelines.lib.storage import Lake
+from pipelines.lib.validate import LENIENT_JSON_HINT, StrictJsonError, strict_loads
+
+# Partition D reads landing dates D-1 (clocks running ahead) .. D+2 (the late-arrival window).
+READS_DAYS_BEFORE = 1
+READS_DAYS_AFTER = 2
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    max_line_bytes: int = 1 << 20
+    batch_bytes: int = 64 << 20
+    memory_limit: str = "2GB"
+    threads: int = 2
+    temp_directory: str | None = None
+    quarantine_text_bytes: int = 16 << 10
+
+
+@dataclass(frozen=True)
+class PiiKey:
+    secret: bytes
+
+    @property
+    def key_id(self) -> str:
+        return pii.key_id(self.secret)
+
+
+@dataclass
+class IngestResult:
+    day: date
+    files: int = 0
+    lines_taken: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    quarantined: dict[str, int] = field(default_factory=dict)
+    duplicates: int = 0
+    rows_landed_late: int = 0
+    bytes_written: int = 0
+    truncated_files: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def rows_total(self) -> int:
+        return sum(self.rows.values())
+
+    @property
+    def quarantined_total(self) -> int:
+        return sum(self.quarantined.values())
+
+    @property
+    def late_share(self) -> float:
+        return self.rows_landed_late / self.rows_total if self.rows_total else 0.0
+
+
+def landing_dates(day: date) -> list[date]:
+    return [day + timedelta(days=n) for n in range(-READS_DAYS_BEFORE, READS_DAYS_AFTER + 1)]
+
+
+def reading_partitions(landing_dt: date) -> list[date]:
+    """The partitions that read a landing date (the inverse of ``landing_dates``)."""
+    return [landing_dt + timedelta(days=n) for n in range(-READS_DAYS_AFTER, READS_DAYS_BEFORE + 1)]
+
+
+def compiled_schemas() -> dict[str, CompiledSchema]:
+    return {t: compile_schema(s) for t, s in load_event_schemas().items()}
+
+
+def _connect(settings: IngestSettings) -> duckdb.DuckDBPyConnection:
+    config: dict[str, Any] = {"memory_limit": settings.memory_limit, "threads": settings.threads}
+    if settings.temp_directory:
+        config["temp_directory"] = settings.temp_directory
+    con = duckdb.connect(config=config)
+    con.execute("set TimeZone = 'UTC'")
+    return con
+
+
+def _stage(
+    con: duckdb.DuckDBPyConnection,
+    lake: Lake,
+    day: date,
+    files: list[LandingFile],
+    settings: IngestSettings,
+    log: Callable[[str], None],
+) -> list[ReadStats]:
+    schemas = load_event_schemas()
+    params: dict[str, Any] = {
+        "day": day,
+        "max_line_bytes": settings.max_line_bytes,
+        "known_types": list(schemas),
+        "known_versions": [f"{t}/{s.version}" for t, s in schemas.items()],
+        "lenient_hint": LENIENT_JSON_HINT,
+    }
+    con.execute(load_sql("ingest/create_staged.sql"))
+    stage = load_sql("ingest/stage_lines.sql")
+    all_stats = []
+    for file_id, landing in enumerate(files):
+        stats = ReadStats()
+        for batch in iter_line_batches(
+            lake,
+            landing,
+            stats,
+            batch_bytes=settings.batch_bytes,
+            max_line_bytes=settings.max_line_bytes,
+        ):
+            con.register("line_batch", batch)
+            con.execute(stage, {**params, "file_id": file_id, "landing_dt": landing.landing_dt})
+            con.unregister("line_batch")
+        note = f" (TRUNCATED: {'; '.join(stats.errors)})" if stats.truncated else ""
+        log(f"read {landing.path}: {stats.lines} lines{note} [{file_id + 1}/{len(files)}]")
+        all_stats.append(stats)
+    return all_stats
+
+
+def _strict_recheck(con: duckdb.DuckDBPyConnection) -> int:
+    suspects = con.execute(
+        "select file_id, line_no, line_text from staged where lenient_hint"
+    ).fetchall()
+    failures: dict[str, list[Any]] = {"file_id": [], "line_no": [], "detail": []}
+    for file_id, line_no, text in suspects:
+        try:
+            strict_loads(text)
+        except StrictJsonError as exc:
+            failures["file_id"].append(file_id)
+            failures["line_no"].append(line_no)
+            failures["detail"].append(str(exc)[:200])
+    if failures["file_id"]:
+        con.register("strict_failures", pa.table(failures))
+        con.execute(load_sql("ingest/mark_malformed.sql"))
+        con.unregister("strict_failures")
+    return len(failures["file_id"])
+
+
+def _check(con: duckdb.DuckDBPyConnection, schemas: dict[str, CompiledSchema], key: PiiKey) -> None:
+    inner, outer = pii.hmac_pads(key.secret)
+    for event_type, compiled in schemas.items():
+        con.execute(
+            check_query(compiled),
+            {"event_type": event_type, "pii_ipad": inner, "pii_opad": outer},
+        )
+    # The union is structural (one branch per event type); table names come from the schemas.
+    union = "\nunion all\n".join(
+        f"select file_id, line_no, violations, event_id, content_hash from checked_{t}"
+        for t in schemas
+    )
+    con.execute("create view checked_all as\n" + union)
+    con.execute(
+        "create view valid_rows as select file_id, line_no, event_id, content_hash "
+        "from checked_all where len(violations) = 0"
+    )
+    con.execute(load_sql("ingest/dedup.sql"))
+    con.execute(load_sql("ingest/fates.sql"))
+
+
+def _scrub_column(values: pa.Array, scrub: Callable[[str], str]) -> pa.Array:
+    """Scrub each distinct value once: free text repeats a lot (templated error messages)."""
+    encoded = pc.dictionary_encode(values)
+    cleaned = pa.array(
+        [None if v is None else scrub(v) for v in encoded.dictionary.to_pylist()],
+        type=values.type,
+    )
+    return pc.take(cleaned, encoded.indices)
+
+
+def _events_query(compiled: CompiledSchema) -> str:
+    names = [c.name for c in compiled.columns]
+    selected = ",\n    ".join(f"c.{n}" for n in names)
+    return (
+        f"select\n    {selected},\n"
+        "    cast(epoch_ms(c.timestamp_ms) as timestamptz) as event_ts,\n"
+        "    $pii_key_id as pii_key_id,\n"
+        "    c.landing_dt,\n    l.landing_file,\n    c.line_no as landing_line\n"
+        f"from checked_{compiled.event_type} as c\n"
+        "inner join fates as f on c.file_id = f.file_id and c.line_no = f.line_no\n"
+        "inner join landing_files as l on c.file_id = l.file_id\n"
+        "where f.fate = 'row'\norder by c.timestamp_ms, c.event_id"
+    )
+
+
+def _write_parquet(
+    lake: Lake,
+    rel: str,
+    reader: pa.RecordBatchReader,
+    transform: Callable[[pa.RecordBatch], pa.RecordBatch] | None = None,
+) -> tuple[int, int]:
+    """Stream batches into one zstd Parquet file published atomically; returns (rows, bytes)."""
+    rows = 0
+    with lake.staged_file(rel) as local:
+        schema = reader.schema
+        with pq.ParquetWriter(local, schema, compression="zstd") as writer:
+            for batch in reader:
+                if transform is not None:
+                    batch = transform(batch)
+                writer.write_batch(batch)
+                rows += batch.num_rows
+        size = os.path.getsize(local)
+    return rows, size
+
+
+def _scrubber(compiled: CompiledSchema) -> Callable[[pa.RecordBatch], pa.RecordBatch] | None:
+    targets = {
+        # Free-form objects are stored as JSON text: scrub inside its strings, keep it valid JSON.
+        c.name: pii.scrub_json_strings if c.schema_type == "object" else pii.scrub_text
+        for c in compiled.columns
+        if c.pii_handling == "scrub"
+    }
+    if not targets:
+        return None
+
+    def transform(batch: pa.RecordBatch) -> pa.RecordBatch:
+        columns = [
+            _scrub_column(batch.column(i), targets[name]) if name in targets else batch.column(i)
+            for i, name in enumerate(batch.schema.names)
+        ]
+        return pa.RecordBatch.from_arrays(columns, schema=batch.schema)
+
+    return transform
+
+
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("landing_file", pa.string()),
+        ("landing_dt", pa.date32()),
+        ("line_no", pa.int64()),
+        ("line_bytes", pa.int64()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+        ("event_type", pa.string()),
+        ("event_id", pa.string()),
+        ("event_date_read", pa.date32()),
+        ("text", pa.string()),
+        ("text_truncated", pa.bool_()),
+        ("pii_key_id", pa.string()),
+    ]
+)
+
+
+def _redacted_quarantine(
+    con: duckdb.DuckDBPyConnection, key: PiiKey, settings: IngestSettings
+) -> pa.Table:
+    """Quarantined lines with identifiers hashed and free text scrubbed (a cold path: bad lines)."""
+    source = con.sql(load_sql("ingest/quarantine_lines.sql")).to_arrow_table()
+    limit = settings.quarantine_text_bytes
+    texts, truncated = [], []
+    for text, raw in zip(
+        source.column("line_text").to_pylist(), source.column("raw").to_pylist(), strict=True
+    ):
+        if text is None:
+            # Not UTF-8 or too large: show a bounded, decoded excerpt.
+            text = (raw or b"")[: limit * 4].decode("utf-8", errors="replace")
+        text = text.rstrip("\r\n")
+        redacted = pii.redact_line(text, key.secret)
+        truncated.append(len(redacted.encode("utf-8")) > limit)
+        texts.append(redacted.encode("utf-8")[:limit].decode("utf-8", errors="ignore"))
+    details = [
+        None if d is None else pii.scrub_text(d) for d in source.column("detail").to_pylist()
+    ]
+    columns = {
+        name: source.column(name)
+        for name in QUARANTINE_SCHEMA.names
+        if name in source.column_names and name != "detail"
+    }
+    columns.update(
+        detail=pa.array(details, pa.string()),
+        text=pa.array(texts, pa.string()),
+        text_truncated=pa.array(truncated, pa.bool_()),
+        pii_key_id=pa.array([key.key_id] * source.num_rows, pa.string()),
+    )
+    return pa.table({n: columns[n] for n in QUARANTINE_SCHEMA.names}).cast(QUARANTINE_SCHEMA)
+
+
+def ledger_schema(event_types: list[str]) -> pa.Schema:
+    fields = [
+        ("landing_file", pa.string()),
+        ("landing_dt", pa.date32()),
+        ("file_bytes", pa.int64()),
+        ("file_lines", pa.int64()),
+        ("file_truncated", pa.bool_()),
+        ("file_errors", pa.string()),
+        ("lines_taken", pa.int64()),
+        ("rows_written", pa.int64()),
+        *[(f"rows_{t}", pa.int64()) for t in event_types],
+        ("quarantined", pa.int64()),
+        *[(f"quarantined_{r}", pa.int64()) for r in REASONS],
+        ("duplicates", pa.int64()),
+        ("rows_landed_late", pa.int64()),
+        ("pii_key_id", pa.string()),
+    ]
+    return pa.schema(fields)
+
+
+def _ledger(
+    con: duckdb.DuckDBPyConnection,
+    day: date,
+    files: list[LandingFile],
+    stats: list[ReadStats],
+    event_types: list[str],
+    key: PiiKey,
+) -> pa.Table:
+    taken = dict(con.execute("select file_id, count(*) from staged group by file_id").fetchall())
+    counts: dict[int, Counter[str]] = {i: Counter() for i in range(len(files))}
+    for file_id, fate, event_type, reason, lines, late in con.execute(
+        load_sql("ingest/ledger_counts.sql"), {"day": day}
+    ).fetchall():
+        c = counts[file_id]
+        if fate == "row":
+            c["rows_written"] += lines
+            c[f"rows_{event_type}"] += lines
+            c["rows_landed_late"] += late
+        elif fate == "quarantined":
+            c["quarantined"] += lines
+            c[f"quarantined_{reason}"] += lines
+        elif fate == "duplicate":
+            c["duplicates"] += lines
+        else:
+            raise RuntimeError(f"{files[file_id].path}: {lines} line(s) with no fate ({fate})")
+    schema = ledger_schema(event_types)
+    rows = []
+    for file_id, (landing, st) in enumerate(zip(files, stats, strict=True)):
+        row: dict[str, Any] = {
+            "landing_file": landing.path,
+            "landing_dt": landing.landing_dt,
+            "file_bytes": landing.size_bytes,
+            "file_lines": st.lines,
+            "file_truncated": st.truncated,
+            "file_errors": "; ".join(st.errors) or None,
+            "lines_taken": taken.get(file_id, 0),
+            "pii_key_id": key.key_id,
+        }
+        for name in schema.names:
+            row.setdefault(name, counts[file_id][name])
+        rows.append(row)
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def ingest_partition(
+    lake: Lake,
+    day: date,
+    key: PiiKey,
+    settings: IngestSettings | None = None,
+    log: Callable[[str], None] = lambda _msg: None,
+) -> IngestResult:
+    """Build events/, quarantine/ and ledger/ for one event date; idempotent and atomic per file."""
+    settings = settings or IngestSettings()
+    started = time.perf_counter()
+    schemas = compiled_schemas()
+    files = list_landing_files(lake, landing_dates(day))
+    result = IngestResult(day=day, files=len(files))
+    with tempfile.TemporaryDirectory(prefix="telemetry-ingest-") as scratch:
+        if settings.temp_directory is None:
+            settings = IngestSettings(**{**settings.__dict__, "temp_directory": scratch})
+        con = _connect(settings)
+        try:
+            stats = _stage(con, lake, day, files, settings, log)
+            con.register(
+                "landing_files",
+                pa.table(
+                    {
+                        "file_id": pa.array(range(len(files)), pa.int32()),
+                        "landing_file": [f.path for f in files],
+                    }
+                ),
+            )
+            _strict_recheck(con)
+            _check(con, schemas, key)
+            ledger = _ledger(con, day, files, stats, list(schemas), key)
+            for event_type, compiled in schemas.items():
+                reader = con.sql(
+                    _events_query(compiled), params={"pii_key_id": key.key_id}
+                ).to_arrow_reader(256 * 1024)
+                rows, size = _write_parquet(
+                    lake, events_file(event_type, day), reader, _scrubber(compiled)
+                )
+                expected = sum(ledger.column(f"rows_{event_type}").to_pylist())
+                if rows != expected:
+                    raise RuntimeError(f"{event_type}: wrote {rows} rows, ledger says {expected}")
+                result.rows[event_type] = rows
+                result.bytes_written += size
+            quarantine = _redacted_quarantine(con, key, settings)
+            rows, size = _write_parquet(
+                lake,
+                quarantine_file(day),
+                pa.RecordBatchReader.from_batches(quarantine.schema, quarantine.to_batches()),
+            )
+            result.bytes_written += size
+            _, size = _write_parquet(
+                lake,
+                ledger_file(day),
+                pa.RecordBatchReader.from_batches(ledger.schema, ledger.to_batches()),
+            )
+            result.bytes_written += size
+        finally:
+            con.close()
+    result.lines_taken = sum(ledger.column("lines_taken").to_pylist())
+    result.duplicates = sum(ledger.column("duplicates").to_pylist())
+    result.rows_landed_late = sum(ledger.column("rows_landed_late").to_pylist())
+    result.quarantined = {
+        r: n for r in REASONS if (n := sum(ledger.column(f"quarantined_{r}").to_pylist()))
+    }
+    result.truncated_files = [f.path for f, s in zip(files, stats, strict=True) if s.truncated]
+    result.seconds = time.perf_counter() - started
+    return result

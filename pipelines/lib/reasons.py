@@ -1,0 +1,13 @@
+"""Why a line went to quarantine: the closed list of reason codes, in order of precedence."""
+
+REASONS = (
+    "line_too_large",
+    "not_utf8",
+    "malformed_json",
+    "late_arrival",
+    "future_timestamp",
+    "unknown_event_type",
+    "unknown_schema_version",
+    "schema_violation",
+    "conflicting_duplicate",
+)

@@ -1,0 +1,147 @@
+"""One filesystem API over a local folder and ``s3://``: list, read, and publish a file atomically.
+
+Atomic publish is the rule every writer follows: a reader sees the previous version of a file or the
+new one, never a half-written one, and a crash leaves the previous version in place.
+
+* local: write ``.<name>.<token>.tmp`` beside the target, fsync, then ``os.replace`` (an atomic
+  rename); the dot prefix and ``.tmp`` suffix keep it out of every ``*.parquet`` glob.
+* S3: write a local temporary file, then one PUT of the final key. S3 makes a PUT visible whole
+  or not at all, and a retry rewrites the same deterministic key, so it cannot leave duplicates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+import fsspec
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    path: str  # relative to the lake root
+    size_bytes: int
+
+
+class Lake:
+    """The lake root and the filesystem it lives on. Paths passed in are relative to the root."""
+
+    def __init__(self, root: str, storage_options: dict[str, Any] | None = None):
+        if not root:
+            raise ValueError("the lake root is empty: set TELEMETRY_LAKE_ROOT")
+        self.root = root.rstrip("/")
+        self.fs, self._base = fsspec.core.url_to_fs(self.root, **(storage_options or {}))
+        self.is_local = "file" in _protocols(self.fs)
+
+    def path(self, rel: str) -> str:
+        return f"{self._base}/{rel}" if rel else self._base
+
+    def url(self, rel: str) -> str:
+        """A full location DuckDB or a person can read: a local path or ``s3://bucket/key``."""
+        return self.path(rel) if self.is_local else f"{_protocols(self.fs)[0]}://{self.path(rel)}"
+
+    def list_files(self, rel_dir: str) -> list[FileInfo]:
+        """Files directly under ``rel_dir`` (sorted); an absent folder is simply empty."""
+        self.fs.invalidate_cache()
+        try:
+            entries = self.fs.ls(self.path(rel_dir), detail=True)
+        except FileNotFoundError:
+            return []
+        prefix = self._base + "/"
+        files = [
+            FileInfo(
+                e["name"][len(prefix) :] if e["name"].startswith(prefix) else e["name"],
+                int(e.get("size") or 0),
+            )
+            for e in entries
+            if e.get("type") == "file"
+        ]
+        return sorted(files, key=lambda f: f.path)
+
+    def list_dirs(self, rel_dir: str) -> list[str]:
+        self.fs.invalidate_cache()
+        try:
+            entries = self.fs.ls(self.path(rel_dir), detail=True)
+        except FileNotFoundError:
+            return []
+        return sorted(e["name"].rsplit("/", 1)[-1] for e in entries if e.get("type") == "directory")
+
+    def exists(self, rel: str) -> bool:
+        self.fs.invalidate_cache()
+        return self.fs.exists(self.path(rel))
+
+    def open(self, rel: str, mode: str = "rb") -> IO[bytes]:
+        return self.fs.open(self.path(rel), mode)
+
+    def read_bytes(self, rel: str) -> bytes:
+        return self.fs.cat_file(self.path(rel))
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        with self.staged_file(rel) as local, open(local, "wb") as handle:
+            handle.write(data)
+
+    def delete(self, rel: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm(self.path(rel), recursive=True)
+
+    @contextlib.contextmanager
+    def staged_file(self, rel: str) -> Iterator[str]:
+        """Yield a local path to write ``rel`` to; publish it atomically if the block succeeds."""
+        name = rel.rsplit("/", 1)[-1]
+        token = uuid.uuid4().hex[:12]
+        if self.is_local:
+            final = self.path(rel)
+            folder = os.path.dirname(final)
+            os.makedirs(folder, exist_ok=True)
+            staging = os.path.join(folder, f".{name}.{token}.tmp")
+            try:
+                yield staging
+                _fsync(staging)
+                _remove_stale_staging(folder, name, keep=staging)
+                os.replace(staging, final)
+                _fsync_dir(folder)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(staging)
+        else:
+            scratch = tempfile.mkdtemp(prefix="telemetry-lake-")
+            staging = os.path.join(scratch, name)
+            try:
+                yield staging
+                self.fs.put_file(staging, self.path(rel))
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:
+    protocol = fs.protocol
+    return (protocol,) if isinstance(protocol, str) else tuple(protocol)
+
+
+def _fsync(path: str) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(folder: str) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _remove_stale_staging(folder: str, name: str, keep: str) -> None:
+    """Staging files left by a crashed earlier run of this same partition are garbage."""
+    prefix = f".{name}."
+    for entry in os.listdir(folder):
+        path = os.path.join(folder, entry)
+        if entry.startswith(prefix) and entry.endswith(".tmp") and path != keep:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)

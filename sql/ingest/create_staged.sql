@@ -1,0 +1,16 @@
+-- Grain: one row per landing line owned by the partition being ingested (filled batch by batch).
+-- Parameters: none.
+create table staged (
+    file_id integer,
+    landing_dt date,
+    line_no bigint,
+    line_bytes bigint,
+    line_text varchar,
+    raw blob,
+    reason varchar,
+    detail varchar,
+    event_type varchar,
+    event_id varchar,
+    event_date date,
+    lenient_hint boolean
+)

@@ -1,0 +1,59 @@
+-- Grain: one row per staged line, saying where it ended: row, quarantined or duplicate.
+-- Parameters: none; reads `staged`, `checked_all` (every checked line of every type) and `dropped`.
+-- A line with no reason and no check result would be lost: it is marked 'unaccounted' so the
+-- ingest refuses to publish rather than drop it silently.
+create table fates as
+with
+
+staged_lines as (
+    select
+        file_id,
+        line_no,
+        landing_dt,
+        reason,
+        detail,
+        event_type
+    from staged
+),
+
+checked as (
+    select
+        file_id,
+        line_no,
+        violations
+    from checked_all
+),
+
+final as (
+    select
+        staged_lines.file_id,
+        staged_lines.line_no,
+        staged_lines.landing_dt,
+        staged_lines.event_type,
+        case
+            when staged_lines.reason is not null then 'quarantined'
+            when checked.file_id is null then 'unaccounted'
+            when len(checked.violations) > 0 then 'quarantined'
+            when dropped.fate = 'duplicate' then 'duplicate'
+            when dropped.fate = 'conflicting_duplicate' then 'quarantined'
+            else 'row'
+        end as fate,
+        case
+            when staged_lines.reason is not null then staged_lines.reason
+            when len(checked.violations) > 0 then 'schema_violation'
+            when dropped.fate = 'conflicting_duplicate' then 'conflicting_duplicate'
+        end as reason,
+        case
+            when staged_lines.reason is not null then staged_lines.detail
+            when len(checked.violations) > 0 then array_to_string(checked.violations, '; ')
+            when dropped.fate = 'conflicting_duplicate'
+                then 'same event_id as an earlier line, with different content'
+        end as detail
+    from staged_lines
+    left join checked
+        on staged_lines.file_id = checked.file_id and staged_lines.line_no = checked.line_no
+    left join dropped
+        on staged_lines.file_id = dropped.file_id and staged_lines.line_no = dropped.line_no
+)
+
+select * from final

@@ -1,0 +1,129 @@
+-- Grain: one row per line of one landing-file batch (`line_batch`) that partition $day owns.
+-- Parameters: $file_id, $landing_dt (the file's arrival date), $day (the partition),
+--   $max_line_bytes, $known_types (varchar[]), $known_versions (varchar[] of 'type/version'),
+--   $lenient_hint (regex for lines DuckDB's lenient parser may accept but strict JSON does not).
+-- A line is owned by its event date E when the partitions reading its landing date A
+-- (A-2 .. A+1) include E; otherwise (late, future, or no readable date) by A itself.
+insert into staged
+with
+
+lines as (
+    select
+        line_no,
+        raw,
+        line_bytes
+    from line_batch
+),
+
+decoded as (
+    select
+        line_no,
+        raw,
+        line_bytes,
+        case when line_bytes <= $max_line_bytes then try(decode(raw)) end as line_text
+    from lines
+),
+
+parsed as (
+    select
+        *,
+        coalesce(line_text is not null and json_valid(line_text), false) as json_ok
+    from decoded
+),
+
+heads as (
+    select
+        *,
+        case
+            when json_ok and json_type(line_text) = 'OBJECT'
+                then json_extract(
+                    line_text,
+                    ['$."event_type"', '$."schema_version"', '$."timestamp_ms"', '$."event_id"']
+                )
+        end as head,
+        case
+            when json_ok
+                then len(json_keys(line_text)) <> len(list_distinct(json_keys(line_text)))
+        end as duplicate_keys
+    from parsed
+),
+
+routed as (
+    select
+        *,
+        case
+            when
+                json_type(head[3]) in ('BIGINT', 'UBIGINT', 'HUGEINT', 'DOUBLE')
+                and try_cast(head[3] as double) between 0 and 253402300799999
+                then cast(epoch_ms(cast(floor(try_cast(head[3] as double)) as bigint)) as date)
+        end as event_date,
+        json_extract_string(head[1], '$') as head_type,
+        json_extract_string(head[2], '$') as head_version
+    from heads
+),
+
+owned as (
+    select
+        *,
+        case
+            when event_date between $landing_dt - 2 and $landing_dt + 1 then event_date
+            else $landing_dt
+        end as owner
+    from routed
+),
+
+final as (
+    select
+        $file_id as file_id,
+        $landing_dt as landing_dt,
+        line_no,
+        line_bytes,
+        line_text,
+        case when line_text is null then raw end as raw,
+        case
+            when line_bytes > $max_line_bytes then 'line_too_large'
+            when line_text is null then 'not_utf8'
+            when not json_ok or duplicate_keys then 'malformed_json'
+            when event_date < $landing_dt - 2 then 'late_arrival'
+            when event_date > $landing_dt + 1 then 'future_timestamp'
+            when
+                head is null
+                or json_type(head[1]) is distinct from 'VARCHAR'
+                or not list_contains($known_types, head_type)
+                then 'unknown_event_type'
+            when
+                not list_contains($known_versions, head_type || '/' || coalesce(head_version, ''))
+                then 'unknown_schema_version'
+        end as reason,
+        case
+            when line_bytes > $max_line_bytes
+                then 'line of ' || line_bytes || ' bytes exceeds the limit of '
+                || $max_line_bytes
+            when line_text is null then 'bytes are not valid UTF-8'
+            when not json_ok then 'not valid JSON'
+            when duplicate_keys then 'duplicate key in the event object'
+            when event_date < $landing_dt - 2
+                then 'event date ' || event_date || ' arrived on ' || $landing_dt
+                || ', more than 2 days late'
+            when event_date > $landing_dt + 1
+                then 'event date ' || event_date || ' is more than 1 day after arrival on '
+                || $landing_dt
+            when head is null then 'not a JSON object'
+            when json_type(head[1]) is distinct from 'VARCHAR' then 'event_type missing or not a string'
+            when not list_contains($known_types, head_type) then 'event_type is not a published type'
+            when
+                not list_contains($known_versions, head_type || '/' || coalesce(head_version, ''))
+                then 'schema_version is not a published version of ' || head_type
+        end as detail,
+        case when list_contains($known_types, head_type) then head_type end as event_type,
+        case
+            when regexp_matches(json_extract_string(head[4], '$'), '^[0-9a-fA-F-]{36}$')
+                then json_extract_string(head[4], '$')
+        end as event_id,
+        event_date,
+        json_ok and regexp_matches(line_text, $lenient_hint) as lenient_hint
+    from owned
+    where owner = $day
+)
+
+select * from final
