@@ -272,16 +272,21 @@ def _redacted_quarantine(
     source = con.sql(load_sql("ingest/quarantine_lines.sql")).to_arrow_table()
     limit = settings.quarantine_text_bytes
     texts, truncated = [], []
-    for text, raw in zip(
-        source.column("line_text").to_pylist(), source.column("raw").to_pylist(), strict=True
+    for text, raw, line_bytes in zip(
+        source.column("line_text").to_pylist(),
+        source.column("raw_bytes").to_pylist(),
+        source.column("line_bytes").to_pylist(),
+        strict=True,
     ):
+        cut = False
         if text is None:
             # Not UTF-8 or too large: show a bounded, decoded excerpt.
-            text = (raw or b"")[: limit * 4].decode("utf-8", errors="replace")
-        text = text.rstrip("\r\n")
-        redacted = pii.redact_line(text, key.secret)
-        truncated.append(len(redacted.encode("utf-8")) > limit)
-        texts.append(redacted.encode("utf-8")[:limit].decode("utf-8", errors="ignore"))
+            excerpt = (raw or b"")[: limit * 4]
+            cut = len(excerpt) < line_bytes
+            text = excerpt.decode("utf-8", errors="replace")
+        redacted = pii.redact_line(text.rstrip("\r\n"), key.secret).encode("utf-8")
+        truncated.append(cut or len(redacted) > limit)
+        texts.append(redacted[:limit].decode("utf-8", errors="ignore"))
     details = [
         None if d is None else pii.scrub_text(d) for d in source.column("detail").to_pylist()
     ]

@@ -6,7 +6,7 @@ create table staged (
     line_no bigint,
     line_bytes bigint,
     line_text varchar,
-    raw blob,
+    raw_bytes blob,
     reason varchar,
     detail varchar,
     event_type varchar,

@@ -18,7 +18,7 @@ final as (
         fate,
         event_type,
         reason,
-        count(*) as lines,
+        count(*) as line_count,
         count(*) filter (where fate = 'row' and landing_dt > $day) as rows_landed_late
     from lines
     group by file_id, fate, event_type, reason

@@ -25,7 +25,7 @@ final as (
         staged.event_id,
         staged.event_date as event_date_read,
         staged.line_text,
-        staged.raw
+        staged.raw_bytes
     from quarantined
     inner join staged
         on quarantined.file_id = staged.file_id and quarantined.line_no = staged.line_no

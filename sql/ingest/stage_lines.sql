@@ -68,7 +68,7 @@ owned as (
         case
             when event_date between $landing_dt - 2 and $landing_dt + 1 then event_date
             else $landing_dt
-        end as owner
+        end as owning_date
     from routed
 ),
 
@@ -79,7 +79,7 @@ final as (
         line_no,
         line_bytes,
         line_text,
-        case when line_text is null then raw end as raw,
+        case when line_text is null then raw end as raw_bytes,
         case
             when line_bytes > $max_line_bytes then 'line_too_large'
             when line_text is null then 'not_utf8'
@@ -88,7 +88,7 @@ final as (
             when event_date > $landing_dt + 1 then 'future_timestamp'
             when
                 head is null
-                or json_type(head[1]) is distinct from 'VARCHAR'
+                or coalesce(json_type(head[1]), '') <> 'VARCHAR'
                 or not list_contains($known_types, head_type)
                 then 'unknown_event_type'
             when
@@ -97,20 +97,27 @@ final as (
         end as reason,
         case
             when line_bytes > $max_line_bytes
-                then 'line of ' || line_bytes || ' bytes exceeds the limit of '
-                || $max_line_bytes
+                then
+                    'line of ' || line_bytes || ' bytes exceeds the limit of '
+                    || $max_line_bytes
             when line_text is null then 'bytes are not valid UTF-8'
             when not json_ok then 'not valid JSON'
             when duplicate_keys then 'duplicate key in the event object'
             when event_date < $landing_dt - 2
-                then 'event date ' || event_date || ' arrived on ' || $landing_dt
-                || ', more than 2 days late'
+                then
+                    'event date ' || event_date || ' arrived on ' || $landing_dt
+                    || ', more than 2 days late'
             when event_date > $landing_dt + 1
-                then 'event date ' || event_date || ' is more than 1 day after arrival on '
-                || $landing_dt
+                then
+                    'event date ' || event_date || ' is more than 1 day after arrival on '
+                    || $landing_dt
             when head is null then 'not a JSON object'
-            when json_type(head[1]) is distinct from 'VARCHAR' then 'event_type missing or not a string'
-            when not list_contains($known_types, head_type) then 'event_type is not a published type'
+            when
+                coalesce(json_type(head[1]), '') <> 'VARCHAR'
+                then 'event_type missing or not a string'
+            when
+                not list_contains($known_types, head_type)
+                then 'event_type is not a published type'
             when
                 not list_contains($known_versions, head_type || '/' || coalesce(head_version, ''))
                 then 'schema_version is not a published version of ' || head_type
@@ -123,7 +130,7 @@ final as (
         event_date,
         json_ok and regexp_matches(line_text, $lenient_hint) as lenient_hint
     from owned
-    where owner = $day
+    where owning_date = $day
 )
 
 select * from final

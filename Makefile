@@ -1,0 +1,40 @@
+# Plain tasks; each is also a one-line command you can type without make.
+PYTHON ?= .venv/bin/python
+export DAGSTER_HOME := $(CURDIR)
+
+.PHONY: install demo test dev sample docs lint format bench clean
+
+.venv/bin/python:
+	python3 -m venv .venv
+
+install: .venv/bin/python
+	$(PYTHON) -m pip install -q -e '.[test]'
+
+demo: .venv/bin/python  ## a week of sample events through every asset, into data/lake
+	$(PYTHON) -m pip install -q -e . && $(PYTHON) -m pipelines.demo
+
+test: install
+	$(PYTHON) -m pytest
+
+dev:  ## the Dagster UI on the same lake, http://127.0.0.1:3000
+	.venv/bin/dagster dev -h 127.0.0.1 -p 3000
+
+sample:
+	$(PYTHON) -m pipelines.sample --root data/lake --start 2025-06-02 --days 7
+
+docs:
+	$(PYTHON) -m pipelines.docs
+
+lint:
+	$(PYTHON) -m ruff check pipelines tests bench && $(PYTHON) -m ruff format --check pipelines tests bench
+	$(PYTHON) -m sqlfluff lint sql
+
+format:
+	$(PYTHON) -m ruff format pipelines tests bench && $(PYTHON) -m ruff check --fix pipelines tests bench
+	$(PYTHON) -m sqlfluff fix -f sql
+
+bench:
+	$(PYTHON) -m bench.run
+
+clean:
+	rm -rf data .dagster

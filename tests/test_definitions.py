@@ -1,0 +1,110 @@
+"""The code location loads with the expected assets, checks and resources, and bad configuration
+fails fast with a message that says what to set."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import dagster as dg
+import pytest
+
+from pipelines.defs.ingest.assets import build_ingest_assets
+from pipelines.defs.partitions import daily_partitions
+from pipelines.defs.resources import DuckDBResource, LakeResource, PiiResource
+from pipelines.lib import settings
+from tests.conftest import DAY, event, line
+
+INGEST_ASSETS = {"request", "ranking", "impression", "click", "error", "quarantine", "ledger"}
+
+
+@pytest.fixture
+def defs(monkeypatch: pytest.MonkeyPatch, tmp_path) -> dg.Definitions:
+    monkeypatch.setenv("TELEMETRY_LAKE_ROOT", str(tmp_path / "lake"))
+    from pipelines.definitions import defs as loaded
+
+    return loaded
+
+
+def test_definitions_load_with_expected_keys(defs):
+    keys = {k.to_user_string() for k in defs.resolve_all_asset_keys()}
+    assert keys == INGEST_ASSETS
+    graph = defs.resolve_asset_graph()
+    checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
+    assert checks == {("ledger", "ledger_balances")}
+    assert set(defs.resources) == {"lake", "pii", "duckdb"}
+
+
+def test_every_asset_is_described_grouped_owned_and_kinded(defs):
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.description, key
+        assert node.group_name == "ingest", key
+        assert node.owners == ["team:data-platform"], key
+        assert {"duckdb", "parquet"} <= set(node.kinds), key
+
+
+def test_event_assets_carry_their_column_schema(defs):
+    graph = defs.resolve_asset_graph()
+    schema = graph.get(dg.AssetKey("click")).metadata["dagster/column_schema"]
+    names = [c.name for c in schema.columns]
+    assert names[:4] == ["event_id", "event_type", "schema_version", "timestamp_ms"]
+    assert "pii_key_id" in names and "landing_file" in names
+    user = next(c for c in schema.columns if c.name == "user_id")
+    assert user.description.startswith("[PII high, hash]")
+
+
+def test_first_partition_date_is_configuration(monkeypatch):
+    monkeypatch.delenv("TELEMETRY_FIRST_DATE", raising=False)
+    assert daily_partitions().start.date() == date(2025, 1, 1)
+    monkeypatch.setenv("TELEMETRY_FIRST_DATE", "2019-03-01")
+    assert daily_partitions().get_first_partition_key() == "2019-03-01"
+    monkeypatch.setenv("TELEMETRY_FIRST_DATE", "March 2019")
+    with pytest.raises(settings.ConfigError, match=r"TELEMETRY_FIRST_DATE=.*YYYY-MM-DD"):
+        daily_partitions()
+
+
+def _run(lake, pii: PiiResource, instance: dg.DagsterInstance | None = None):
+    lake.land(DAY, "a.jsonl", [line(event("click"))])
+    return dg.materialize(
+        [build_ingest_assets(daily_partitions())],
+        resources={
+            "lake": LakeResource(root=str(lake.root)),
+            "pii": pii,
+            "duckdb": DuckDBResource(),
+        },
+        partition_key=DAY.isoformat(),
+        raise_on_error=False,
+        instance=instance,
+    )
+
+
+def _failure_text(result: dg.ExecuteInProcessResult) -> str:
+    return "\n".join(str(e.event_specific_data.error) for e in result.all_events if e.is_failure)
+
+
+def test_production_without_key_fails_at_once_naming_the_variable(lake):
+    result = _run(lake, PiiResource(environment="production"))
+    assert not result.success
+    assert "TELEMETRY_PII_KEY is not set and TELEMETRY_ENV=production" in _failure_text(result)
+    assert not (lake.root / "events").exists()  # failed before touching data
+
+
+def test_short_key_is_refused(lake):
+    result = _run(lake, PiiResource(key="too-short"))
+    assert not result.success
+    assert "TELEMETRY_PII_KEY must be at least 32 bytes" in _failure_text(result)
+
+
+def test_development_default_key_warns(lake):
+    with dg.instance_for_test() as instance:
+        result = _run(lake, PiiResource(), instance)
+        assert result.success
+        messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    assert any(settings.DEV_KEY_WARNING in m for m in messages)
+
+
+def test_lake_root_rejects_unknown_schemes():
+    with pytest.raises(settings.ConfigError, match="TELEMETRY_LAKE_ROOT"):
+        settings.lake_root("gs://bucket/lake", "/tmp/x")
+    assert settings.lake_root(None, "/tmp/x") == "/tmp/x"

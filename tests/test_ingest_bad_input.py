@@ -1,0 +1,157 @@
+"""Bad input becomes a quarantine reason or a zero, never a crash and never a silent drop."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from datetime import timedelta
+
+from pipelines.lib.ledger import audit_ledger
+from tests.conftest import DAY, event, line
+
+
+def _reasons(lake) -> dict[int, str]:
+    return {q["line_no"]: q["reason"] for q in lake.quarantine()}
+
+
+def test_missing_landing_folder_gives_empty_partition(lake):
+    result = lake.ingest()
+    assert result.files == 0 and result.lines_taken == 0
+    assert result.rows == {t: 0 for t in result.rows} and result.quarantined == {}
+    assert lake.events("click") == [] and lake.quarantine() == []
+    assert audit_ledger(lake.lake, DAY).passed
+
+
+def test_empty_file_and_blank_lines(lake):
+    lake.land(DAY, "empty.jsonl", b"")
+    lake.land(DAY, "blanks.jsonl", [line(event("click")), b"", b"   ", line(event("click"))])
+    result = lake.ingest()
+    assert result.rows["click"] == 2
+    assert result.quarantined == {"malformed_json": 2}
+    assert sorted(q["line_no"] for q in lake.quarantine()) == [2, 3]
+    assert audit_ledger(lake.lake, DAY).passed
+
+
+def test_non_utf8_bytes(lake):
+    bad = line(event("click"))[:-2] + b"\xff\xfe" + b"}"
+    lake.land(DAY, "a.jsonl", [line(event("click")), bad])
+    result = lake.ingest()
+    assert result.quarantined == {"not_utf8": 1}
+    [row] = lake.quarantine()
+    assert row["line_no"] == 2 and row["detail"] == "bytes are not valid UTF-8"
+    assert "\ufffd" in row["text"]  # shown decoded with replacement characters
+
+
+def test_truncated_gzip_keeps_what_it_read(lake):
+    docs = [line(event("impression", seconds=60 + i)) for i in range(2000)]
+    full = gzip.compress(b"\n".join(docs) + b"\n", mtime=0)
+    folder = lake.root / "landing" / f"dt={DAY}"
+    folder.mkdir(parents=True)
+    (folder / "cut.jsonl.gz").write_bytes(full[: len(full) * 2 // 3])
+    result = lake.ingest()
+    assert result.truncated_files == [f"landing/dt={DAY}/cut.jsonl.gz"]
+    read = result.rows["impression"] + result.quarantined.get("malformed_json", 0)
+    assert 0 < result.rows["impression"] < 2000
+    assert read == result.lines_taken
+    assert result.quarantined.get("malformed_json", 0) <= 1  # at most the cut last line
+    ledger = lake.query("select file_truncated, file_errors from '{root}/ledger/*/*.parquet'")
+    assert ledger[0][0] is True and "truncated" in ledger[0][1]
+
+
+def test_file_named_gz_that_is_not_gzip(lake):
+    lake.land(DAY, "fake.jsonl.gz", [line(event("click"))])
+    result = lake.ingest()
+    assert result.truncated_files == [f"landing/dt={DAY}/fake.jsonl.gz"]
+    assert result.lines_taken == 0 and result.rows["click"] == 0
+    assert audit_ledger(lake.lake, DAY).passed
+
+
+def test_five_mib_line_is_quarantined_not_fatal(lake):
+    huge = b'{"event_type":"click","user_id":"' + b"u" * (5 << 20) + b'"}'
+    lake.land(DAY, "a.jsonl", [line(event("click")), huge, line(event("click"))])
+    result = lake.ingest()
+    assert result.rows["click"] == 2
+    assert result.quarantined == {"line_too_large": 1}
+    [row] = lake.quarantine()
+    assert row["line_bytes"] == len(huge) and row["text_truncated"] is True
+    assert "uuuuuuuuuuuuuuuu" not in row["text"]  # the raw user id is hashed even in a fragment
+
+
+def test_oversize_line_longer_than_a_batch_is_not_held_whole(lake):
+    huge = b'{"message":"' + b"x" * (3 << 20) + b'"}'
+    lake.land(DAY, "a.jsonl", [huge, line(event("error"))])
+    result = lake.ingest(batch_bytes=1 << 20, max_line_bytes=1 << 19)
+    assert result.quarantined == {"line_too_large": 1} and result.rows["error"] == 1
+    assert lake.quarantine()[0]["line_bytes"] == len(huge)
+
+
+def test_file_that_is_not_json_at_all(lake):
+    lake.land(DAY, "binary.jsonl", os.urandom(20000))
+    lake.land(DAY, "prose.jsonl", [b"hello world", b"this is not json", b"<xml/>"])
+    result = lake.ingest()
+    assert result.rows_total == 0
+    assert result.quarantined_total == result.lines_taken > 3
+    assert set(result.quarantined) <= {"not_utf8", "malformed_json"}
+    assert audit_ledger(lake.lake, DAY).passed
+
+
+def test_reason_codes_and_details(lake):
+    lines = [
+        line(event("request")),
+        line({**event("click"), "event_type": "pageview"}),
+        line({**event("click"), "schema_version": "9.9.9"}),
+        line({**event("click"), "dwell_ms": -5, "usr_id": "x"}),
+        b'{"event_type":"click",}',
+        b"[1, 2, 3]",
+        line(event("click"))[:-1] + b',"latency":NaN}',
+    ]
+    lake.land(DAY, "a.jsonl", lines)
+    lake.ingest()
+    by_line = {q["line_no"]: q for q in lake.quarantine()}
+    assert {n: q["reason"] for n, q in by_line.items()} == {
+        2: "unknown_event_type",
+        3: "unknown_schema_version",
+        4: "schema_violation",
+        5: "malformed_json",
+        6: "unknown_event_type",
+        7: "malformed_json",
+    }
+    assert by_line[4]["detail"] == ":additionalProperties; /dwell_ms:minimum"
+    assert by_line[4]["event_type"] == "click" and by_line[2]["event_type"] is None
+
+
+def test_late_and_future_lines_belong_to_their_landing_partition(lake):
+    late_day = DAY + timedelta(days=3)
+    lake.land(
+        late_day, "late.jsonl", [line(event("click", day=DAY)), line(event("click", day=late_day))]
+    )
+    lake.land(DAY, "future.jsonl", [line(event("click", day=DAY + timedelta(days=2)))])
+    on_time = lake.ingest(DAY)
+    assert on_time.quarantined == {"future_timestamp": 1} and on_time.rows["click"] == 0
+    landing_owner = lake.ingest(late_day)
+    assert landing_owner.quarantined == {"late_arrival": 1}
+    assert landing_owner.rows["click"] == 1
+
+
+def test_window_neighbours_are_rows_of_their_own_day(lake):
+    # Just after midnight of D, from a clock running ahead, landed on D-1: still D's.
+    early = event("click", seconds=30)
+    late = event("impression", seconds=80000)
+    lake.land(DAY - timedelta(days=1), "a.jsonl", [line(early)])
+    lake.land(DAY + timedelta(days=2), "b.jsonl", [line(late)])
+    result = lake.ingest()
+    assert result.rows["click"] == 1 and result.rows["impression"] == 1
+    assert result.rows_landed_late == 1 and result.late_share == 0.5
+
+
+def test_duplicates_and_conflicting_duplicates(lake):
+    original = event("click")
+    conflict = {**event("click"), "event_id": original["event_id"], "dwell_ms": 1}
+    lake.land(DAY, "a.jsonl", [line(original), line(original)])
+    lake.land(DAY + timedelta(days=1), "b.jsonl", [line(original), line(conflict)])
+    result = lake.ingest()
+    assert result.rows["click"] == 1 and result.duplicates == 2
+    assert result.quarantined == {"conflicting_duplicate": 1}
+    [row] = lake.events("click")
+    assert row["landing_line"] == 1 and row["landing_file"].endswith("a.jsonl")
+    assert audit_ledger(lake.lake, DAY).passed
