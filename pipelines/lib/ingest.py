@@ -29,7 +29,7 @@ from pipelines.lib.paths import events_file, ledger_file, quarantine_file
 from pipelines.lib.reasons import REASONS
 from pipelines.lib.schemas import load_event_schemas
 from pipelines.lib.sql import load_sql
-from pipelines.lib.sqlschema import CompiledSchema, check_query, compile_schema
+from pipelines.lib.sqlschema import CompiledSchema, check_query, compile_schema, rows_view
 from pipelines.lib.storage import Lake
 from pipelines.lib.validate import LENIENT_JSON_HINT, StrictJsonError, strict_loads
 
@@ -164,10 +164,7 @@ def _strict_recheck(con: duckdb.DuckDBPyConnection) -> int:
 def _check(con: duckdb.DuckDBPyConnection, schemas: dict[str, CompiledSchema], key: PiiKey) -> None:
     inner, outer = pii.hmac_pads(key.secret)
     for event_type, compiled in schemas.items():
-        con.execute(
-            check_query(compiled),
-            {"event_type": event_type, "pii_ipad": inner, "pii_opad": outer},
-        )
+        con.execute(check_query(compiled), {"event_type": event_type})
     # The union is structural (one branch per event type); table names come from the schemas.
     union = "\nunion all\n".join(
         f"select file_id, line_no, violations, event_id, content_hash from checked_{t}"
@@ -180,6 +177,17 @@ def _check(con: duckdb.DuckDBPyConnection, schemas: dict[str, CompiledSchema], k
     )
     con.execute(load_sql("ingest/dedup.sql"))
     con.execute(load_sql("ingest/fates.sql"))
+    for compiled in schemas.values():
+        con.execute(rows_view(compiled))
+    # Identifiers repeat (a user has many events): hash each distinct one once, then join.
+    identifiers = [
+        f"select {c.expr} as raw from rows_{t}"
+        for t, compiled in schemas.items()
+        for c in compiled.columns
+        if c.pii_handling == "hash"
+    ]
+    con.execute("create view pii_identifiers as\n" + "\nunion all\n".join(identifiers))
+    con.execute(load_sql("ingest/pii_hashes.sql"), {"pii_ipad": inner, "pii_opad": outer})
 
 
 def _scrub_column(values: pa.Array, scrub: Callable[[str], str]) -> pa.Array:
@@ -192,18 +200,37 @@ def _scrub_column(values: pa.Array, scrub: Callable[[str], str]) -> pa.Array:
     return pc.take(cleaned, encoded.indices)
 
 
-def _events_query(compiled: CompiledSchema) -> str:
-    names = [c.name for c in compiled.columns]
-    selected = ",\n    ".join(f"c.{n}" for n in names)
+# Columns every event table adds after the schema's own, with their meaning.
+ADDED_COLUMNS = {
+    "event_ts": "timestamp_ms as a UTC timestamp",
+    "pii_key_id": "fingerprint of the key that hashed the row's identifiers",
+    "landing_dt": "arrival date of the landing file the row came from",
+    "landing_file": "landing file the row came from, relative to the lake root",
+    "landing_line": "line number of the row in that file",
+}
+
+
+def events_query(compiled: CompiledSchema) -> str:
+    """The rows of one event type that are kept, typed, identifiers replaced by their HMAC."""
+    selected, joins = [], []
+    for column in compiled.columns:
+        if column.pii_handling == "hash":
+            alias = f"h_{column.name}"
+            joins.append(f"left join pii_hashes as {alias} on {alias}.raw = {column.expr}")
+            selected.append(f"{alias}.hashed as {column.name}")
+        else:
+            selected.append(f"{column.expr} as {column.name}")
+    body = ",\n        ".join(selected)
+    names = "".join(f"    {c.name},\n" for c in compiled.columns)
     return (
-        f"select\n    {selected},\n"
-        "    cast(epoch_ms(c.timestamp_ms) as timestamptz) as event_ts,\n"
-        "    $pii_key_id as pii_key_id,\n"
-        "    c.landing_dt,\n    l.landing_file,\n    c.line_no as landing_line\n"
-        f"from checked_{compiled.event_type} as c\n"
-        "inner join fates as f on c.file_id = f.file_id and c.line_no = f.line_no\n"
-        "inner join landing_files as l on c.file_id = l.file_id\n"
-        "where f.fate = 'row'\norder by c.timestamp_ms, c.event_id"
+        f"select\n{names}    cast(epoch_ms(timestamp_ms) as timestamptz) as event_ts,\n"
+        "    $pii_key_id as pii_key_id,\n    landing_dt,\n    landing_file,\n    landing_line\n"
+        f"from (\n    select\n        {body},\n"
+        "        c.landing_dt,\n        l.landing_file,\n        c.line_no as landing_line\n"
+        f"    from rows_{compiled.event_type} as c\n"
+        "    inner join landing_files as l on c.file_id = l.file_id\n"
+        + "".join(f"    {j}\n" for j in joins)
+        + ")\norder by timestamp_ms, event_id"
     )
 
 
@@ -401,7 +428,7 @@ def ingest_partition(
             ledger = _ledger(con, day, files, stats, list(schemas), key)
             for event_type, compiled in schemas.items():
                 reader = con.sql(
-                    _events_query(compiled), params={"pii_key_id": key.key_id}
+                    events_query(compiled), params={"pii_key_id": key.key_id}
                 ).to_arrow_reader(256 * 1024)
                 rows, size = _write_parquet(
                     lake, events_file(event_type, day), reader, _scrubber(compiled)

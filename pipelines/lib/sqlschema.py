@@ -58,7 +58,8 @@ _KEYWORDS = {
 # RE2 reads these as ASCII classes where Python's re reads Unicode ones: refuse rather than diverge.
 _UNPORTABLE_REGEX = re.compile(r"\\[dDwWsSbB]")
 
-_NUMERIC_JSON = "('BIGINT', 'UBIGINT', 'HUGEINT', 'DOUBLE')"
+_JSON_TYPES = {"string", "object", "array", "boolean", "null", "number", "integer"}
+_BOUNDS = {"minimum": "<", "maximum": ">", "exclusiveMinimum": "<=", "exclusiveMaximum": ">="}
 _SQL_TYPES = {"string": "varchar", "integer": "bigint", "number": "double", "boolean": "boolean"}
 
 
@@ -82,6 +83,7 @@ class CompiledSchema:
     event_type: str
     version: str
     paths: list[str]
+    derived: dict[str, str]
     violations: str
     columns: list[Column]
 
@@ -111,200 +113,341 @@ def _ecma_pattern(pattern: str, where: str) -> str:
     return pattern
 
 
-class _Compiler:
-    """Turns one schema node into label-list SQL; ``depth`` keeps nested lambda names distinct."""
+@dataclass(frozen=True)
+class _Value:
+    """SQL for one JSON value: ``raw`` is its (normalised) JSON text, NULL when absent; ``text``
+    the decoded string when it is a JSON string. Kinds are read from the first character of
+    ``raw``, so checking a value never parses it again."""
 
-    def node(self, schema: dict[str, Any], x: str, path: str, depth: int = 0) -> list[str]:
-        unknown = set(schema) - _KEYWORDS - _ANNOTATIONS
-        if unknown:
-            raise SchemaCompileError(
-                f"{path or '/'}: keyword(s) {sorted(unknown)} are not supported by the SQL "
-                f"validator (supported: {sorted(_KEYWORDS)})"
-            )
-        jt = f"json_type({x})"
-        num = f"try_cast({x} as double)"
-        text = f"json_extract_string({x}, '$')"
-        is_num = f"{jt} in {_NUMERIC_JSON}"
-        type_test = {
-            "object": f"{jt} = 'OBJECT'",
-            "array": f"{jt} = 'ARRAY'",
-            "string": f"{jt} = 'VARCHAR'",
-            "boolean": f"{jt} = 'BOOLEAN'",
-            "null": f"{jt} = 'NULL'",
-            "number": is_num,
-            "integer": f"({jt} in ('BIGINT', 'UBIGINT', 'HUGEINT') "
-            f"or ({jt} = 'DOUBLE' and {num} = trunc({num})))",
-        }
-        cases: list[tuple[str, str]] = []
-        parts: list[str] = []
-        label = path or ""
+    raw: str
+    text: str
+    number: str | None = None
 
-        types = schema.get("type")
-        if types is not None:
-            types = [types] if isinstance(types, str) else list(types)
-            bad = [t for t in types if t not in type_test]
-            if bad:
-                raise SchemaCompileError(f"{label}: unknown type(s) {bad}")
-            cases.append((f"not ({' or '.join(type_test[t] for t in types)})", f"{label}:type"))
+    @property
+    def first(self) -> str:
+        return f"left({self.raw}, 1)"
 
-        for keyword in ("const", "enum"):
-            if keyword in schema:
-                allowed = [schema[keyword]] if keyword == "const" else list(schema[keyword])
-                if not all(isinstance(v, str) for v in allowed):
-                    raise SchemaCompileError(f"{label}: only string {keyword} is supported")
-                members = ", ".join(_lit(v) for v in allowed)
-                cases.append(
-                    (
-                        f"not coalesce({jt} = 'VARCHAR' and {text} in ({members}), false)",
-                        f"{label}:{keyword}",
-                    )
+    @property
+    def num(self) -> str:
+        return self.number or f"try_cast({self.text} as double)"
+
+    def kind(self, json_type: str) -> str:
+        first = self.first
+        is_number = f"{first} in ('-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9')"
+        return {
+            "string": f"{first} = '\"'",
+            "object": f"{first} = '{{'",
+            "array": f"{first} = '['",
+            "boolean": f"{self.raw} in ('true', 'false')",
+            "null": f"{self.raw} = 'null'",
+            "number": is_number,
+            "integer": f"({is_number} and {self.num} = trunc({self.num}))",
+        }[json_type]
+
+
+def _element(var: str) -> _Value:
+    # A JSON number's text is already a valid SQL double literal: no need to parse it as JSON.
+    return _Value(
+        raw=var,
+        text=f"json_extract_string({var}, '$')",
+        number=f"try_cast({var}::varchar as double)",
+    )
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One group of checks: ``bad`` is a cheap boolean (true when any check fails); ``labels``
+    names the failures and is evaluated only for the rare rows where ``bad`` holds."""
+
+    bad: str
+    labels: str
+
+
+def _labels(cases: list[tuple[str, str]], present: str) -> str:
+    items = ", ".join(f"case when {present} and ({c}) then {_lit(lbl)} end" for c, lbl in cases)
+    return f"list_filter([{items}], lambda l: l is not null)"
+
+
+def _cases(cases: list[tuple[str, str]], present: str) -> list[_Part]:
+    # Absent values have nothing to check; `required` reports the absence.
+    if not cases:
+        return []
+    bad = f"({present}) and ({' or '.join(f'coalesce({c}, false)' for c, _ in cases)})"
+    return [_Part(bad, _labels(cases, present))]
+
+
+def _any(parts: list[_Part]) -> str:
+    return " or ".join(f"coalesce({p.bad}, false)" for p in parts) or "false"
+
+
+def _flatten(parts: list[_Part]) -> str:
+    if not parts:
+        return "[]::varchar[]"
+    if len(parts) == 1:
+        return parts[0].labels
+    return f"flatten([{', '.join(p.labels for p in parts)}])"
+
+
+def _each(elements: str, var: str, parts: list[_Part], guard: str) -> list[_Part]:
+    """Checks applied to every element of a list: any element failing fails the whole."""
+    if not parts:
+        return []
+    bad = f"{guard} and list_bool_or(list_transform({elements}, lambda {var}: {_any(parts)}))"
+    labels = (
+        f"case when {guard} then list_distinct(flatten(list_transform({elements}, "
+        f"lambda {var}: {_flatten(parts)}))) else []::varchar[] end"
+    )
+    return [_Part(bad, labels)]
+
+
+def _check_keywords(schema: dict[str, Any], where: str) -> None:
+    unknown = set(schema) - _KEYWORDS - _ANNOTATIONS
+    if unknown:
+        raise SchemaCompileError(
+            f"{where or '/'}: keyword(s) {sorted(unknown)} are not supported by the SQL "
+            f"validator (supported: {sorted(_KEYWORDS)})"
+        )
+
+
+def _scalar_cases(schema: dict[str, Any], v: _Value, label: str) -> list[tuple[str, str]]:
+    """type, const, enum, numeric bounds, string length and pattern: one value, no parsing."""
+    cases: list[tuple[str, str]] = []
+    types = schema.get("type")
+    if types is not None:
+        types = [types] if isinstance(types, str) else list(types)
+        bad = [t for t in types if t not in _JSON_TYPES]
+        if bad:
+            raise SchemaCompileError(f"{label}: unknown type(s) {bad}")
+        cases.append((f"not ({' or '.join(v.kind(t) for t in types)})", f"{label}:type"))
+    for keyword in ("const", "enum"):
+        if keyword in schema:
+            allowed = [schema[keyword]] if keyword == "const" else list(schema[keyword])
+            if not all(isinstance(a, str) for a in allowed):
+                raise SchemaCompileError(f"{label}: only string {keyword} is supported")
+            members = ", ".join(_lit(a) for a in allowed)
+            cases.append(
+                (
+                    f"not coalesce({v.kind('string')} and {v.text} in ({members}), false)",
+                    f"{label}:{keyword}",
                 )
-
-        bounds = {
-            "minimum": "<",
-            "maximum": ">",
-            "exclusiveMinimum": "<=",
-            "exclusiveMaximum": ">=",
-        }
-        for keyword, op in bounds.items():
-            if keyword in schema:
-                limit = _num(schema[keyword], f"{label}:{keyword}")
-                cases.append((f"{is_num} and {num} {op} {limit}", f"{label}:{keyword}"))
-
-        is_str = f"{jt} = 'VARCHAR'"
-        if "minLength" in schema:
-            cases.append(
-                (f"{is_str} and length({text}) < {int(schema['minLength'])}", f"{label}:minLength")
             )
-        if "maxLength" in schema:
-            cases.append(
-                (f"{is_str} and length({text}) > {int(schema['maxLength'])}", f"{label}:maxLength")
+    for keyword, op in _BOUNDS.items():
+        if keyword in schema:
+            limit = _num(schema[keyword], f"{label}:{keyword}")
+            cases.append((f"{v.kind('number')} and {v.num} {op} {limit}", f"{label}:{keyword}"))
+    if "minLength" in schema:
+        cases.append(
+            (
+                f"{v.kind('string')} and length({v.text}) < {int(schema['minLength'])}",
+                f"{label}:minLength",
             )
-        if "pattern" in schema:
-            pattern = _ecma_pattern(schema["pattern"], label)
-            cases.append(
-                (f"{is_str} and not regexp_matches({text}, {_lit(pattern)})", f"{label}:pattern")
+        )
+    if "maxLength" in schema:
+        cases.append(
+            (
+                f"{v.kind('string')} and length({v.text}) > {int(schema['maxLength'])}",
+                f"{label}:maxLength",
             )
+        )
+    if "pattern" in schema:
+        pattern = _ecma_pattern(schema["pattern"], label)
+        cases.append(
+            (
+                f"{v.kind('string')} and not regexp_matches({v.text}, {_lit(pattern)})",
+                f"{label}:pattern",
+            )
+        )
+    return cases
 
-        is_arr = f"{jt} = 'ARRAY'"
-        elements = f"json_extract({x}, '$[*]')"
+
+_OBJECT_KEYWORDS = {
+    "properties",
+    "required",
+    "additionalProperties",
+    "maxProperties",
+    "dependentRequired",
+}
+_ARRAY_KEYWORDS = {"items", "minItems", "maxItems", "x-unique-by"}
+
+
+class _Compiler:
+    """Compiles schema nodes to SQL yielding ``VARCHAR[]`` labels; ``depth`` names lambdas.
+
+    DuckDB evaluates a repeated sub-expression each time it appears, so values used by several
+    checks (an array's elements, one property of all its elements) are ``bind``-ed once as a
+    derived column of the line and referred to by name.
+    """
+
+    def __init__(self) -> None:
+        self.derived: dict[str, str] = {}
+
+    def bind(self, expr: str) -> str:
+        for name, bound in self.derived.items():
+            if bound == expr:
+                return name
+        name = f"d{len(self.derived) + 1}"
+        self.derived[name] = expr
+        return name
+
+    def value(self, schema: dict[str, Any], v: _Value, label: str, depth: int) -> list[_Part]:
+        _check_keywords(schema, label)
+        parts = _cases(_scalar_cases(schema, v, label), f"{v.raw} is not null")
+        if _ARRAY_KEYWORDS & set(schema):
+            parts += self.array(schema, v, label, depth)
+        if _OBJECT_KEYWORDS & set(schema):
+            parts += self.free_object(schema, v, label, depth)
+        return parts
+
+    def array(self, schema: dict[str, Any], v: _Value, label: str, depth: int) -> list[_Part]:
+        is_arr = v.kind("array")
+        cases = []
         if "minItems" in schema:
             cases.append(
                 (
-                    f"{is_arr} and json_array_length({x}) < {int(schema['minItems'])}",
+                    f"{is_arr} and json_array_length({v.raw}) < {int(schema['minItems'])}",
                     f"{label}:minItems",
                 )
             )
         if "maxItems" in schema:
             cases.append(
                 (
-                    f"{is_arr} and json_array_length({x}) > {int(schema['maxItems'])}",
+                    f"{is_arr} and json_array_length({v.raw}) > {int(schema['maxItems'])}",
                     f"{label}:maxItems",
                 )
             )
         if "x-unique-by" in schema:
-            key = _prop_path(schema["x-unique-by"])
-            e = f"u{depth}"
-            keys = (
-                f"list_transform({elements}, "
-                f"lambda {e}: try_cast(json_extract({e}, '{key}') as double))"
-            )
+            column = f"json_extract({v.raw}, '$[*].{_prop_path(schema['x-unique-by'])[2:]}')"
+            column = self.bind(column) if depth == 0 else column
+            keys = f"list_transform({column}, lambda u: try_cast(u::varchar as double))"
             cases.append(
                 (
-                    f"{is_arr} and len(list_filter({keys}, lambda k: k is not null)) "
+                    f"{is_arr} and len(list_filter({keys}, lambda u: u is not null)) "
                     f"<> len(list_distinct({keys}))",
                     f"{label}:x-unique-by",
                 )
             )
-        if "items" in schema:
-            e = f"e{depth}"
-            sub = self.labels(schema["items"], e, f"{label}/*", depth + 1)
-            parts.append(
-                f"case when {is_arr} then list_distinct(flatten(list_transform({elements}, "
-                f"lambda {e}: {sub}))) else []::varchar[] end"
-            )
+        parts = _cases(cases, f"{v.raw} is not null")
+        items = schema.get("items")
+        if items is None:
+            return parts
+        if items.get("type") == "object":
+            return parts + self.object_items(items, v, f"{label}/*", depth)
+        e = f"e{depth}"
+        sub = self.value(items, _element(e), f"{label}/*", depth + 1)
+        return parts + _each(f"json_extract({v.raw}, '$[*]')", e, sub, is_arr)
 
-        is_obj = f"{jt} = 'OBJECT'"
+    def object_items(
+        self, schema: dict[str, Any], v: _Value, label: str, depth: int
+    ) -> list[_Part]:
+        """Arrays of flat objects, checked column by column: one extraction per property for
+        the whole array, instead of parsing every element for every keyword."""
+        _check_keywords(schema, label)
         props: dict[str, Any] = schema.get("properties", {})
-        if path and (props or "additionalProperties" in schema):
-            keys = f"json_keys({x})"
-            cases.append(
-                (f"{is_obj} and len({keys}) <> len(list_distinct({keys}))", f"{label}:duplicateKey")
+        if schema.get("additionalProperties", True) is not False:
+            raise SchemaCompileError(f"{label}: array items need additionalProperties: false")
+        if any(_OBJECT_KEYWORDS & set(p) or _ARRAY_KEYWORDS & set(p) for p in props.values()):
+            raise SchemaCompileError(f"{label}: array items may only hold scalar properties")
+        if depth:
+            raise SchemaCompileError(f"{label}: arrays of objects are supported at the top level")
+        is_arr = v.kind("array")
+        elements = self.bind(f"json_extract({v.raw}, '$[*]')")
+        objects = self.bind(f"len(list_filter({elements}, lambda o: left(o, 1) = '{{'))")
+        columns = {
+            n: self.bind(f"json_extract({v.raw}, '$[*].{_prop_path(n)[2:]}')") for n in props
+        }
+        known_total = " + ".join(f"len({c})" for c in columns.values()) or "0"
+        all_keys = self.bind(f"len(json_extract({v.raw}, '$[*].*'))")
+        allowed = ", ".join(_lit(p) for p in props) or "''"
+        cases = [
+            (f"{objects} <> len({elements})", f"{label}:type"),
+            # Rare rows only: the element-by-element look runs when the key counts disagree.
+            (
+                f"{all_keys} <> {known_total} and len(list_filter({elements}, lambda o: "
+                f"len(list_filter(json_keys(o), lambda k: not list_contains([{allowed}], k))) > 0"
+                ")) > 0",
+                f"{label}:additionalProperties",
+            ),
+            (
+                f"{all_keys} <> {known_total} and len(list_filter({elements}, lambda o: "
+                "len(json_keys(o)) <> len(list_distinct(json_keys(o))))) > 0",
+                f"{label}:duplicateKey",
+            ),
+        ]
+        cases += [
+            (f"len({columns[name]}) < {objects}", f"{label}/{name}:required")
+            for name in schema.get("required", [])
+        ]
+        parts = _cases(cases, is_arr)
+        for name, child in props.items():
+            x = f"x{depth}"
+            sub = _cases(_scalar_cases(child, _element(x), f"{label}/{name}"), "true")
+            parts += _each(columns[name], x, sub, is_arr)
+        return parts
+
+    def free_object(self, schema: dict[str, Any], v: _Value, label: str, depth: int) -> list[_Part]:
+        """An object whose keys are the producer's (filters): every value obeys one schema."""
+        if schema.get("properties") or schema.get("required") or "dependentRequired" in schema:
+            raise SchemaCompileError(
+                f"{label}: nested objects with named properties are supported only as array items"
             )
-        for name in schema.get("required", []):
-            cases.append(
-                (f"{is_obj} and {self.child(x, name, depth)} is null", f"{label}/{name}:required")
-            )
-        for name, targets in schema.get("dependentRequired", {}).items():
-            for target in targets:
-                cases.append(
-                    (
-                        f"{is_obj} and {self.child(x, name, depth)} is not null "
-                        f"and {self.child(x, target, depth)} is null",
-                        f"{label}/{target}:dependentRequired",
-                    )
-                )
+        is_obj = v.kind("object")
+        keys = f"json_keys({v.raw})"
+        cases = [
+            (f"{is_obj} and len({keys}) <> len(list_distinct({keys}))", f"{label}:duplicateKey")
+        ]
         if "maxProperties" in schema:
             cases.append(
                 (
-                    f"{is_obj} and len(json_keys({x})) > {int(schema['maxProperties'])}",
+                    f"{is_obj} and len({keys}) > {int(schema['maxProperties'])}",
                     f"{label}:maxProperties",
                 )
             )
         additional = schema.get("additionalProperties", True)
         if additional is False:
-            allowed = ", ".join(_lit(p) for p in props) or "''"
-            cases.append(
-                (
-                    f"{is_obj} and len(list_filter(json_keys({x}), "
-                    f"lambda k: not list_contains([{allowed}], k))) > 0",
-                    f"{label}:additionalProperties",
-                )
-            )
-        elif isinstance(additional, dict):
-            if props:
-                raise SchemaCompileError(
-                    f"{label}: additionalProperties as a schema needs an empty properties"
-                )
-            v = f"v{depth}"
-            sub = self.labels(additional, v, f"{label}/*", depth + 1)
-            parts.append(
-                f"case when {is_obj} then list_distinct(flatten(list_transform("
-                f"json_extract({x}, '$.*'), lambda {v}: {sub}))) else []::varchar[] end"
-            )
-        elif additional is not True:
+            cases.append((f"{is_obj} and len({keys}) > 0", f"{label}:additionalProperties"))
+        elif additional is not True and not isinstance(additional, dict):
             raise SchemaCompileError(f"{label}: additionalProperties must be a bool or a schema")
-        for name, child in props.items():
-            parts.extend(self.node(child, self.child(x, name, depth), f"{label}/{name}", depth))
-
-        if cases:
-            # A property that is absent has nothing to check; `required` reports the absence.
-            items = ", ".join(
-                f"case when {x} is not null and ({c}) then {_lit(lbl)} end" for c, lbl in cases
-            )
-            parts.insert(0, f"list_filter([{items}], lambda l: l is not null)")
+        parts = _cases(cases, f"{v.raw} is not null")
+        if isinstance(additional, dict):
+            y = f"y{depth}"
+            sub = self.value(additional, _element(y), f"{label}/*", depth + 1)
+            parts += _each(f"json_extract({v.raw}, '$.*')", y, sub, is_obj)
         return parts
 
-    def child(self, x: str, name: str, depth: int) -> str:
-        return f"json_extract({x}, '{_prop_path(name)}')"
-
-    def labels(self, schema: dict[str, Any], x: str, path: str, depth: int) -> str:
-        parts = self.node(schema, x, path, depth)
-        if not parts:
-            return "[]::varchar[]"
-        return parts[0] if len(parts) == 1 else f"flatten([{', '.join(parts)}])"
-
-
-class _TopLevel(_Compiler):
-    """The event itself: its properties come from one ``json_extract`` list (one parse)."""
-
-    def __init__(self, names: list[str]):
-        self.index = {name: i + 1 for i, name in enumerate(names)}
-
-    def child(self, x: str, name: str, depth: int) -> str:
-        if depth == 0 and x == "line_text":
-            return f"vals[{self.index[name]}]"
-        return super().child(x, name, depth)
+    def event(self, schema: dict[str, Any], names: list[str]) -> str:
+        """The event object itself, over the ``vals`` / ``strs`` / ``keys`` columns of the line."""
+        _check_keywords(schema, "")
+        if schema.get("additionalProperties", True) is not False:
+            raise SchemaCompileError("/: events must set additionalProperties: false")
+        index = {name: i + 1 for i, name in enumerate(names)}
+        child = {n: _Value(raw=f"vals[{i}]", text=f"strs[{i}]") for n, i in index.items()}
+        present = " + ".join(f"(vals[{i}] is not null)::int" for i in index.values())
+        allowed = ", ".join(_lit(n) for n in names)
+        unknown = f"list_filter(keys, lambda k: not list_contains([{allowed}], k))"
+        cases = [
+            # Fast path: as many keys as known properties present means no unknown, no duplicate.
+            (f"len(keys) <> {present} and len({unknown}) > 0", ":additionalProperties"),
+            (
+                f"len(keys) <> {present} and (len(keys) <> {present} + len({unknown}) "
+                f"or len({unknown}) <> len(list_distinct({unknown})))",
+                ":duplicateKey",
+            ),
+        ]
+        cases += [(f"vals[{index[r]}] is null", f"/{r}:required") for r in schema["required"]]
+        for name, targets in schema.get("dependentRequired", {}).items():
+            cases += [
+                (
+                    f"vals[{index[name]}] is not null and vals[{index[t]}] is null",
+                    f"/{t}:dependentRequired",
+                )
+                for t in targets
+            ]
+        if "maxProperties" in schema:
+            cases.append((f"len(keys) > {int(schema['maxProperties'])}", ":maxProperties"))
+        parts = _cases(cases, "true")
+        for name, spec in schema["properties"].items():
+            parts += self.value(spec, child[name], f"/{name}", 0)
+        return f"case when {_any(parts)} then {_flatten(parts)} else []::varchar[] end"
 
 
 def _struct_type(schema: dict[str, Any], where: str) -> str:
@@ -322,14 +465,14 @@ def _struct_type(schema: dict[str, Any], where: str) -> str:
     raise SchemaCompileError(f"{where}: no storage type for {kind!r}")
 
 
-def _column(name: str, spec: dict[str, Any], value: str) -> Column:
+def _column(name: str, spec: dict[str, Any], value: str, text: str) -> Column:
     kind = spec.get("type")
     handling = spec.get("x-pii-handling")
     if kind == "string":
-        sql_type, expr = "varchar", f"json_extract_string({value}, '$')"
+        sql_type, expr = "varchar", text
     elif kind in ("integer", "number"):
         sql_type = _SQL_TYPES[kind]
-        expr = f"try_cast({value} as {sql_type})"
+        expr = f"try_cast({text} as {sql_type})"
     elif kind == "object":
         # Free-form objects (filters) are kept as JSON text: their keys are the producer's choice.
         sql_type, expr = "varchar", f"cast({value} as varchar)"
@@ -338,12 +481,9 @@ def _column(name: str, spec: dict[str, Any], value: str) -> Column:
         expr = f"try_cast({value} as {sql_type})"
     else:
         raise SchemaCompileError(f"/{name}: no storage type for {kind!r}")
-    if handling == "hash":
-        if sql_type != "varchar":
-            raise SchemaCompileError(f"/{name}: only strings can be keyed-hashed")
-        # HMAC-SHA256 per RFC 2104 on DuckDB's sha256; the pads are bound parameters.
-        expr = f"sha256($pii_opad || unhex(sha256($pii_ipad || encode({expr}))))"
-    elif handling not in (None, "scrub"):
+    if handling == "hash" and sql_type != "varchar":
+        raise SchemaCompileError(f"/{name}: only strings can be keyed-hashed")
+    if handling not in (None, "hash", "scrub"):
         raise SchemaCompileError(f"/{name}: unknown x-pii-handling {handling!r}")
     return Column(
         name=name,
@@ -360,33 +500,60 @@ def compile_schema(schema: EventSchema) -> CompiledSchema:
     """Compile one event schema; raises ``SchemaCompileError`` naming the offending keyword."""
     doc = schema.document
     names = list(doc["properties"])
-    compiler = _TopLevel(names)
-    parts = compiler.node(doc, "line_text", "", depth=0)
-    violations = parts[0] if len(parts) == 1 else f"flatten([{', '.join(parts)}])"
     columns = [
-        _column(name, spec, f"vals[{compiler.index[name]}]")
-        for name, spec in doc["properties"].items()
+        _column(name, spec, f"vals[{i}]", f"strs[{i}]")
+        for i, (name, spec) in enumerate(doc["properties"].items(), start=1)
     ]
+    compiler = _Compiler()
+    violations = compiler.event(doc, names)
     return CompiledSchema(
         event_type=schema.event_type,
         version=schema.version,
         paths=[_prop_path(n) for n in names],
+        derived=compiler.derived,
         violations=violations,
         columns=columns,
     )
 
 
 def check_query(compiled: CompiledSchema) -> str:
-    """``create table checked_<type>``: every staged line of the type, its violations, its typed
-    columns and a content hash (equal hashes = the same event, for telling duplicates apart)."""
-    columns = ",\n    ".join(f"{c.expr} as {c.name}" for c in compiled.columns)
-    names = ", ".join(c.name for c in compiled.columns)
+    """``create table checked_<type>``: every staged line of the type with its violations and a
+    content hash: the hash of its normalised values, so key order and white space do not make
+    two copies of an event differ. Narrow on purpose: the day's rows are re-read from ``staged``
+    when written rather than held here twice."""
     paths = ", ".join(_lit(p) for p in compiled.paths)
+    derived = "".join(f",\n        {expr} as {name}" for name, expr in compiled.derived.items())
+    event_id = compiled.paths.index(_prop_path("event_id")) + 1
+    # MATERIALIZED: DuckDB would otherwise inline the derived columns into every check that
+    # uses them and compute each one several times per line.
     return (
         f"create table checked_{compiled.event_type} as\n"
-        f"select\n    file_id,\n    line_no,\n    landing_dt,\n"
-        f"    {compiled.violations} as violations,\n    {columns},\n"
-        f"    hash({names}) as content_hash\n"
-        f"from (\n    select *, json_extract(line_text, [{paths}]) as vals\n    from staged\n"
-        f"    where reason is null and event_type = $event_type\n)"
+        "with\n\nextracted as (\n    select\n        file_id,\n        line_no,\n"
+        "        landing_dt,\n"
+        f"        json_extract(line_text, [{paths}]) as vals,\n"
+        f"        json_extract_string(line_text, [{paths}]) as strs,\n"
+        "        json_keys(line_text) as keys\n    from staged\n"
+        "    where reason is null and event_type = $event_type\n),\n\n"
+        f"lines as materialized (\n    select *{derived}\n    from extracted\n)\n\n"
+        "select\n    file_id,\n    line_no,\n    landing_dt,\n"
+        f"    {compiled.violations} as violations,\n"
+        f"    strs[{event_id}] as event_id,\n    hash(vals) as content_hash\n"
+        "from lines"
+    )
+
+
+def rows_view(compiled: CompiledSchema) -> str:
+    """``create view rows_<type>``: the lines of the type that are kept (fate ``row``), with their
+    values extracted again (``vals`` / ``strs``, as in ``check_query``) for the typed columns."""
+    paths = ", ".join(_lit(p) for p in compiled.paths)
+    return (
+        f"create view rows_{compiled.event_type} as\n"
+        "select\n    staged.file_id,\n    staged.line_no,\n    staged.landing_dt,\n"
+        f"    json_extract(staged.line_text, [{paths}]) as vals,\n"
+        f"    json_extract_string(staged.line_text, [{paths}]) as strs\n"
+        "from staged\ninner join fates\n"
+        "    on staged.file_id = fates.file_id and staged.line_no = fates.line_no\n"
+        # The staged-side filters run at the scan, so only well-formed lines reach json_extract.
+        f"where staged.reason is null and staged.event_type = {_lit(compiled.event_type)}\n"
+        "    and fates.fate = 'row'"
     )

@@ -20,7 +20,9 @@ checked as (
     select
         file_id,
         line_no,
-        violations
+        violations,
+        -- Strict JSON forbids duplicate keys; the type check is where they are found cheaply.
+        len(list_filter(violations, lambda l: suffix(l, ':duplicateKey'))) > 0 as duplicate_key
     from checked_all
 ),
 
@@ -40,11 +42,13 @@ final as (
         end as fate,
         case
             when staged_lines.reason is not null then staged_lines.reason
+            when checked.duplicate_key then 'malformed_json'
             when len(checked.violations) > 0 then 'schema_violation'
             when dropped.fate = 'conflicting_duplicate' then 'conflicting_duplicate'
         end as reason,
         case
             when staged_lines.reason is not null then staged_lines.detail
+            when checked.duplicate_key then 'duplicate key in an object'
             when len(checked.violations) > 0 then array_to_string(checked.violations, '; ')
             when dropped.fate = 'conflicting_duplicate'
                 then 'same event_id as an earlier line, with different content'

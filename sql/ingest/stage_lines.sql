@@ -40,11 +40,7 @@ heads as (
                     line_text,
                     ['$."event_type"', '$."schema_version"', '$."timestamp_ms"', '$."event_id"']
                 )
-        end as head,
-        case
-            when json_ok
-                then len(json_keys(line_text)) <> len(list_distinct(json_keys(line_text)))
-        end as duplicate_keys
+        end as head
     from parsed
 ),
 
@@ -83,7 +79,7 @@ final as (
         case
             when line_bytes > $max_line_bytes then 'line_too_large'
             when line_text is null then 'not_utf8'
-            when not json_ok or duplicate_keys then 'malformed_json'
+            when not json_ok then 'malformed_json'
             when event_date < $landing_dt - 2 then 'late_arrival'
             when event_date > $landing_dt + 1 then 'future_timestamp'
             when
@@ -102,7 +98,6 @@ final as (
                     || $max_line_bytes
             when line_text is null then 'bytes are not valid UTF-8'
             when not json_ok then 'not valid JSON'
-            when duplicate_keys then 'duplicate key in the event object'
             when event_date < $landing_dt - 2
                 then
                     'event date ' || event_date || ' arrived on ' || $landing_dt
