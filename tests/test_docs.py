@@ -180,10 +180,12 @@ def test_partitioning_page_renders_the_window_from_code(expected: dict[str, str]
 
 
 def test_window_in_the_docs_is_the_one_the_sql_applies() -> None:
-    # The pages render the window from ingest.py; the ownership rule itself is written in SQL.
+    # The pages render the window from ingest.py; the SQL must take it from there too (bound
+    # as $days_late / $days_early), never restate it as a number.
     sql = load_sql("ingest/stage_lines.sql")
-    assert f"$landing_dt - {READS_DAYS_AFTER}" in sql, "stage_lines.sql disagrees with ingest.py"
-    assert f"$landing_dt + {READS_DAYS_BEFORE}" in sql, "stage_lines.sql disagrees with ingest.py"
+    assert "$landing_dt - $days_late" in sql and "$landing_dt + $days_early" in sql
+    assert f"$landing_dt - {READS_DAYS_AFTER}" not in sql
+    assert f"$landing_dt + {READS_DAYS_BEFORE}" not in sql
 
 
 # --- pii_retention.md ----------------------------------------------------------------------------

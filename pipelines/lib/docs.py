@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 
 from pipelines.lib import pii
 from pipelines.lib.ingest import (
+    ADDED_COLUMNS,
     IngestSettings,
     events_query,
     landing_dates,
@@ -53,13 +54,8 @@ PII_PAGE = "contracts/pii_retention.md"
 # ingest SQL itself (see ``stored_tables``); a column added there without a line here, or a line
 # here for a column that no longer exists, stops the rendering.
 EXTRA_COLUMN_DOCS = {
-    "event_ts": "`timestamp_ms` as a UTC timestamp (the same instant).",
-    "pii_key_id": "Fingerprint of the key that hashed this row's identifiers "
-    "(see [pii_retention.md](pii_retention.md)).",
-    "landing_dt": "Arrival date A: the `dt=` folder of the landing file the row was read from.",
-    "landing_file": "That landing file, as a path relative to the lake root.",
-    "landing_line": "Line number of the event in that file (the first line is 1).",
-    "event_date": "The event date E: the UTC date of `timestamp_ms`.",
+    **ADDED_COLUMNS,
+    "event_date": "The event date E: the UTC date of `timestamp_ms` (the Hive partition folder).",
 }
 
 # One line per reason code of ``pipelines.lib.reasons.REASONS``. ``{fields}`` are filled from code.

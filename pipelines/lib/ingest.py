@@ -120,6 +120,8 @@ def _stage(
         "known_types": list(schemas),
         "known_versions": [f"{t}/{s.version}" for t, s in schemas.items()],
         "lenient_hint": LENIENT_JSON_HINT,
+        "days_late": READS_DAYS_AFTER,
+        "days_early": READS_DAYS_BEFORE,
     }
     con.execute(load_sql("ingest/create_staged.sql"))
     stage = load_sql("ingest/stage_lines.sql")
@@ -200,13 +202,14 @@ def _scrub_column(values: pa.Array, scrub: Callable[[str], str]) -> pa.Array:
     return pc.take(cleaned, encoded.indices)
 
 
-# Columns every event table adds after the schema's own, with their meaning.
+# Columns every event table adds after the schema's own, with their meaning (docs and the UI's
+# column schema read them from here).
 ADDED_COLUMNS = {
-    "event_ts": "timestamp_ms as a UTC timestamp",
-    "pii_key_id": "fingerprint of the key that hashed the row's identifiers",
-    "landing_dt": "arrival date of the landing file the row came from",
-    "landing_file": "landing file the row came from, relative to the lake root",
-    "landing_line": "line number of the row in that file",
+    "event_ts": "`timestamp_ms` as a UTC timestamp (the same instant).",
+    "pii_key_id": "Fingerprint of the key that hashed this row's identifiers.",
+    "landing_dt": "Arrival date A: the `dt=` folder of the landing file the row was read from.",
+    "landing_file": "That landing file, as a path relative to the lake root.",
+    "landing_line": "Line number of the event in that file (the first line is 1).",
 }
 
 

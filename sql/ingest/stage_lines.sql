@@ -1,9 +1,11 @@
 -- Grain: one row per line of one landing-file batch (`line_batch`) that partition $day owns.
 -- Parameters: $file_id, $landing_dt (the file's arrival date), $day (the partition),
 --   $max_line_bytes, $known_types (varchar[]), $known_versions (varchar[] of 'type/version'),
---   $lenient_hint (regex for lines DuckDB's lenient parser may accept but strict JSON does not).
+--   $lenient_hint (regex for lines DuckDB's lenient parser may accept but strict JSON does not),
+--   $days_late / $days_early (the window: partition D reads landing D-$days_early .. D+$days_late).
 -- A line is owned by its event date E when the partitions reading its landing date A
--- (A-2 .. A+1) include E; otherwise (late, future, or no readable date) by A itself.
+-- (A-$days_late .. A+$days_early) include E; otherwise (late, future, or no readable date)
+-- by A itself.
 insert into staged
 with
 
@@ -62,7 +64,9 @@ owned as (
     select
         *,
         case
-            when event_date between $landing_dt - 2 and $landing_dt + 1 then event_date
+            when
+                event_date between $landing_dt - $days_late and $landing_dt + $days_early
+                then event_date
             else $landing_dt
         end as owning_date
     from routed
@@ -80,8 +84,8 @@ final as (
             when line_bytes > $max_line_bytes then 'line_too_large'
             when line_text is null then 'not_utf8'
             when not json_ok then 'malformed_json'
-            when event_date < $landing_dt - 2 then 'late_arrival'
-            when event_date > $landing_dt + 1 then 'future_timestamp'
+            when event_date < $landing_dt - $days_late then 'late_arrival'
+            when event_date > $landing_dt + $days_early then 'future_timestamp'
             when
                 head is null
                 or coalesce(json_type(head[1]), '') <> 'VARCHAR'
@@ -98,13 +102,14 @@ final as (
                     || $max_line_bytes
             when line_text is null then 'bytes are not valid UTF-8'
             when not json_ok then 'not valid JSON'
-            when event_date < $landing_dt - 2
+            when event_date < $landing_dt - $days_late
                 then
                     'event date ' || event_date || ' arrived on ' || $landing_dt
-                    || ', more than 2 days late'
-            when event_date > $landing_dt + 1
+                    || ', more than ' || $days_late || ' days late'
+            when event_date > $landing_dt + $days_early
                 then
-                    'event date ' || event_date || ' is more than 1 day after arrival on '
+                    'event date ' || event_date || ' is more than ' || $days_early
+                    || ' day(s) after arrival on '
                     || $landing_dt
             when head is null then 'not a JSON object'
             when

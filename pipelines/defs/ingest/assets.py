@@ -6,7 +6,12 @@ import dagster as dg
 
 from pipelines.defs.partitions import daily_partitions
 from pipelines.defs.resources import DuckDBResource, LakeResource, PiiResource
-from pipelines.lib.ingest import IngestResult, compiled_schemas, ingest_partition
+from pipelines.lib.ingest import (
+    ADDED_COLUMNS,
+    IngestResult,
+    compiled_schemas,
+    ingest_partition,
+)
 from pipelines.lib.sqlschema import CompiledSchema
 
 OWNERS = ["team:data-platform"]
@@ -24,12 +29,10 @@ def _column_schema(compiled: CompiledSchema) -> dg.TableSchema:
         )
         for c in compiled.columns
     ]
+    added_types = {"event_ts": "timestamptz", "landing_dt": "date", "landing_line": "bigint"}
     columns += [
-        dg.TableColumn("event_ts", "timestamptz", description="timestamp_ms as a UTC timestamp."),
-        dg.TableColumn("pii_key_id", "varchar", description="Fingerprint of the hashing key."),
-        dg.TableColumn("landing_dt", "date", description="Arrival date of the landing file."),
-        dg.TableColumn("landing_file", "varchar", description="Landing file the row came from."),
-        dg.TableColumn("landing_line", "bigint", description="Line number in that file."),
+        dg.TableColumn(name, added_types.get(name, "varchar"), description=text)
+        for name, text in ADDED_COLUMNS.items()
     ]
     return dg.TableSchema(columns=columns)
 
