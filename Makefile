@@ -33,8 +33,8 @@ format:
 	$(PYTHON) -m ruff format pipelines tests bench && $(PYTHON) -m ruff check --fix pipelines tests bench
 	$(PYTHON) -m sqlfluff fix -f sql
 
-bench:
-	$(PYTHON) -m bench.run
+bench:  ## ingest vs a raw DuckDB JSON->Parquet copy, and a naive loop (see bench/README.md)
+	$(PYTHON) -m pip install -q -e '.[bench]' && $(PYTHON) -m bench.run
 
 clean:
 	rm -rf data .dagster

@@ -3,6 +3,9 @@ fails fast with a message that says what to set."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import date
 
 import dagster as dg
@@ -12,6 +15,7 @@ from pipelines.defs.ingest.assets import build_ingest_assets
 from pipelines.defs.partitions import daily_partitions
 from pipelines.defs.resources import DuckDBResource, LakeResource, PiiResource
 from pipelines.lib import settings
+from pipelines.lib.paths import PROJECT_ROOT
 from tests.conftest import DAY, event, line
 
 INGEST_ASSETS = {"request", "ranking", "impression", "click", "error", "quarantine", "ledger"}
@@ -108,3 +112,19 @@ def test_lake_root_rejects_unknown_schemes():
     with pytest.raises(settings.ConfigError, match="TELEMETRY_LAKE_ROOT"):
         settings.lake_root("gs://bucket/lake", "/tmp/x")
     assert settings.lake_root(None, "/tmp/x") == "/tmp/x"
+
+
+def test_code_location_validates_like_dagster_dev_loads_it(tmp_path):
+    # `dagster dev` from the project root loads pyproject's [tool.dagster] module; validate it
+    # the same way, in a separate process with this project's dagster.yaml as instance config.
+    env = {**os.environ, "DAGSTER_HOME": str(PROJECT_ROOT), "TELEMETRY_LAKE_ROOT": str(tmp_path)}
+    result = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "dagster"), "definitions", "validate"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "Validation successful for code location telemetry_lake" in result.stderr + result.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pyarrow.parquet as pq
@@ -73,3 +74,20 @@ def test_partitions_write_only_their_own_files(lake):
     lake.ingest(other)
     assert {p: p.stat().st_mtime_ns for p in mine} == mine
     assert len(list(lake.root.rglob(f"event_date={other}/*.parquet"))) == 7
+
+
+def test_two_partitions_at_once_match_one_after_the_other(lake):
+    # D and D+1 read the same landing files (dt D .. D+2): they must not disturb each other.
+    other = DAY + timedelta(days=1)
+    lake.land(DAY, "a.jsonl", [line(event("click", day=DAY)) for _ in range(50)])
+    lake.land(other, "b.jsonl", [line(event("click", day=other)) for _ in range(50)])
+    lake.ingest(DAY)
+    lake.ingest(other)
+    sequential = _snapshot(lake)
+    for path in lake.root.rglob("*.parquet"):
+        if "landing" not in path.parts:
+            path.unlink()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lake.ingest, [DAY, other]))
+    assert [r.rows["click"] for r in results] == [50, 50]
+    assert _snapshot(lake) == sequential
