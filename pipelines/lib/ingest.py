@@ -144,12 +144,10 @@ def _stage(
     return all_stats
 
 
-def _strict_recheck(con: duckdb.DuckDBPyConnection) -> int:
-    suspects = con.execute(
-        "select file_id, line_no, line_text from staged where lenient_hint"
-    ).fetchall()
+def _strict_recheck(con: duckdb.DuckDBPyConnection, suspects: str, update: str) -> int:
+    """Re-parse a few lines with the strict parser; mark those it rejects malformed_json."""
     failures: dict[str, list[Any]] = {"file_id": [], "line_no": [], "detail": []}
-    for file_id, line_no, text in suspects:
+    for file_id, line_no, text in con.execute(load_sql(suspects)).fetchall():
         try:
             strict_loads(text)
         except StrictJsonError as exc:
@@ -158,7 +156,7 @@ def _strict_recheck(con: duckdb.DuckDBPyConnection) -> int:
             failures["detail"].append(str(exc)[:200])
     if failures["file_id"]:
         con.register("strict_failures", pa.table(failures))
-        con.execute(load_sql("ingest/mark_malformed.sql"))
+        con.execute(load_sql(update))
         con.unregister("strict_failures")
     return len(failures["file_id"])
 
@@ -314,7 +312,8 @@ def _redacted_quarantine(
             excerpt = (raw or b"")[: limit * 4]
             cut = len(excerpt) < line_bytes
             text = excerpt.decode("utf-8", errors="replace")
-        redacted = pii.redact_line(text.rstrip("\r\n"), key.secret).encode("utf-8")
+        # A lone surrogate (legal in Python's JSON, not in UTF-8) must not fail the run.
+        redacted = pii.redact_line(text.rstrip("\r\n"), key.secret).encode("utf-8", "replace")
         truncated.append(cut or len(redacted) > limit)
         texts.append(redacted[:limit].decode("utf-8", errors="ignore"))
     details = [
@@ -426,8 +425,12 @@ def ingest_partition(
                     }
                 ),
             )
-            _strict_recheck(con)
+            # Lines DuckDB's lenient parser accepted that strict JSON may not.
+            _strict_recheck(con, "ingest/lenient_lines.sql", "ingest/mark_malformed.sql")
             _check(con, schemas, key)
+            # Rejected lines are rare: re-parse them strictly, so a duplicate key or absurd
+            # nesting anywhere in them is reported as malformed JSON, whatever else is wrong.
+            _strict_recheck(con, "ingest/rejected_lines.sql", "ingest/mark_rejected_malformed.sql")
             ledger = _ledger(con, day, files, stats, list(schemas), key)
             for event_type, compiled in schemas.items():
                 reader = con.sql(

@@ -25,9 +25,9 @@ import jsonschema
 from jsonschema import validators
 
 # Lines DuckDB's lenient parser may accept but strict JSON rejects: trailing commas, NaN/Infinity
-# tokens, and exponents or digit runs long enough to overflow a double. Only these few lines are
-# re-parsed strictly in Python; a false alarm costs one json.loads.
-LENIENT_JSON_HINT = r"(?i)(^|[:,\[])\s*[-+]?(nan|inf|[0-9.]+e\+?0*[0-9]{3})|,\s*[\]}]|[0-9]{300}"
+# tokens, and numbers that could overflow a double (any exponent, or a run of 300 digits). Only
+# these few lines are re-parsed strictly in Python; a false alarm costs one json.loads.
+LENIENT_JSON_HINT = r"(?i)(^|[:,\[])\s*[-+]?(nan|inf|[0-9][0-9.]*e)|,\s*[\]}]|[0-9]{300}"
 
 
 class StrictJsonError(ValueError):
