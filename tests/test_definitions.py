@@ -128,3 +128,16 @@ def test_code_location_validates_like_dagster_dev_loads_it(tmp_path):
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "Validation successful for code location telemetry_lake" in result.stderr + result.stdout
+
+
+def test_ingest_job_is_described_and_assets_link_to_their_source(defs):
+    job = defs.resolve_job_def("ingest_daily")
+    assert "Ingest one day" in job.description
+    graph = defs.resolve_asset_graph()
+    refs = graph.get(dg.AssetKey("click")).metadata["dagster/code_references"]
+    assert any(
+        r.file_path.endswith("pipelines/defs/ingest/assets.py") for r in refs.code_references
+    )
+    for name in ("quarantine", "ledger"):
+        schema = graph.get(dg.AssetKey(name)).metadata["dagster/column_schema"]
+        assert "landing_file" in [c.name for c in schema.columns]

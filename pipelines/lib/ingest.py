@@ -66,7 +66,7 @@ class IngestResult:
     quarantined: dict[str, int] = field(default_factory=dict)
     duplicates: int = 0
     rows_landed_late: int = 0
-    bytes_written: int = 0
+    bytes_written: dict[str, int] = field(default_factory=dict)
     truncated_files: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -443,20 +443,18 @@ def ingest_partition(
                 if rows != expected:
                     raise RuntimeError(f"{event_type}: wrote {rows} rows, ledger says {expected}")
                 result.rows[event_type] = rows
-                result.bytes_written += size
+                result.bytes_written[event_type] = size
             quarantine = _redacted_quarantine(con, key, settings)
-            rows, size = _write_parquet(
+            _, result.bytes_written["quarantine"] = _write_parquet(
                 lake,
                 quarantine_file(day),
                 pa.RecordBatchReader.from_batches(quarantine.schema, quarantine.to_batches()),
             )
-            result.bytes_written += size
-            _, size = _write_parquet(
+            _, result.bytes_written["ledger"] = _write_parquet(
                 lake,
                 ledger_file(day),
                 pa.RecordBatchReader.from_batches(ledger.schema, ledger.to_batches()),
             )
-            result.bytes_written += size
         finally:
             con.close()
     result.lines_taken = sum(ledger.column("lines_taken").to_pylist())

@@ -3,15 +3,19 @@
 from datetime import date
 
 import dagster as dg
+import pyarrow as pa
 
 from pipelines.defs.partitions import daily_partitions
 from pipelines.defs.resources import DuckDBResource, LakeResource, PiiResource
 from pipelines.lib.ingest import (
     ADDED_COLUMNS,
+    QUARANTINE_SCHEMA,
     IngestResult,
     compiled_schemas,
     ingest_partition,
+    ledger_schema,
 )
+from pipelines.lib.schemas import event_types
 from pipelines.lib.sqlschema import CompiledSchema
 
 OWNERS = ["team:data-platform"]
@@ -37,6 +41,10 @@ def _column_schema(compiled: CompiledSchema) -> dg.TableSchema:
     return dg.TableSchema(columns=columns)
 
 
+def _arrow_schema(schema: pa.Schema) -> dg.TableSchema:
+    return dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type)) for f in schema])
+
+
 def _specs() -> list[dg.AssetSpec]:
     common = {"group_name": "ingest", "owners": OWNERS, "kinds": {"duckdb", "parquet"}}
     specs = [
@@ -57,6 +65,7 @@ def _specs() -> list[dg.AssetSpec]:
             QUARANTINE,
             description="Every rejected line of the day with its reason, landing file and line, "
             "redacted (ids hashed, free text scrubbed). quarantine/event_date=D/",
+            metadata={"dagster/column_schema": _arrow_schema(QUARANTINE_SCHEMA)},
             **common,
         )
     )
@@ -65,6 +74,7 @@ def _specs() -> list[dg.AssetSpec]:
             LEDGER,
             description="Per landing file: lines taken = rows written + quarantined + duplicates. "
             "ledger/event_date=D/",
+            metadata={"dagster/column_schema": _arrow_schema(ledger_schema(event_types()))},
             **common,
         )
     )
@@ -113,7 +123,12 @@ def build_ingest_assets(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDef
         for event_type, rows in result.rows.items():
             yield dg.MaterializeResult(
                 asset_key=event_type,
-                metadata={"dagster/row_count": rows, "rows": rows, **common},
+                metadata={
+                    "dagster/row_count": rows,
+                    "rows": rows,
+                    "bytes_written": result.bytes_written[event_type],
+                    **common,
+                },
             )
         yield dg.MaterializeResult(
             asset_key=QUARANTINE,
@@ -122,6 +137,7 @@ def build_ingest_assets(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDef
                 "quarantined": result.quarantined_total,
                 **{f"quarantined_{r}": n for r, n in result.quarantined.items()},
                 "truncated_files": len(result.truncated_files),
+                "bytes_written": result.bytes_written[QUARANTINE],
                 **common,
             },
         )
@@ -133,7 +149,7 @@ def build_ingest_assets(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDef
                 "quarantined": result.quarantined_total,
                 "duplicates": result.duplicates,
                 "landing_files": result.files,
-                "bytes_written": result.bytes_written,
+                "bytes_written": result.bytes_written[LEDGER],
                 "summary": dg.MetadataValue.md(_summary(result)),
                 **common,
             },
@@ -144,4 +160,16 @@ def build_ingest_assets(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDef
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.Definitions(assets=[build_ingest_assets(daily_partitions())])
+    partitions = daily_partitions()
+    return dg.Definitions(
+        assets=dg.with_source_code_references([build_ingest_assets(partitions)]),
+        jobs=[
+            dg.define_asset_job(
+                "ingest_daily",
+                selection=dg.AssetSelection.groups("ingest"),
+                partitions_def=partitions,
+                description="Ingest one day: read landing dt D-1..D+2, write D's events, "
+                "quarantine and ledger, then check that the ledger balances.",
+            )
+        ],
+    )

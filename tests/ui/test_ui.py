@@ -1,0 +1,154 @@
+"""The Dagster UI path for real: dagster-webserver and dagster-daemon on 127.0.0.1, a run launched
+through the GraphQL API the UI calls, and the asset graph rendered in headless Chromium.
+
+Marked ``ui`` (deselect locally with ``-m "not ui"``); ``.ci/run`` installs Chromium and runs them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from dagster_graphql import DagsterGraphQLClient
+
+from pipelines.lib.paths import PROJECT_ROOT
+from pipelines.lib.sample import SampleConfig, generate
+
+pytestmark = pytest.mark.ui
+
+DAY = "2025-06-02"  # the generated day
+ASSETS = ("click", "error", "impression", "ranking", "request", "quarantine", "ledger")
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def dagster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    root = tmp_path_factory.mktemp("ui")
+    home = root / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\nnux:\n  enabled: false\n")
+    lake = root / "lake"
+    manifest = generate(
+        SampleConfig(start=__import__("datetime").date(2025, 6, 2), days=1, requests_per_day=40),
+        str(lake),
+    )
+    env = {**os.environ, "DAGSTER_HOME": str(home), "TELEMETRY_LAKE_ROOT": str(lake)}
+    port = _free_port()
+    logs = {name: open(root / f"{name}.log", "w") for name in ("webserver", "daemon")}  # noqa: SIM115
+    processes = [
+        subprocess.Popen(
+            [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port)],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=logs["webserver"],
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        ),
+        subprocess.Popen(
+            [str(BIN / "dagster-daemon"), "run"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=logs["daemon"],
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        ),
+    ]
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > deadline or processes[0].poll() is not None:
+                    pytest.fail((root / "webserver.log").read_text()[-3000:])
+                time.sleep(1)
+        yield {"port": port, "lake": lake, "root": root, "manifest": manifest}
+    finally:
+        for process in processes:
+            _stop(process)
+        for handle in logs.values():
+            handle.close()
+
+
+def test_materialise_one_day_through_graphql(dagster):
+    client = DagsterGraphQLClient("127.0.0.1", port_number=dagster["port"])
+    run_id = client.submit_job_execution("ingest_daily", tags={"dagster/partition": DAY})
+    deadline = time.monotonic() + 300
+    status = client.get_run_status(run_id)
+    while status.value not in ("SUCCESS", "FAILURE", "CANCELED"):
+        assert time.monotonic() < deadline, f"run {run_id} still {status.value}"
+        time.sleep(1)
+        status = client.get_run_status(run_id)
+    assert status.value == "SUCCESS", (dagster["root"] / "daemon.log").read_text()[-3000:]
+
+    expected = dagster["manifest"]["partitions"][DAY]["rows"]
+    for event_type, rows in expected.items():
+        path = (
+            dagster["lake"] / f"events/event_type={event_type}/event_date={DAY}/part-00000.parquet"
+        )
+        assert pq.ParquetFile(path).metadata.num_rows == rows, event_type
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def test_asset_graph_renders_in_headless_chromium(dagster, tmp_path):
+    browser = _chromium()
+    if browser is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("Chromium is missing: .ci/run installs Debian's chromium package")
+        pytest.skip("Chromium not installed (apt-get install chromium)")
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=20000",
+    ]
+    url = f"http://127.0.0.1:{dagster['port']}/asset-groups"
+    dom = subprocess.run(
+        [browser, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120
+    ).stdout
+    missing = [name for name in ASSETS if f">{name}<" not in dom]
+    assert not missing, f"asset graph did not show {missing}"
+
+    screenshot = tmp_path / "asset-graph.png"
+    subprocess.run(
+        [browser, *flags, "--window-size=1600,1000", f"--screenshot={screenshot}", url],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    assert screenshot.stat().st_size > 10_000
