@@ -1,12 +1,12 @@
 """A generated landing zone through real Dagster materialisations, checked against what the
-generator says it wrote: exact counts, a balanced ledger, and no raw identifier at rest."""
+generator says it wrote: exact counts, a balanced ledger, and no raw identifier at rest.
+Runs twice: on a local folder and on a real S3 API (a moto server on 127.0.0.1)."""
 
 from __future__ import annotations
 
 import gzip
 import re
 from datetime import date
-from pathlib import Path
 
 import dagster as dg
 import pyarrow.parquet as pq
@@ -18,23 +18,34 @@ from pipelines.defs.partitions import daily_partitions
 from pipelines.defs.resources import DuckDBResource, LakeResource, PiiResource
 from pipelines.lib import pii
 from pipelines.lib.ledger import audit_ledger
+from pipelines.lib.paths import events_file
 from pipelines.lib.sample import SampleConfig, generate
 from pipelines.lib.schemas import event_types
-from pipelines.lib.storage import Lake
+from tests.conftest import new_bucket
 
 START = date(2025, 6, 2)
 TEST_KEY = "test-key-0123456789-abcdefghij-0123456789"  # >= 32 bytes, not the dev key
 
 
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    root = tmp_path_factory.mktemp("sample") / "lake"
+@pytest.fixture(scope="module", params=["local", "s3"])
+def sample(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    endpoint = None
+    if request.param == "s3":
+        request.getfixturevalue("s3_credentials")
+        endpoint = request.getfixturevalue("s3_endpoint")
+        root = f"s3://{new_bucket(endpoint)}/lake"
+        monkeypatch = pytest.MonkeyPatch()
+        request.addfinalizer(monkeypatch.undo)
+        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)  # the generator's plain fsspec URL
+    else:
+        root = str(tmp_path_factory.mktemp("sample") / "lake")
     config = SampleConfig(start=START, days=3, requests_per_day=300, pii_in_errors=0.5)
-    manifest = generate(config, str(root))
+    manifest = generate(config, root)
     partitions = daily_partitions()
     assets = [build_ingest_assets(partitions), build_ledger_check(partitions)]
+    lake_resource = LakeResource(root=root, s3_endpoint_url=endpoint)
     resources = {
-        "lake": LakeResource(root=str(root)),
+        "lake": lake_resource,
         "pii": PiiResource(key=TEST_KEY),
         "duckdb": DuckDBResource(memory_limit="1GB"),
     }
@@ -43,31 +54,34 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> dict:
         result = dg.materialize(assets, resources=resources, partition_key=key)
         assert result.success
         checks[key] = result.get_asset_check_evaluations()
-    return {"root": root, "manifest": manifest, "checks": checks}
+    return {"lake": lake_resource.lake(), "manifest": manifest, "checks": checks}
 
 
-def _ledger(root: Path) -> list[dict]:
-    return pq.read_table(root / "ledger", partitioning="hive").to_pylist()
+def _ledger(lake) -> list[dict]:
+    return pq.read_table(lake.path("ledger"), filesystem=lake.fs, partitioning="hive").to_pylist()
+
+
+def _rows(lake, rel: str) -> int:
+    return pq.ParquetFile(lake.path(rel), filesystem=lake.fs).metadata.num_rows
 
 
 def test_every_partition_matches_the_generator_exactly(sample):
-    root: Path = sample["root"]
-    ledger = _ledger(root)
+    lake = sample["lake"]
+    ledger = _ledger(lake)
     for key, expected in sample["manifest"]["partitions"].items():
         day = date.fromisoformat(key)
         rows = [r for r in ledger if str(r["event_date"]) == key]
         for event_type in event_types():
-            path = root / f"events/event_type={event_type}/event_date={key}/part-00000.parquet"
-            stored = pq.ParquetFile(path).metadata.num_rows
+            stored = _rows(lake, events_file(event_type, day))
             assert stored == expected["rows"].get(event_type, 0), (key, event_type)
         assert sum(r["duplicates"] for r in rows) == expected["duplicates"], key
         quarantined = {
             reason: n
-            for reason in expected["quarantined"] | {r: 0 for r in ("late_arrival",)}
+            for reason in {*expected["quarantined"], "late_arrival"}
             if (n := sum(r[f"quarantined_{reason}"] for r in rows))
         }
         assert quarantined == expected["quarantined"], key
-        assert audit_ledger(Lake(str(root)), day).passed
+        assert audit_ledger(lake, day).passed
 
 
 def test_ledger_check_passes_and_every_file_adds_up(sample):
@@ -75,17 +89,16 @@ def test_ledger_check_passes_and_every_file_adds_up(sample):
         [evaluation] = evaluations
         assert evaluation.check_name == LEDGER_BALANCES and evaluation.passed, key
     taken: dict[str, int] = {}
-    for row in _ledger(sample["root"]):
+    for row in _ledger(sample["lake"]):
         taken[row["landing_file"]] = taken.get(row["landing_file"], 0) + row["lines_taken"]
     expected = {path: f["lines"] for path, f in sample["manifest"]["files"].items()}
     assert taken == expected
 
 
 def test_rows_are_hashed_with_the_configured_key(sample):
-    root: Path = sample["root"]
-    table = pq.read_table(root / f"events/event_type=request/event_date={START}")
-    key_ids = set(table.column("pii_key_id").to_pylist())
-    assert key_ids == {pii.key_id(TEST_KEY.encode())}
+    lake = sample["lake"]
+    table = pq.read_table(lake.path(events_file("request", START)), filesystem=lake.fs)
+    assert set(table.column("pii_key_id").to_pylist()) == {pii.key_id(TEST_KEY.encode())}
     assert all(re.fullmatch(r"[0-9a-f]{64}", u) for u in table.column("user_id").to_pylist())
 
 
@@ -100,21 +113,27 @@ def _strings(value: object) -> list[str]:
 
 
 def test_no_raw_identifier_or_contact_detail_at_rest(sample):
-    root: Path = sample["root"]
+    lake = sample["lake"]
+    landing_files = [p for p in lake.fs.find(lake.path("landing")) if ".jsonl" in p]
     landing = "\n".join(
-        (gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes()).decode(
-            "utf-8", "replace"
-        )
-        for p in (root / "landing").rglob("*.jsonl*")
+        (gzip.decompress(data) if path.endswith(".gz") else data).decode("utf-8", "replace")
+        for path in landing_files
+        for data in [lake.fs.cat_file(path)]
     )
     raw_ids = set(re.findall(r'"(?:user_id|session_id)":"([^"]+)"', landing))
     emails = set(re.findall(r"[\w.+-]+@[\w-]+\.[\w.]+", landing))
     phones = set(re.findall(r"\+\d[\d ]{8,}\d", landing))
     assert raw_ids and emails and phones  # the generator did plant them
 
-    stored = [p for d in ("events", "quarantine", "ledger") for p in (root / d).rglob("*.parquet")]
-    assert stored
+    stored = [
+        path
+        for folder in ("events", "quarantine", "ledger")
+        for path in lake.fs.find(lake.path(folder))
+        if path.endswith(".parquet")
+    ]
+    assert len(stored) >= 7
     for path in stored:
-        text = "\n".join(s for row in pq.read_table(path).to_pylist() for s in _strings(row))
+        rows = pq.read_table(path, filesystem=lake.fs).to_pylist()
+        text = "\n".join(s for row in rows for s in _strings(row))
         leaked = {i for i in raw_ids if i in text} | {e for e in emails | phones if e in text}
         assert not leaked, f"{path}: {sorted(leaked)[:5]}"
