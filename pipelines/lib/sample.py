@@ -74,18 +74,13 @@ import fsspec
 import orjson
 
 from pipelines.lib.paths import landing_dir
+from pipelines.lib.reasons import REASONS
 
 SCHEMA_VERSION = "1.0.0"
 EVENT_TYPES = ("request", "ranking", "impression", "click", "error")
-QUARANTINE_REASONS = (  # the reasons this generator produces, in the ingest's precedence order
-    "malformed_json",
-    "late_arrival",
-    "future_timestamp",
-    "unknown_event_type",
-    "unknown_schema_version",
-    "schema_violation",
-    "conflicting_duplicate",
-)
+# The reasons this generator produces (it writes neither oversize nor non-UTF-8 lines), in the
+# ingest's precedence order.
+QUARANTINE_REASONS = tuple(r for r in REASONS if r not in ("line_too_large", "not_utf8"))
 # Fault bands drawn once per event, in this order (``late`` is the valid late-but-in-window share).
 FAULT_BANDS = (
     "late",
