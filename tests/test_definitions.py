@@ -141,3 +141,14 @@ def test_ingest_job_is_described_and_assets_link_to_their_source(defs):
     for name in ("quarantine", "ledger"):
         schema = graph.get(dg.AssetKey(name)).metadata["dagster/column_schema"]
         assert "landing_file" in [c.name for c in schema.columns]
+
+
+def test_assets_are_kinded_s3_when_the_lake_is_on_s3(monkeypatch):
+    from pipelines.defs.ingest.assets import defs as ingest_defs
+
+    monkeypatch.setenv("TELEMETRY_LAKE_ROOT", "s3://bucket/lake")
+    [ingest] = ingest_defs().assets
+    assert ingest.specs_by_key[dg.AssetKey("click")].kinds == {"s3", "duckdb", "parquet"}
+    monkeypatch.setenv("TELEMETRY_LAKE_ROOT", "/tmp/lake")
+    [ingest] = ingest_defs().assets
+    assert ingest.specs_by_key[dg.AssetKey("click")].kinds == {"duckdb", "parquet"}

@@ -59,6 +59,11 @@ class DuckDBResource(dg.ConfigurableResource):
         )
 
 
+def lake_on_s3() -> bool:
+    """Whether TELEMETRY_LAKE_ROOT points at S3 (read when definitions load, for asset kinds)."""
+    return os.environ.get("TELEMETRY_LAKE_ROOT", "").startswith("s3://")
+
+
 def _env(name: str) -> dg.EnvVar | None:
     return dg.EnvVar(name) if os.environ.get(name) else None
 

@@ -6,7 +6,7 @@ import dagster as dg
 import pyarrow as pa
 
 from pipelines.defs.partitions import daily_partitions
-from pipelines.defs.resources import DuckDBResource, LakeResource, PiiResource
+from pipelines.defs.resources import DuckDBResource, LakeResource, PiiResource, lake_on_s3
 from pipelines.lib.ingest import (
     ADDED_COLUMNS,
     QUARANTINE_SCHEMA,
@@ -45,8 +45,8 @@ def _arrow_schema(schema: pa.Schema) -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type)) for f in schema])
 
 
-def _specs() -> list[dg.AssetSpec]:
-    common = {"group_name": "ingest", "owners": OWNERS, "kinds": {"duckdb", "parquet"}}
+def _specs(kinds: set[str]) -> list[dg.AssetSpec]:
+    common = {"group_name": "ingest", "owners": OWNERS, "kinds": kinds}
     specs = [
         dg.AssetSpec(
             event_type,
@@ -96,10 +96,12 @@ def _summary(result: IngestResult) -> str:
     return "\n".join(lines)
 
 
-def build_ingest_assets(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def build_ingest_assets(
+    partitions_def: dg.PartitionsDefinition, on_s3: bool = False
+) -> dg.AssetsDefinition:
     @dg.multi_asset(
         name="ingest",
-        specs=_specs(),
+        specs=_specs({"duckdb", "parquet", "s3"} if on_s3 else {"duckdb", "parquet"}),
         partitions_def=partitions_def,
         can_subset=False,
         pool="ingest",
@@ -162,7 +164,9 @@ def build_ingest_assets(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDef
 def defs() -> dg.Definitions:
     partitions = daily_partitions()
     return dg.Definitions(
-        assets=dg.with_source_code_references([build_ingest_assets(partitions)]),
+        assets=dg.with_source_code_references(
+            [build_ingest_assets(partitions, on_s3=lake_on_s3())]
+        ),
         jobs=[
             dg.define_asset_job(
                 "ingest_daily",
