@@ -1,0 +1,27 @@
+"""Run one benchmark step in this fresh process and print its result as JSON on stdout.
+
+    python -m bench.child STEP 'JOB-JSON'
+
+The result adds this process's peak RSS (``ru_maxrss``, KiB on Linux). Logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+from dataclasses import asdict
+
+from bench.steps import STEPS_BY_NAME, Job
+
+
+def main(argv: list[str]) -> int:
+    step_name, job_json = argv
+    measured = STEPS_BY_NAME[step_name].function()(Job.from_json(job_json))
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({**asdict(measured), "peak_rss_kib": peak_kib}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,192 @@
+"""Benchmark one day of ingest against a raw DuckDB JSON->Parquet copy and a naive Python loop.
+
+    make bench                                   # = python -m bench.run (1M lines, 3 rounds)
+    python -m bench.run --events 200000 --rounds 3
+    python -m bench.run --scale                  # also a 10x day: time and peak RSS growth
+    python -m bench.run --profile                # one ingest under cProfile, top 25 on stderr
+
+Inputs come from the sample generator and are cached under ``--work-dir`` by (lines, seed).
+Steps run interleaved, round after round, each in a fresh child process that reports its own
+peak RSS. The table goes to stdout and ``bench/results/bench-<lines>.json``; progress to stderr.
+See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import pstats
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench import report
+from bench.inputs import DAY, Inputs, prepare
+from bench.log import log
+from bench.steps import STEPS, Job, Step
+from bench.steps.ingest import copy_landing, ingest
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS_DIR = REPO / "bench" / "results"
+SCALE_FACTOR = 10
+PROFILE_TOP = 25
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--events", type=_positive, default=1_000_000, help="landing lines of the day"
+    )
+    parser.add_argument(
+        "--rounds", type=_positive, default=3, help="measurements per step (median)"
+    )
+    parser.add_argument("--seed", type=int, default=7, help="sample generator seed")
+    parser.add_argument(
+        "--work-dir",
+        default=str(REPO / "bench" / ".work"),
+        help="cached inputs and scratch space",
+    )
+    parser.add_argument(
+        "--sample-lines", type=_positive, default=100_000, help="lines the naive loop runs on"
+    )
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help=f"also run baseline and ingest on a {SCALE_FACTOR}x day (10M lines by default)",
+    )
+    parser.add_argument("--scale-rounds", type=_positive, default=1, help="rounds of the 10x day")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="only run one ingest in-process under cProfile and print the top entries",
+    )
+    return parser
+
+
+def measure(step: Step, job: Job) -> dict[str, Any]:
+    """Run ``step`` in a fresh Python process on an empty scratch folder; return its result."""
+    shutil.rmtree(job.scratch, ignore_errors=True)
+    os.makedirs(job.scratch)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.child", step.name, job.to_json()],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            text=True,
+            check=True,
+        )
+    finally:
+        shutil.rmtree(job.scratch, ignore_errors=True)
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def run_rounds(
+    inputs: Inputs, steps: Sequence[Step], rounds: int, work_dir: str, sample_lines: int
+) -> dict[str, list[dict[str, Any]]]:
+    """Every built step once per round, interleaved (the order rotates from round to round)."""
+    built = [s for s in steps if s.built]
+    runs: dict[str, list[dict[str, Any]]] = {s.name: [] for s in steps}
+    for n in range(rounds):
+        shift = n % len(built)
+        for step in built[shift:] + built[:shift]:
+            label = f"{inputs.lines:,} lines, round {n + 1}/{rounds}, {step.name}"
+            log(f"{label}: running")
+            scratch = os.path.join(work_dir, "scratch", step.name)
+            job = Job(
+                inputs.lake, DAY.isoformat(), inputs.files, scratch, sample_lines=sample_lines
+            )
+            result = measure(step, job)
+            runs[step.name].append(result)
+            log(f"{label}: {result['seconds']:.2f} s, {result['peak_rss_kib'] / 1024:.0f} MB")
+    return runs
+
+
+def run_suite(
+    inputs: Inputs, steps: Sequence[Step], rounds: int, work_dir: str, sample_lines: int
+) -> dict[str, Any]:
+    """Measure ``steps`` on ``inputs``; the result is what the JSON file holds."""
+    runs = run_rounds(inputs, steps, rounds, work_dir, sample_lines)
+    rows = [report.step_row(s, runs[s.name], inputs.lines) for s in steps]
+    return {
+        "day": DAY.isoformat(),
+        "lines": inputs.lines,
+        "files": len(inputs.files),
+        "rounds": rounds,
+        "inputs": inputs.lake,
+        "machine": report.machine(),
+        "steps": rows,
+        "ratios": report.ratios(rows),
+    }
+
+
+def write_json(result: dict[str, Any], events: int) -> Path:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"bench-{events}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def profile_ingest(inputs: Inputs, work_dir: str, events: int) -> None:
+    """One ingest in this process under cProfile: the top entries by cumulative time to stderr."""
+    scratch = os.path.join(work_dir, "scratch", "profile")
+    shutil.rmtree(scratch, ignore_errors=True)
+    os.makedirs(scratch)
+    try:
+        job = Job(inputs.lake, DAY.isoformat(), inputs.files, scratch)
+        lake = copy_landing(job)
+        log(f"profile: ingest of {inputs.lines:,} lines under cProfile")
+        profiler = cProfile.Profile()
+        profiler.runcall(ingest, lake, DAY, job.threads)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    dump = RESULTS_DIR / f"profile-ingest-{events}.prof"
+    stats = pstats.Stats(profiler, stream=sys.stderr)
+    stats.dump_stats(dump)
+    stats.sort_stats("cumulative").print_stats(PROFILE_TOP)
+    log(f"profile: full stats in {dump} (python -m pstats {dump.name}, or snakeviz)")
+
+
+def run_scale(small: dict[str, Any], args: argparse.Namespace, work_dir: str) -> dict[str, Any]:
+    """The in-scale steps on a day ``SCALE_FACTOR`` times larger, compared with ``small``."""
+    big = prepare(work_dir, args.events * SCALE_FACTOR, args.seed)
+    steps = [s for s in STEPS if s.in_scale]
+    large = run_suite(big, steps, args.scale_rounds, work_dir, args.sample_lines)
+    scale = report.scale_summary(small, large)
+    print("\n" + report.format_table(large) + "\n\n" + report.format_scale(scale), flush=True)
+    return scale
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    work_dir = os.path.abspath(args.work_dir)
+    inputs = prepare(work_dir, args.events, args.seed)
+    if args.profile:
+        profile_ingest(inputs, work_dir, args.events)
+        return 0
+    result = run_suite(inputs, STEPS, args.rounds, work_dir, args.sample_lines)
+    print(report.format_table(result), flush=True)
+    if args.scale:
+        result["scale"] = run_scale(result, args, work_dir)
+    log(f"results: {write_json(result, args.events)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""The benchmark's steps: one registry entry each, run one at a time in a fresh child process.
+
+A step is a function ``run(job: Job) -> Measured`` in its own module (so the child imports only
+what that step needs, and its peak RSS is its own), registered in ``STEPS`` as
+``"module:function"``. An entry without a function is printed as "not built". Adding a step is
+one such function plus one ``Step(...)`` line.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a child needs: the cached inputs, the files partition ``day`` reads, a scratch dir."""
+
+    lake: str  # a lake root whose landing/ holds the generated inputs (read only)
+    day: str  # the event date, ISO format
+    files: tuple[str, ...]  # landing files partition ``day`` reads, relative to ``lake``, in order
+    scratch: str  # an empty folder this measurement owns (outputs, copies, DuckDB spill)
+    threads: int = 2
+    sample_lines: int = 100_000  # for steps too slow to run on the whole day
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Job:
+        data = json.loads(text)
+        return cls(**{**data, "files": tuple(data["files"])})
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One timed run. ``lines`` is set when the step processed a sample rather than the day."""
+
+    seconds: float
+    lines: int | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    title: str
+    entry: str | None  # "module:function"; None while the step is not built
+    in_scale: bool = False  # also measured by --scale on the 10x day
+
+    @property
+    def built(self) -> bool:
+        return self.entry is not None
+
+    def function(self) -> Callable[[Job], Measured]:
+        if self.entry is None:
+            raise ValueError(f"step {self.name} is not built")
+        module, name = self.entry.split(":")
+        return getattr(importlib.import_module(module), name)
+
+
+STEPS = (
+    Step("baseline", "baseline: DuckDB JSON->Parquet", "bench.steps.baseline:run", in_scale=True),
+    Step("ingest", "ingest_partition", "bench.steps.ingest:run", in_scale=True),
+    Step("contracts", "contract checks", None),
+    Step("daily_rollups", "daily rollups", None),
+    Step("weekly_rollups", "weekly rollups", None),
+    Step("naive", "naive Python loop", "bench.steps.naive:run"),
+)
+STEPS_BY_NAME = {step.name: step for step in STEPS}
