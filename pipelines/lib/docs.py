@@ -207,7 +207,8 @@ class StoredTable:
 
 
 def _describe(con: duckdb.DuckDBPyConnection, query: str) -> dict[str, str]:
-    return {row[0]: row[1] for row in con.execute(f"describe {query}").fetchall()}
+    # DESCRIBE takes a whole statement, not a value: `query` is our own SQL, never data.
+    return {row[0]: row[1] for row in con.execute("describe " + query).fetchall()}
 
 
 def _lit(text: str) -> str:

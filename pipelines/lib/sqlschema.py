@@ -235,20 +235,10 @@ def _scalar_cases(schema: dict[str, Any], v: _Value, label: str) -> list[tuple[s
         if keyword in schema:
             limit = _num(schema[keyword], f"{label}:{keyword}")
             cases.append((f"{v.kind('number')} and {v.num} {op} {limit}", f"{label}:{keyword}"))
-    if "minLength" in schema:
-        cases.append(
-            (
-                f"{v.kind('string')} and length({v.text}) < {int(schema['minLength'])}",
-                f"{label}:minLength",
-            )
-        )
-    if "maxLength" in schema:
-        cases.append(
-            (
-                f"{v.kind('string')} and length({v.text}) > {int(schema['maxLength'])}",
-                f"{label}:maxLength",
-            )
-        )
+    for keyword, op in (("minLength", "<"), ("maxLength", ">")):
+        if keyword in schema:
+            length = f"length({v.text}) {op} {int(schema[keyword])}"
+            cases.append((f"{v.kind('string')} and {length}", f"{label}:{keyword}"))
     if "pattern" in schema:
         pattern = _ecma_pattern(schema["pattern"], label)
         cases.append(
@@ -301,20 +291,10 @@ class _Compiler:
     def array(self, schema: dict[str, Any], v: _Value, label: str, depth: int) -> list[_Part]:
         is_arr = v.kind("array")
         cases = []
-        if "minItems" in schema:
-            cases.append(
-                (
-                    f"{is_arr} and json_array_length({v.raw}) < {int(schema['minItems'])}",
-                    f"{label}:minItems",
-                )
-            )
-        if "maxItems" in schema:
-            cases.append(
-                (
-                    f"{is_arr} and json_array_length({v.raw}) > {int(schema['maxItems'])}",
-                    f"{label}:maxItems",
-                )
-            )
+        for keyword, op in (("minItems", "<"), ("maxItems", ">")):
+            if keyword in schema:
+                size = f"json_array_length({v.raw}) {op} {int(schema[keyword])}"
+                cases.append((f"{is_arr} and {size}", f"{label}:{keyword}"))
         if "x-unique-by" in schema:
             column = f"json_extract({v.raw}, '$[*].{_prop_path(schema['x-unique-by'])[2:]}')"
             column = self.bind(column) if depth == 0 else column

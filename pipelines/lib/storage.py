@@ -42,35 +42,26 @@ class Lake:
     def path(self, rel: str) -> str:
         return f"{self._base}/{rel}" if rel else self._base
 
-    def url(self, rel: str) -> str:
-        """A full location DuckDB or a person can read: a local path or ``s3://bucket/key``."""
-        return self.path(rel) if self.is_local else f"{_protocols(self.fs)[0]}://{self.path(rel)}"
+    def _entries(self, rel_dir: str) -> list[dict]:
+        # Listings are cached by fsspec (s3fs especially); the lake changes under us, so re-read.
+        self.fs.invalidate_cache()
+        try:
+            return self.fs.ls(self.path(rel_dir), detail=True)
+        except FileNotFoundError:
+            return []
 
     def list_files(self, rel_dir: str) -> list[FileInfo]:
         """Files directly under ``rel_dir`` (sorted); an absent folder is simply empty."""
-        self.fs.invalidate_cache()
-        try:
-            entries = self.fs.ls(self.path(rel_dir), detail=True)
-        except FileNotFoundError:
-            return []
         prefix = self._base + "/"
         files = [
             FileInfo(
                 e["name"][len(prefix) :] if e["name"].startswith(prefix) else e["name"],
                 int(e.get("size") or 0),
             )
-            for e in entries
+            for e in self._entries(rel_dir)
             if e.get("type") == "file"
         ]
         return sorted(files, key=lambda f: f.path)
-
-    def list_dirs(self, rel_dir: str) -> list[str]:
-        self.fs.invalidate_cache()
-        try:
-            entries = self.fs.ls(self.path(rel_dir), detail=True)
-        except FileNotFoundError:
-            return []
-        return sorted(e["name"].rsplit("/", 1)[-1] for e in entries if e.get("type") == "directory")
 
     def exists(self, rel: str) -> bool:
         self.fs.invalidate_cache()
@@ -78,17 +69,6 @@ class Lake:
 
     def open(self, rel: str, mode: str = "rb") -> IO[bytes]:
         return self.fs.open(self.path(rel), mode)
-
-    def read_bytes(self, rel: str) -> bytes:
-        return self.fs.cat_file(self.path(rel))
-
-    def write_bytes(self, rel: str, data: bytes) -> None:
-        with self.staged_file(rel) as local, open(local, "wb") as handle:
-            handle.write(data)
-
-    def delete(self, rel: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.fs.rm(self.path(rel), recursive=True)
 
     @contextlib.contextmanager
     def staged_file(self, rel: str) -> Iterator[str]:
