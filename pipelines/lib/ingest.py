@@ -144,7 +144,7 @@ def _stage(
     return all_stats
 
 
-def _strict_recheck(con: duckdb.DuckDBPyConnection, suspects: str, update: str) -> int:
+def _strict_recheck(con: duckdb.DuckDBPyConnection, suspects: str, update: str) -> None:
     """Re-parse a few lines with the strict parser; mark those it rejects malformed_json."""
     failures: dict[str, list[Any]] = {"file_id": [], "line_no": [], "detail": []}
     for file_id, line_no, text in con.execute(load_sql(suspects)).fetchall():
@@ -158,7 +158,6 @@ def _strict_recheck(con: duckdb.DuckDBPyConnection, suspects: str, update: str) 
         con.register("strict_failures", pa.table(failures))
         con.execute(load_sql(update))
         con.unregister("strict_failures")
-    return len(failures["file_id"])
 
 
 def _check(con: duckdb.DuckDBPyConnection, schemas: dict[str, CompiledSchema], key: PiiKey) -> None:

@@ -10,7 +10,6 @@ create table staged (
     reason varchar,
     detail varchar,
     event_type varchar,
-    event_id varchar,
     event_date date,
     lenient_hint boolean
 )

@@ -22,10 +22,21 @@ final as (
         quarantined.reason,
         quarantined.detail,
         quarantined.event_type,
-        staged.event_id,
         staged.event_date as event_date_read,
         staged.line_text,
-        staged.raw_bytes
+        staged.raw_bytes,
+        -- Read here, for the few quarantined lines, not while staging every line.
+        case
+            when json_valid(staged.line_text)
+                then case
+                    when
+                        regexp_matches(
+                            json_extract_string(staged.line_text, '$."event_id"'),
+                            '^[0-9a-fA-F-]{36}$'
+                        )
+                        then json_extract_string(staged.line_text, '$."event_id"')
+                end
+        end as event_id
     from quarantined
     inner join staged
         on quarantined.file_id = staged.file_id and quarantined.line_no = staged.line_no

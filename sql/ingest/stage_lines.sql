@@ -40,7 +40,7 @@ heads as (
             when json_ok and json_type(line_text) = 'OBJECT'
                 then json_extract(
                     line_text,
-                    ['$."event_type"', '$."schema_version"', '$."timestamp_ms"', '$."event_id"']
+                    ['$."event_type"', '$."schema_version"', '$."timestamp_ms"']
                 )
         end as head
     from parsed
@@ -123,10 +123,6 @@ final as (
                 then 'schema_version is not a published version of ' || head_type
         end as detail,
         case when list_contains($known_types, head_type) then head_type end as event_type,
-        case
-            when regexp_matches(json_extract_string(head[4], '$'), '^[0-9a-fA-F-]{36}$')
-                then json_extract_string(head[4], '$')
-        end as event_id,
         event_date,
         json_ok and regexp_matches(line_text, $lenient_hint) as lenient_hint
     from owned
