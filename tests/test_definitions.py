@@ -31,11 +31,18 @@ def defs(monkeypatch: pytest.MonkeyPatch, tmp_path) -> dg.Definitions:
 
 def test_definitions_load_with_expected_keys(defs):
     keys = {k.to_user_string() for k in defs.resolve_all_asset_keys()}
-    assert keys == INGEST_ASSETS
+    assert keys == INGEST_ASSETS | {"contracts"}
     graph = defs.resolve_asset_graph()
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
-    assert checks == {("ledger", "ledger_balances")}
-    assert set(defs.resources) == {"lake", "pii", "duckdb"}
+    assert checks == {
+        ("ledger", "ledger_balances"),
+        ("contracts", "completeness"),
+        ("contracts", "consistency"),
+        ("contracts", "validity"),
+        ("contracts", "timeliness"),
+    }
+    assert all(graph.get_check_spec(k).blocking for k in graph.asset_check_keys)
+    assert set(defs.resources) == {"lake", "pii", "duckdb", "contracts"}
 
 
 def test_every_asset_is_described_grouped_owned_and_kinded(defs):
@@ -43,7 +50,7 @@ def test_every_asset_is_described_grouped_owned_and_kinded(defs):
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.description, key
-        assert node.group_name == "ingest", key
+        assert node.group_name == ("contracts" if key.path == ["contracts"] else "ingest"), key
         assert node.owners == ["team:data-platform"], key
         assert {"duckdb", "parquet"} <= set(node.kinds), key
 

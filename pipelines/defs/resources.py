@@ -6,6 +6,7 @@ import os
 import dagster as dg
 
 from pipelines.lib import settings
+from pipelines.lib.contracts.verdict import Thresholds
 from pipelines.lib.ingest import IngestSettings, PiiKey
 from pipelines.lib.paths import default_lake_root
 from pipelines.lib.storage import Lake
@@ -59,6 +60,24 @@ class DuckDBResource(dg.ConfigurableResource):
         )
 
 
+_DEFAULTS = Thresholds()
+
+
+class ContractsResource(dg.ConfigurableResource):
+    """The contracts' one config section: the gate thresholds every family's rate is held to and
+    the clock-skew tolerance of the time-order rule. Checked when a run starts."""
+
+    error_below: float = _DEFAULTS.error_below
+    warn_below: float = _DEFAULTS.warn_below
+    clock_skew_ms: int = _DEFAULTS.clock_skew_ms
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self.thresholds()
+
+    def thresholds(self) -> Thresholds:
+        return Thresholds(self.error_below, self.warn_below, self.clock_skew_ms).validate()
+
+
 def lake_on_s3() -> bool:
     """Whether TELEMETRY_LAKE_ROOT points at S3 (read when definitions load, for asset kinds)."""
     return os.environ.get("TELEMETRY_LAKE_ROOT", "").startswith("s3://")
@@ -78,5 +97,6 @@ def defs() -> dg.Definitions:
             ),
             "pii": PiiResource(key=_env("TELEMETRY_PII_KEY"), environment=_env("TELEMETRY_ENV")),
             "duckdb": DuckDBResource(),
+            "contracts": ContractsResource(),
         }
     )

@@ -9,7 +9,6 @@ last, so a crash leaves every file at its previous version.
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from collections import Counter
@@ -21,16 +20,15 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from pipelines.lib import pii
 from pipelines.lib.landing import LandingFile, ReadStats, iter_line_batches, list_landing_files
 from pipelines.lib.paths import events_file, ledger_file, quarantine_file
 from pipelines.lib.reasons import REASONS
 from pipelines.lib.schemas import load_event_schemas
-from pipelines.lib.sql import load_sql
+from pipelines.lib.sql import connect, load_sql
 from pipelines.lib.sqlschema import CompiledSchema, check_query, compile_schema, rows_view
-from pipelines.lib.storage import Lake
+from pipelines.lib.storage import Lake, write_parquet
 from pipelines.lib.validate import LENIENT_JSON_HINT, StrictJsonError, strict_loads
 
 # Partition D reads landing dates D-1 (clocks running ahead) .. D+2 (the late-arrival window).
@@ -94,15 +92,6 @@ def reading_partitions(landing_dt: date) -> list[date]:
 
 def compiled_schemas() -> dict[str, CompiledSchema]:
     return {t: compile_schema(s) for t, s in load_event_schemas().items()}
-
-
-def _connect(settings: IngestSettings) -> duckdb.DuckDBPyConnection:
-    config: dict[str, Any] = {"memory_limit": settings.memory_limit, "threads": settings.threads}
-    if settings.temp_directory:
-        config["temp_directory"] = settings.temp_directory
-    con = duckdb.connect(config=config)
-    con.execute("set TimeZone = 'UTC'")
-    return con
 
 
 def _stage(
@@ -232,26 +221,6 @@ def events_query(compiled: CompiledSchema) -> str:
         + "".join(f"    {j}\n" for j in joins)
         + ")\norder by timestamp_ms, event_id"
     )
-
-
-def _write_parquet(
-    lake: Lake,
-    rel: str,
-    reader: pa.RecordBatchReader,
-    transform: Callable[[pa.RecordBatch], pa.RecordBatch] | None = None,
-) -> tuple[int, int]:
-    """Stream batches into one zstd Parquet file published atomically; returns (rows, bytes)."""
-    rows = 0
-    with lake.staged_file(rel) as local:
-        schema = reader.schema
-        with pq.ParquetWriter(local, schema, compression="zstd") as writer:
-            for batch in reader:
-                if transform is not None:
-                    batch = transform(batch)
-                writer.write_batch(batch)
-                rows += batch.num_rows
-        size = os.path.getsize(local)
-    return rows, size
 
 
 def _scrubber(compiled: CompiledSchema) -> Callable[[pa.RecordBatch], pa.RecordBatch] | None:
@@ -412,7 +381,7 @@ def ingest_partition(
     with tempfile.TemporaryDirectory(prefix="telemetry-ingest-") as scratch:
         if settings.temp_directory is None:
             settings = IngestSettings(**{**settings.__dict__, "temp_directory": scratch})
-        con = _connect(settings)
+        con = connect(settings.memory_limit, settings.threads, settings.temp_directory)
         try:
             stats = _stage(con, lake, day, files, settings, log)
             con.register(
@@ -435,7 +404,7 @@ def ingest_partition(
                 reader = con.sql(
                     events_query(compiled), params={"pii_key_id": key.key_id}
                 ).to_arrow_reader(256 * 1024)
-                rows, size = _write_parquet(
+                rows, size = write_parquet(
                     lake, events_file(event_type, day), reader, _scrubber(compiled)
                 )
                 expected = sum(ledger.column(f"rows_{event_type}").to_pylist())
@@ -444,12 +413,12 @@ def ingest_partition(
                 result.rows[event_type] = rows
                 result.bytes_written[event_type] = size
             quarantine = _redacted_quarantine(con, key, settings)
-            _, result.bytes_written["quarantine"] = _write_parquet(
+            _, result.bytes_written["quarantine"] = write_parquet(
                 lake,
                 quarantine_file(day),
                 pa.RecordBatchReader.from_batches(quarantine.schema, quarantine.to_batches()),
             )
-            _, result.bytes_written["ledger"] = _write_parquet(
+            _, result.bytes_written["ledger"] = write_parquet(
                 lake,
                 ledger_file(day),
                 pa.RecordBatchReader.from_batches(ledger.schema, ledger.to_batches()),

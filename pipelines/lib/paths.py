@@ -53,3 +53,14 @@ def quarantine_file(event_date: date) -> str:
 
 def ledger_file(event_date: date) -> str:
     return f"ledger/event_date={event_date.isoformat()}/part-00000.parquet"
+
+
+def contracts_file(event_date: date) -> str:
+    return f"contracts/event_date={event_date.isoformat()}/part-00000.parquet"
+
+
+def quality_file(event_date: date) -> str:
+    return f"quality/event_date={event_date.isoformat()}/part-00000.parquet"
+
+
+DATA_DOCS_DIR = "reports/data_docs"

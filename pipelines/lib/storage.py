@@ -16,11 +16,13 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
 import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,10 @@ class Lake:
     def path(self, rel: str) -> str:
         return f"{self._base}/{rel}" if rel else self._base
 
+    def url(self, rel: str) -> str:
+        """The address DuckDB and GX read ``rel`` at (with the scheme; the fs registered for S3)."""
+        return f"{self.root}/{rel}"
+
     def _entries(self, rel_dir: str) -> list[dict]:
         # Listings are cached by fsspec (s3fs especially); the lake changes under us, so re-read.
         self.fs.invalidate_cache()
@@ -62,6 +68,14 @@ class Lake:
             if e.get("type") == "file"
         ]
         return sorted(files, key=lambda f: f.path)
+
+    def list_dirs(self, rel_dir: str) -> list[str]:
+        """Names of the folders directly under ``rel_dir`` (sorted)."""
+        return sorted(
+            e["name"].rstrip("/").rsplit("/", 1)[-1]
+            for e in self._entries(rel_dir)
+            if e.get("type") == "directory"
+        )
 
     def exists(self, rel: str) -> bool:
         self.fs.invalidate_cache()
@@ -97,6 +111,47 @@ class Lake:
                 self.fs.put_file(staging, self.path(rel))
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
+
+    def publish_dir(self, local_dir: str, rel: str) -> None:
+        """Replace the folder ``rel`` with a copy of ``local_dir`` (a report: the latest run wins).
+        Locally the new tree is complete before it is renamed in; readers may briefly find no
+        folder between the two renames, never a half-written one."""
+        if self.is_local:
+            final = self.path(rel)
+            parent, name = os.path.split(final)
+            os.makedirs(parent, exist_ok=True)
+            token = uuid.uuid4().hex[:12]
+            staging = os.path.join(parent, f".{name}.{token}.tmp")
+            retired = os.path.join(parent, f".{name}.{token}.old")
+            shutil.copytree(local_dir, staging)
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(final, retired)
+            os.replace(staging, final)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            target = self.path(rel)
+            if self.fs.exists(target):
+                self.fs.rm(target, recursive=True)
+            self.fs.put(local_dir.rstrip("/") + "/", target, recursive=True)
+
+
+def write_parquet(
+    lake: Lake,
+    rel: str,
+    reader: pa.RecordBatchReader,
+    transform: Callable[[pa.RecordBatch], pa.RecordBatch] | None = None,
+) -> tuple[int, int]:
+    """Stream batches into one zstd Parquet file published atomically; returns (rows, bytes)."""
+    rows = 0
+    with lake.staged_file(rel) as local:
+        with pq.ParquetWriter(local, reader.schema, compression="zstd") as writer:
+            for batch in reader:
+                if transform is not None:
+                    batch = transform(batch)
+                writer.write_batch(batch)
+                rows += batch.num_rows
+        size = os.path.getsize(local)
+    return rows, size
 
 
 def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:

@@ -1,0 +1,85 @@
+"""The contracts asset: every violation of a day, and the rates the checks gate on."""
+
+from datetime import date
+
+import dagster as dg
+
+from pipelines.defs.ingest.assets import OWNERS, QUARANTINE
+from pipelines.defs.partitions import daily_partitions
+from pipelines.defs.resources import ContractsResource, DuckDBResource, LakeResource
+from pipelines.lib.contracts.rules import CHAIN_TYPES
+from pipelines.lib.contracts.run import QUALITY_SCHEMA, VIOLATIONS_SCHEMA, run_contracts
+from pipelines.lib.schemas import event_types
+
+CONTRACTS = "contracts"
+
+# Joins near midnight look at the neighbouring days, where they exist.
+_NEIGHBOURS = dg.TimeWindowPartitionMapping(
+    start_offset=-1, end_offset=1, allow_nonexistent_upstream_partitions=True
+)
+
+
+def _deps() -> list[dg.AssetDep]:
+    return [
+        dg.AssetDep(t, partition_mapping=_NEIGHBOURS if t in CHAIN_TYPES else None)
+        for t in event_types()
+    ] + [dg.AssetDep(QUARANTINE)]
+
+
+def _schema(schema) -> dg.TableSchema:
+    return dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type)) for f in schema])
+
+
+def build_contracts_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=CONTRACTS,
+        deps=_deps(),
+        partitions_def=partitions_def,
+        group_name="contracts",
+        owners=OWNERS,
+        kinds={"duckdb", "parquet", "great_expectations"},
+        pool="contracts",
+        description="Every violation of the day's join and data-quality contracts, one row each "
+        "(contracts/event_date=D/), and each rule's rate (quality/event_date=D/). Observes only: "
+        "events are never changed.",
+        metadata={
+            "dagster/column_schema": _schema(VIOLATIONS_SCHEMA),
+            "quality_table_schema": _schema(QUALITY_SCHEMA),
+        },
+    )
+    def contracts(
+        context: dg.AssetExecutionContext,
+        lake: LakeResource,
+        contracts: ContractsResource,
+        duckdb: DuckDBResource,
+    ) -> dg.MaterializeResult:
+        day = date.fromisoformat(context.partition_key)
+        result = run_contracts(
+            lake.lake(),
+            day,
+            contracts.thresholds(),
+            memory_limit=duckdb.memory_limit,
+            threads=duckdb.threads,
+        )
+        metadata = {
+            "dagster/row_count": result.violations,
+            **{f"{f}_rate": round(r["rate"], 6) for f, r in result.rates.items()},
+            **{f"{f}_failed": r["failed"] for f, r in result.rates.items()},
+            "previous_day_ingested": result.neighbours["previous_day"],
+            "next_day_ingested": result.neighbours["next_day"],
+            "pending_next_day": result.pending_next_day,
+            "seconds": round(result.seconds, 3),
+            **{f"bytes_written_{k}": v for k, v in result.bytes_written.items()},
+        }
+        if result.data_docs:
+            metadata["data_docs"] = dg.MetadataValue.path(result.data_docs)
+        return dg.MaterializeResult(metadata=metadata)
+
+    return contracts
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(
+        assets=dg.with_source_code_references([build_contracts_asset(daily_partitions())])
+    )

@@ -1,0 +1,78 @@
+"""The single-table rules of one day, derived from the event schemas so they cannot drift from the
+contract: completeness (required fields present; optional fields' presence reported) and validity
+(patterns, hashed identifiers, enums, ranges, lengths, timestamps within the day).
+
+Plain data here; ``gx_suites.py`` turns each spec into a Great Expectations expectation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from pipelines.lib.contracts.rules import COMPLETENESS, VALIDITY
+from pipelines.lib.schemas import EventSchema
+
+# What a keyed hash (HMAC-SHA256, hex) looks like: a raw identifier in its place is a leak.
+HASHED_ID_PATTERN = "^[0-9a-f]{64}$"
+_SCALARS = {"string", "integer", "number", "boolean"}
+
+
+@dataclass(frozen=True)
+class ExpectationSpec:
+    family: str
+    event_type: str
+    column: str
+    kind: str  # not_null | present | pattern | in_set | between | length
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    gated: bool = True  # False: a rate reported, never a failure (optional fields' presence)
+
+    @property
+    def rule(self) -> str:
+        return f"{self.event_type}.{self.column}:{self.kind}"
+
+
+def day_bounds_ms(day: date) -> tuple[int, int]:
+    start = datetime.combine(day, time(), tzinfo=UTC)
+    return int(start.timestamp() * 1000), int((start + timedelta(days=1)).timestamp() * 1000) - 1
+
+
+def _validity(schema: EventSchema, column: str, spec: dict[str, Any], day: date) -> list:
+    def make(kind: str, **kwargs: Any) -> ExpectationSpec:
+        return ExpectationSpec(VALIDITY, schema.event_type, column, kind, kwargs)
+
+    if column == "timestamp_ms":
+        low, high = day_bounds_ms(day)
+        return [make("between", min_value=low, max_value=high)]
+    if spec.get("x-pii-handling") == "hash":
+        return [make("pattern", regex=HASHED_ID_PATTERN)]
+    if spec.get("type") not in _SCALARS or spec.get("x-pii-handling") == "scrub":
+        return []  # nested values and scrubbed text: ingest validated them before scrubbing
+    out = []
+    if "pattern" in spec:
+        out.append(make("pattern", regex=spec["pattern"]))
+    if "const" in spec or "enum" in spec:
+        out.append(make("in_set", value_set=[spec["const"]] if "const" in spec else spec["enum"]))
+    if "minimum" in spec or "maximum" in spec:
+        out.append(make("between", min_value=spec.get("minimum"), max_value=spec.get("maximum")))
+    if ("minLength" in spec or "maxLength" in spec) and "pattern" not in spec:
+        out.append(make("length", min_value=spec.get("minLength"), max_value=spec.get("maxLength")))
+    return out
+
+
+def expectation_specs(schema: EventSchema, day: date) -> list[ExpectationSpec]:
+    """The day's expectations for one event type, in schema property order."""
+    required = set(schema.required)
+    specs = []
+    for column, spec in schema.properties.items():
+        specs.append(
+            ExpectationSpec(
+                COMPLETENESS,
+                schema.event_type,
+                column,
+                "not_null" if column in required else "present",
+                gated=column in required,
+            )
+        )
+        specs += _validity(schema, column, spec, day)
+    return specs

@@ -1,0 +1,274 @@
+"""Run one day's contracts: the cross-event SQL rules over D-1..D+1, the schema-derived GX suites
+over D, the timeliness shares; write every violation and every rate. Contracts observe: nothing
+under events/ is changed."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipelines.lib.contracts import gx_suites
+from pipelines.lib.contracts.rules import (
+    CHAIN_TYPES,
+    COMPLETENESS,
+    CONSISTENCY,
+    CONSISTENCY_RULES,
+    FAMILIES,
+    LANDED_IN_WINDOW,
+    RULES,
+    TIMELINESS,
+    VALIDITY,
+)
+from pipelines.lib.contracts.verdict import Thresholds
+from pipelines.lib.ingest import QUARANTINE_SCHEMA, READS_DAYS_AFTER
+from pipelines.lib.paths import contracts_file, events_file, quality_file
+from pipelines.lib.schemas import event_types
+from pipelines.lib.sql import connect, load_sql
+from pipelines.lib.storage import Lake, write_parquet
+
+SAMPLE_SIZE = 20
+
+VIOLATIONS_SCHEMA = pa.schema(
+    [
+        ("event_date", pa.date32()),
+        ("family", pa.string()),
+        ("rule", pa.string()),
+        ("event_type", pa.string()),
+        ("event_id", pa.string()),
+        ("request_id", pa.string()),
+        ("detail", pa.string()),
+    ]
+)
+
+QUALITY_SCHEMA = pa.schema(
+    [
+        ("event_date", pa.date32()),
+        ("family", pa.string()),
+        ("rule", pa.string()),  # the family's own name on its summary row
+        ("scope", pa.string()),  # family | rule | reported (a rate shown, never gated)
+        ("checked", pa.int64()),
+        ("failed", pa.int64()),
+        ("rate", pa.float64()),
+    ]
+)
+
+
+@dataclass
+class ContractsResult:
+    day: date
+    rates: dict[str, dict[str, Any]]  # family -> checked, failed, rate
+    quality: list[dict[str, Any]]
+    violations: int
+    neighbours: dict[str, bool]  # previous_day / next_day: ingested?
+    pending_next_day: int  # violations that may resolve once D+1 is ingested
+    data_docs: str | None = None
+    seconds: float = 0.0
+    bytes_written: dict[str, int] = field(default_factory=dict)
+
+
+def _day_paths(lake: Lake, event_type: str, day: date) -> str | None:
+    rel = events_file(event_type, day)
+    return lake.url(rel) if lake.exists(rel) else None
+
+
+def _later_quarantine(lake: Lake, day: date) -> list[str]:
+    """Quarantine files of the partitions after the window: where D's late lines end up."""
+    first = f"event_date={(day + timedelta(days=READS_DAYS_AFTER + 1)).isoformat()}"
+    return [
+        lake.url(f"quarantine/{name}/part-00000.parquet")
+        for name in lake.list_dirs("quarantine")
+        if name >= first and lake.exists(f"quarantine/{name}/part-00000.parquet")
+    ]
+
+
+def _register_inputs(
+    con: duckdb.DuckDBPyConnection, lake: Lake, day: date
+) -> tuple[dict[str, bool], dict[str, str]]:
+    types = event_types()
+    own = {t: _day_paths(lake, t, day) for t in types}
+    missing = [t for t, url in own.items() if url is None]
+    if missing:
+        raise FileNotFoundError(
+            f"no events for {day} ({', '.join(missing)}): materialise the ingest partition first"
+        )
+    neighbours = {}
+    urls = {t: [own[t]] for t in types}
+    for label, other in (
+        ("previous_day", day - timedelta(days=1)),
+        ("next_day", day + timedelta(days=1)),
+    ):
+        found = {t: _day_paths(lake, t, other) for t in CHAIN_TYPES}
+        neighbours[label] = all(found.values())
+        for t, url in found.items():
+            if url:
+                urls[t].append(url)
+    for t in CHAIN_TYPES:
+        con.read_parquet(urls[t], hive_partitioning=True).create_view(t)
+    con.read_parquet(list(own.values()), hive_partitioning=True, union_by_name=True).create_view(
+        "day_events"
+    )
+    later = _later_quarantine(lake, day)
+    source = (
+        con.read_parquet(later, hive_partitioning=False)
+        if later
+        else con.from_arrow(QUARANTINE_SCHEMA.empty_table())
+    )
+    source.create_view("later_quarantine")
+    return neighbours, own
+
+
+def _with_family(table: pa.Table, family: str, day: date) -> pa.Table:
+    n = table.num_rows
+    columns = {
+        "event_date": pa.array([day] * n, pa.date32()),
+        "family": pa.array([family] * n, pa.string()),
+        **{
+            name: table[name] for name in ("rule", "event_type", "event_id", "request_id", "detail")
+        },
+    }
+    return pa.table(columns).cast(VIOLATIONS_SCHEMA)
+
+
+def _failed_events(violations: pa.Table) -> int:
+    """Distinct events with at least one violation (an event without an id counts once per row)."""
+    if violations.num_rows == 0:
+        return 0
+    keyed = pc.binary_join_element_wise(violations["event_type"], violations["event_id"], "/")
+    return (
+        pc.count_distinct(keyed, mode="only_valid").as_py()
+        + pc.sum(pc.is_null(violations["event_id"])).as_py()
+    )
+
+
+def _row(family: str, rule: str, scope: str, checked: int, failed: int) -> dict[str, Any]:
+    rate = 1.0 if checked == 0 else (checked - failed) / checked
+    return {
+        "family": family,
+        "rule": rule,
+        "scope": scope,
+        "checked": checked,
+        "failed": failed,
+        "rate": rate,
+    }
+
+
+def _timeliness(con: duckdb.DuckDBPyConnection, day: date) -> tuple[pa.Table, list[dict]]:
+    params = {"day": day}
+    late = con.sql(load_sql("contracts/late_lines.sql"), params=params).to_arrow_table()
+    lags = con.sql(load_sql("contracts/landing_lag.sql"), params=params).fetchall()
+    total = sum(n for _, _, n in lags)
+    rows = [
+        _row(
+            TIMELINESS, "landed_on_date", "reported", total, sum(n for _, lag, n in lags if lag > 0)
+        ),
+        _row(
+            TIMELINESS, "landed_by_t1", "reported", total, sum(n for _, lag, n in lags if lag > 1)
+        ),
+        _row(
+            TIMELINESS,
+            LANDED_IN_WINDOW.name,
+            "rule",
+            total,
+            sum(n for _, lag, n in lags if lag > READS_DAYS_AFTER),
+        ),
+    ]
+    return late, rows
+
+
+def run_contracts(
+    lake: Lake,
+    day: date,
+    thresholds: Thresholds,
+    *,
+    memory_limit: str = "2GB",
+    threads: int = 2,
+    data_docs: bool = True,
+) -> ContractsResult:
+    started = time.monotonic()
+    con = connect(memory_limit, threads)
+    if not lake.is_local:
+        con.register_filesystem(lake.fs)
+    neighbours, own_urls = _register_inputs(con, lake, day)
+
+    day_counts = dict(
+        con.sql("select event_type, count(*) from day_events group by all").fetchall()
+    )
+    chain_checked = sum(day_counts.get(t, 0) for t in CHAIN_TYPES)
+    all_checked = sum(day_counts.values())
+
+    consistency = con.sql(
+        load_sql("contracts/consistency.sql"),
+        params={"day": day, "clock_skew_ms": thresholds.clock_skew_ms},
+    ).to_arrow_table()
+    suites = gx_suites.validate_day(lake, day, own_urls, data_docs=data_docs)
+    late, timeliness_rows = _timeliness(con, day)
+
+    parts = {
+        CONSISTENCY: _with_family(consistency, CONSISTENCY, day),
+        TIMELINESS: _with_family(late, TIMELINESS, day),
+        COMPLETENESS: suites.violations(COMPLETENESS, day, VIOLATIONS_SCHEMA),
+        VALIDITY: suites.violations(VALIDITY, day, VIOLATIONS_SCHEMA),
+    }
+    checked = {
+        COMPLETENESS: all_checked,
+        CONSISTENCY: chain_checked,
+        VALIDITY: all_checked,
+        TIMELINESS: timeliness_rows[-1]["checked"],
+    }
+    quality = [_row(f, f, "family", checked[f], _failed_events(parts[f])) for f in FAMILIES]
+    by_rule = {
+        r["rule"]: r["event_id_count_distinct"]
+        for r in consistency.group_by("rule")
+        .aggregate([("event_id", "count_distinct")])
+        .to_pylist()
+    }
+    for rule in CONSISTENCY_RULES:
+        judged = sum(day_counts.get(t, 0) for t in rule.event_types)
+        quality.append(_row(CONSISTENCY, rule.name, "rule", judged, by_rule.get(rule.name, 0)))
+    quality += [
+        _row(s.family, s.rule, "rule" if s.gated else "reported", n, bad)
+        for s, n, bad in suites.counts
+    ]
+    quality += timeliness_rows
+
+    violations = pa.concat_tables(parts.values())
+    unknown = set(pc.unique(consistency["rule"]).to_pylist()) - RULES.keys()
+    if unknown:
+        raise ValueError(f"consistency.sql emitted rules not declared in rules.py: {unknown}")
+    written = {}
+    _, written["contracts"] = write_parquet(
+        lake,
+        contracts_file(day),
+        pa.RecordBatchReader.from_batches(VIOLATIONS_SCHEMA, violations.to_batches()),
+    )
+    quality_table = pa.Table.from_pylist(
+        [{"event_date": day, **q} for q in quality], schema=QUALITY_SCHEMA
+    )
+    _, written["quality"] = write_parquet(
+        lake,
+        quality_file(day),
+        pa.RecordBatchReader.from_batches(QUALITY_SCHEMA, quality_table.to_batches()),
+    )
+    looks_ahead = {r.name for r in CONSISTENCY_RULES if r.looks_ahead}
+    pending = (
+        0
+        if neighbours["next_day"]
+        else pc.sum(pc.is_in(consistency["rule"], pa.array(sorted(looks_ahead)))).as_py() or 0
+    )
+    return ContractsResult(
+        day=day,
+        rates={q["family"]: q for q in quality if q["scope"] == "family"},
+        quality=quality,
+        violations=violations.num_rows,
+        neighbours=neighbours,
+        pending_next_day=pending,
+        data_docs=suites.data_docs,
+        seconds=time.monotonic() - started,
+        bytes_written=written,
+    )
