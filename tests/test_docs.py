@@ -46,7 +46,10 @@ def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 # --- drift ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("page", [docs.EVENTS_PAGE, docs.PARTITIONING_PAGE, docs.PII_PAGE])
+@pytest.mark.parametrize(
+    "page",
+    [docs.EVENTS_PAGE, docs.PARTITIONING_PAGE, docs.PII_PAGE, docs.JOINS_PAGE, docs.QUALITY_PAGE],
+)
 def test_page_matches_what_the_code_renders(expected: dict[str, str], page: str) -> None:
     path = docs_dir() / page
     assert path.is_file(), f"{path} is missing: {FIX}"

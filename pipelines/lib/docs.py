@@ -28,7 +28,9 @@ from typing import Any
 import duckdb
 import pyarrow.parquet as pq
 
+from pipelines.lib import markdown as md
 from pipelines.lib import pii
+from pipelines.lib.contracts.docs import JOINS_PAGE, QUALITY_PAGE, render_joins, render_quality
 from pipelines.lib.ingest import (
     ADDED_COLUMNS,
     IngestSettings,
@@ -38,14 +40,21 @@ from pipelines.lib.ingest import (
     reading_partitions,
 )
 from pipelines.lib.landing import LANDING_SUFFIXES
-from pipelines.lib.paths import events_file, landing_dir, ledger_file, quarantine_file
+from pipelines.lib.paths import (
+    DATA_DOCS_DIR,
+    contracts_file,
+    events_file,
+    landing_dir,
+    ledger_file,
+    quality_file,
+    quarantine_file,
+)
 from pipelines.lib.reasons import REASONS
 from pipelines.lib.schemas import EventSchema, load_event_schemas
 from pipelines.lib.settings import DEFAULT_FIRST_DATE
 from pipelines.lib.sql import load_sql
 from pipelines.lib.sqlschema import check_query, compile_schema, rows_view
 
-REGENERATE = "python -m pipelines.docs"
 EVENTS_PAGE = "contracts/events.md"
 PARTITIONING_PAGE = "contracts/partitioning.md"
 PII_PAGE = "contracts/pii_retention.md"
@@ -97,25 +106,6 @@ class DocsError(ValueError):
 # --- markdown helpers ----------------------------------------------------------------------------
 
 
-def _code(text: str) -> str:
-    fence = "``" if "`" in text else "`"
-    pad = " " if fence == "``" else ""
-    return f"{fence}{pad}{text}{pad}{fence}"
-
-
-def _cell(text: str) -> str:
-    return text.replace("\n", " ").replace("|", "\\|")
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = [
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join("---" for _ in header) + "|",
-    ]
-    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def _num(value: Any) -> str:
     return json.dumps(value)
 
@@ -133,13 +123,6 @@ def _days(n: int) -> str:
 
 def _day(origin: str, offset: int) -> str:
     return origin if offset == 0 else f"{origin}{offset:+d}"
-
-
-def _generated_note(sources: str) -> str:
-    return (
-        f"> **Generated** by `{REGENERATE}` from {sources}; do not edit by hand. "
-        f"`{REGENERATE} --check` fails when this page no longer matches the code."
-    )
 
 
 # --- facts read from code ------------------------------------------------------------------------
@@ -188,13 +171,13 @@ def window() -> Window:
 def _reason(name: str) -> str:
     if name not in REASONS:
         raise DocsError(f"the docs name reason {name!r}, which is not in REASONS any more")
-    return _code(name)
+    return md.code(name)
 
 
 def _ledger_column(name: str) -> str:
     if name not in ledger_schema([]).names:
         raise DocsError(f"the docs name ledger column {name!r}, which ledger_schema does not have")
-    return _code(name)
+    return md.code(name)
 
 
 @dataclass(frozen=True)
@@ -340,9 +323,9 @@ def json_type(spec: dict[str, Any]) -> str:
     """The JSON type of a schema node with every constraint on it, in one line."""
     parts = [_types(spec)]
     if "const" in spec:
-        parts.append(f"= {_code(json.dumps(spec['const']))}")
+        parts.append(f"= {md.code(json.dumps(spec['const']))}")
     if "enum" in spec:
-        parts.append("one of " + ", ".join(_code(json.dumps(v)) for v in spec["enum"]))
+        parts.append("one of " + ", ".join(md.code(json.dumps(v)) for v in spec["enum"]))
     for keyword, sign in (
         ("minimum", "≥"),
         ("exclusiveMinimum", ">"),
@@ -363,9 +346,9 @@ def json_type(spec: dict[str, Any]) -> str:
         elif high in spec:
             parts.append(f"{noun} ≤ {spec[high]}")
     if "pattern" in spec:
-        parts.append(f"pattern {_code(spec['pattern'])}")
+        parts.append(f"pattern {md.code(spec['pattern'])}")
     if "x-unique-by" in spec:
-        parts.append(f"unique by {_code(spec['x-unique-by'])}")
+        parts.append(f"unique by {md.code(spec['x-unique-by'])}")
     if spec.get("additionalProperties") is False and "properties" in spec:
         parts.append("no other keys")
     if isinstance(spec.get("additionalProperties"), dict):
@@ -378,7 +361,7 @@ def json_type(spec: dict[str, Any]) -> str:
 def _required(field: _Field) -> str:
     text = "yes" if field.required else "no"
     if field.required_with:
-        text += " (with " + ", ".join(_code(n) for n in field.required_with) + ")"
+        text += " (with " + ", ".join(md.code(n) for n in field.required_with) + ")"
     return text
 
 
@@ -473,12 +456,12 @@ def _summary_table(schemas: Mapping[str, EventSchema]) -> str:
             [
                 f"[`{event_type}`](#{event_type})",
                 doc.get("title", ""),
-                _code(schema.version),
+                md.code(schema.version),
                 str(len(doc["properties"])),
-                ", ".join(_code(n) for n in pii_fields) or "—",
+                ", ".join(md.code(n) for n in pii_fields) or "—",
             ]
         )
-    return _table(["event type", "title", "version", "fields", "PII fields"], rows)
+    return md.table(["event type", "title", "version", "fields", "PII fields"], rows)
 
 
 def _event_section(schema: EventSchema, table: StoredTable) -> str:
@@ -491,13 +474,13 @@ def _event_section(schema: EventSchema, table: StoredTable) -> str:
         elif field.name in table.nested:
             stored = table.nested[field.name]
         else:
-            stored = f"inside {_code(top)} (JSON text)"
+            stored = f"inside {md.code(top)} (JSON text)"
         rows.append(
             [
-                _code(field.name),
+                md.code(field.name),
                 json_type(field.spec),
                 _required(field),
-                _code(stored),
+                md.code(stored),
                 field.spec.get("x-pii", "none"),
                 _handling(field, _HANDLING),
                 field.spec.get("description", ""),
@@ -518,7 +501,7 @@ def _event_section(schema: EventSchema, table: StoredTable) -> str:
         f"- schema file: `schemas/events/{schema.path.name}`",
         f"- stored at: `{_pattern(events_file, schema.event_type)}`",
         "",
-        _table(
+        md.table(
             ["field", "JSON type", "required", "stored as", "PII", "handling", "description"],
             rows,
         ),
@@ -544,7 +527,7 @@ def _reason_values(schemas: Mapping[str, EventSchema]) -> dict[str, str]:
         "before": str(w.before),
         "after_days": _days(w.after),
         "before_days": _days(w.before),
-        "types": ", ".join(_code(t) for t in schemas),
+        "types": ", ".join(md.code(t) for t in schemas),
         "versions": ", ".join(f"`{t}` {s.version}" for t, s in schemas.items()),
     }
 
@@ -571,7 +554,7 @@ def render_events(schemas: Mapping[str, EventSchema] | None = None) -> str:
     extras = extra_columns(schemas, tables)
     parts = [
         _EVENTS_INTRO.format(
-            note=_generated_note("`schemas/events/*.json` and the ingest code"),
+            note=md.generated_note("`schemas/events/*.json` and the ingest code"),
             landing=_pattern(landing_dir),
             events=_pattern(events_file, _TYPE_PATTERN),
             summary=_summary_table(schemas),
@@ -580,8 +563,8 @@ def render_events(schemas: Mapping[str, EventSchema] | None = None) -> str:
     parts += [_event_section(schemas[t], tables[t]) for t in schemas]
     extra_rows = [
         [
-            _code(name),
-            _code(kind),
+            md.code(name),
+            md.code(kind),
             "folder name (Hive partition)" if from_folder else "file",
             EXTRA_COLUMN_DOCS[name],
         ]
@@ -590,13 +573,13 @@ def render_events(schemas: Mapping[str, EventSchema] | None = None) -> str:
     parts.append(
         _EVENTS_EXTRAS.format(
             events=_pattern(events_file, _TYPE_PATTERN),
-            partition_keys=", ".join(_code(n) for n, _, hive in extras if hive),
+            partition_keys=", ".join(md.code(n) for n, _, hive in extras if hive),
             stored_keys=", ".join(
-                _code(k)
+                md.code(k)
                 for k in _hive_keys(_pattern(events_file, _TYPE_PATTERN))
                 if k not in {n for n, _, hive in extras if hive}
             ),
-            table=_table(["column", "stored as", "from", "meaning"], extra_rows),
+            table=md.table(["column", "stored as", "from", "meaning"], extra_rows),
         )
     )
     parts.append(
@@ -715,6 +698,9 @@ def _zones() -> list[tuple[str, str]]:
         (_pattern(events_file, _TYPE_PATTERN), "valid, deduplicated, hashed events of one day"),
         (_pattern(quarantine_file), "rejected lines of one day, redacted, with their reason"),
         (_pattern(ledger_file), "per landing file: where each of its lines went"),
+        (_pattern(contracts_file), "every contract violation of one day, one row each"),
+        (_pattern(quality_file), "every contract rule's rate for one day"),
+        (f"{DATA_DOCS_DIR}/index.html", "the Great Expectations Data Docs of the latest run"),
     ]
 
 
@@ -751,15 +737,15 @@ def render_partitioning(schemas: Mapping[str, EventSchema] | None = None) -> str
     )
     hive = list(dict.fromkeys(k for rel in paths for k in _hive_keys(rel)))
     text = _PARTITIONING.format(
-        note=_generated_note("the ingest code (window sizes, reasons, paths)"),
+        note=md.generated_note("the ingest code (window sizes, reasons, paths)"),
         tree=_tree(),
-        zones=_table(
-            ["zone", "holds"], [[_code(p.split("/", 1)[0] + "/"), w] for p, w in _zones()]
+        zones=md.table(
+            ["zone", "holds"], [[md.code(p.split("/", 1)[0] + "/"), w] for p, w in _zones()]
         ),
-        types=", ".join(_code(t) for t in schemas),
-        hive_keys=", ".join(_code(k) for k in hive),
+        types=", ".join(md.code(t) for t in schemas),
+        hive_keys=", ".join(md.code(k) for k in hive),
         landing=_pattern(landing_dir),
-        suffixes=" or ".join(_code(s) for s in LANDING_SUFFIXES),
+        suffixes=" or ".join(md.code(s) for s in LANDING_SUFFIXES),
         part=_pattern(events_file, _TYPE_PATTERN).rsplit("/", 1)[-1],
         first_date=DEFAULT_FIRST_DATE.isoformat(),
         reads=" .. ".join((reads[0], reads[-1])),
@@ -771,7 +757,7 @@ def render_partitioning(schemas: Mapping[str, EventSchema] | None = None) -> str
         late=_reason("late_arrival"),
         future=_reason("future_timestamp"),
         example=example.isoformat(),
-        example_table=_table(["event date E", "belongs to partition", "outcome"], example_rows),
+        example_table=md.table(["event date E", "belongs to partition", "outcome"], example_rows),
         last_read=reads[-1],
         late_rows=_ledger_column("rows_landed_late"),
         duplicates=_ledger_column("duplicates"),
@@ -788,8 +774,8 @@ def render_pii_table(schemas: Mapping[str, EventSchema] | None = None) -> str:
     schemas = dict(sorted((schemas or load_event_schemas()).items()))
     rows = [
         [
-            _code(event_type),
-            _code(field.name),
+            md.code(event_type),
+            md.code(field.name),
             field.spec["x-pii"],
             _handling(field, _PII_HANDLING).replace("—", "stored as sent"),
         ]
@@ -797,19 +783,19 @@ def render_pii_table(schemas: Mapping[str, EventSchema] | None = None) -> str:
         for field in _fields(schema.document)
         if field.spec.get("x-pii", "none") != "none"
     ]
-    return _table(["event type", "field", "PII class", "handling"], rows)
+    return md.table(["event type", "field", "PII class", "handling"], rows)
 
 
 def render_pii_rules() -> str:
     """The PII constants of the code, as a list."""
-    quarantine_keys = ", ".join(_code(k) for k in sorted(pii.HASHED_KEYS))
+    quarantine_keys = ", ".join(md.code(k) for k in sorted(pii.HASHED_KEYS))
     return "\n".join(
         [
             f"- Minimum key length: {pii.MIN_KEY_BYTES} bytes (`TELEMETRY_PII_KEY`).",
             f"- `pii_key_id` of data hashed with the public development key: "
             f"`{pii.key_id(pii.DEV_KEY)}`. Data with this key id is not pseudonymised.",
             "- Placeholders of the free-text scrubber: "
-            + ", ".join(_code(p) for p in pii.PLACEHOLDERS)
+            + ", ".join(md.code(p) for p in pii.PLACEHOLDERS)
             + ".",
             f"- Keys whose values are hashed wherever they appear in a quarantined line: "
             f"{quarantine_keys}.",
@@ -859,6 +845,8 @@ def expected_pages(
         raise DocsError(f"{pii_path} is missing: it is written by hand, restore it from git")
     return {
         EVENTS_PAGE: render_events(schemas),
+        JOINS_PAGE: render_joins(),
+        QUALITY_PAGE: render_quality(schemas),
         PARTITIONING_PAGE: render_partitioning(schemas),
         PII_PAGE: render_pii_page(pii_path.read_text(encoding="utf-8"), schemas),
     }

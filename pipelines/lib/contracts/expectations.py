@@ -17,15 +17,35 @@ from pipelines.lib.schemas import EventSchema
 HASHED_ID_PATTERN = "^[0-9a-f]{64}$"
 _SCALARS = {"string", "integer", "number", "boolean"}
 
+# Each kind of expectation, the Great Expectations class that runs it, and where it comes from.
+KINDS = {
+    "not_null": ("ExpectColumnValuesToNotBeNull", "a required field is present"),
+    "present": ("ExpectColumnValuesToNotBeNull (mostly 0)", "an optional field's presence rate"),
+    "pattern": (
+        "ExpectColumnValuesToMatchRegex (DuckDB)",
+        "the schema's `pattern`; hashed identifiers must be 64 lowercase hex digits",
+    ),
+    "in_set": ("ExpectColumnValuesToBeInSet", "the schema's `enum` or `const`"),
+    "between": (
+        "ExpectColumnValuesToBeBetween",
+        "the schema's `minimum`/`maximum`; `timestamp_ms` within the partition's UTC day",
+    ),
+    "length": (
+        "ExpectColumnValueLengthsToBeBetween",
+        "the schema's `minLength`/`maxLength` (where no `pattern` is given)",
+    ),
+}
+
 
 @dataclass(frozen=True)
 class ExpectationSpec:
     family: str
     event_type: str
     column: str
-    kind: str  # not_null | present | pattern | in_set | between | length
+    kind: str  # a key of KINDS
     kwargs: dict[str, Any] = field(default_factory=dict)
     gated: bool = True  # False: a rate reported, never a failure (optional fields' presence)
+    note: str | None = None  # how the docs state arguments that depend on the day
 
     @property
     def rule(self) -> str:
@@ -43,7 +63,16 @@ def _validity(schema: EventSchema, column: str, spec: dict[str, Any], day: date)
 
     if column == "timestamp_ms":
         low, high = day_bounds_ms(day)
-        return [make("between", min_value=low, max_value=high)]
+        return [
+            ExpectationSpec(
+                VALIDITY,
+                schema.event_type,
+                column,
+                "between",
+                {"min_value": low, "max_value": high},
+                note="within the UTC day D",
+            )
+        ]
     if spec.get("x-pii-handling") == "hash":
         return [make("pattern", regex=HASHED_ID_PATTERN)]
     if spec.get("type") not in _SCALARS or spec.get("x-pii-handling") == "scrub":

@@ -68,25 +68,21 @@ class ExpectColumnValuesToMatchRegexDuckDB(gxe.ExpectColumnValuesToMatchRegex):
     map_metric = "column_values.match_regex_duckdb"
 
 
+EXPECTATION_CLASSES: dict[str, type[gxe.Expectation]] = {
+    "not_null": gxe.ExpectColumnValuesToNotBeNull,
+    "present": gxe.ExpectColumnValuesToNotBeNull,
+    "pattern": ExpectColumnValuesToMatchRegexDuckDB,
+    "in_set": gxe.ExpectColumnValuesToBeInSet,
+    "between": gxe.ExpectColumnValuesToBeBetween,
+    "length": gxe.ExpectColumnValueLengthsToBeBetween,
+}
+
+
 def _expectation(spec: ExpectationSpec) -> gxe.Expectation:
+    # A reported rate never fails: mostly=0 keeps the missing count without a verdict.
+    extra = {"mostly": 0.0} if not spec.gated else {}
     meta = {"rule": spec.rule, "family": spec.family}
-    column, kw = spec.column, spec.kwargs
-    match spec.kind:
-        case "not_null":
-            return gxe.ExpectColumnValuesToNotBeNull(column=column, meta=meta)
-        case "present":  # reported only: mostly=0 never fails, the missing count is the rate
-            return gxe.ExpectColumnValuesToNotBeNull(column=column, mostly=0.0, meta=meta)
-        case "pattern":
-            return ExpectColumnValuesToMatchRegexDuckDB(column=column, regex=kw["regex"], meta=meta)
-        case "in_set":
-            return gxe.ExpectColumnValuesToBeInSet(
-                column=column, value_set=kw["value_set"], meta=meta
-            )
-        case "between":
-            return gxe.ExpectColumnValuesToBeBetween(column=column, meta=meta, **kw)
-        case "length":
-            return gxe.ExpectColumnValueLengthsToBeBetween(column=column, meta=meta, **kw)
-    raise ValueError(f"no GX expectation for {spec.kind!r} ({spec.rule})")
+    return EXPECTATION_CLASSES[spec.kind](column=spec.column, meta=meta, **spec.kwargs, **extra)
 
 
 @dataclass
