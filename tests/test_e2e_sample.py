@@ -12,13 +12,21 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
+from pipelines.defs.contracts.assets import build_contracts_asset
+from pipelines.defs.contracts.checks import build_family_check
 from pipelines.defs.ingest.assets import build_ingest_assets
 from pipelines.defs.ingest.checks import LEDGER_BALANCES, build_ledger_check
 from pipelines.defs.partitions import daily_partitions
-from pipelines.defs.resources import DuckDBResource, LakeResource, PiiResource
+from pipelines.defs.resources import (
+    ContractsResource,
+    DuckDBResource,
+    LakeResource,
+    PiiResource,
+)
 from pipelines.lib import pii
+from pipelines.lib.contracts.rules import COMPLETENESS, CONSISTENCY, FAMILIES, TIMELINESS, VALIDITY
 from pipelines.lib.ledger import audit_ledger
-from pipelines.lib.paths import events_file
+from pipelines.lib.paths import DATA_DOCS_DIR, contracts_file, events_file, quality_file
 from pipelines.lib.sample import SampleConfig, generate
 from pipelines.lib.schemas import event_types
 from tests.conftest import new_bucket
@@ -42,18 +50,31 @@ def sample(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     config = SampleConfig(start=START, days=3, requests_per_day=300, pii_in_errors=0.5)
     manifest = generate(config, root)
     partitions = daily_partitions()
-    assets = [build_ingest_assets(partitions), build_ledger_check(partitions)]
+    assets = [
+        build_ingest_assets(partitions),
+        build_ledger_check(partitions),
+        build_contracts_asset(partitions),
+        *[build_family_check(f, partitions) for f in FAMILIES],
+    ]
     lake_resource = LakeResource(root=root, s3_endpoint_url=endpoint)
     resources = {
         "lake": lake_resource,
         "pii": PiiResource(key=TEST_KEY),
         "duckdb": DuckDBResource(memory_limit="1GB"),
+        "contracts": ContractsResource(),
     }
     checks = {}
-    for key in sorted(manifest["partitions"]):
-        result = dg.materialize(assets, resources=resources, partition_key=key)
-        assert result.success
-        checks[key] = result.get_asset_check_evaluations()
+    # Every day's ingest first, then the contracts, which read the neighbouring days.
+    for group in ("ingest", "contracts"):
+        for key in sorted(manifest["partitions"]):
+            result = dg.materialize(
+                assets,
+                selection=dg.AssetSelection.groups(group),
+                resources=resources,
+                partition_key=key,
+            )
+            assert result.success
+            checks.setdefault(key, []).extend(result.get_asset_check_evaluations())
     return {"lake": lake_resource.lake(), "manifest": manifest, "checks": checks}
 
 
@@ -86,8 +107,8 @@ def test_every_partition_matches_the_generator_exactly(sample):
 
 def test_ledger_check_passes_and_every_file_adds_up(sample):
     for key, evaluations in sample["checks"].items():
-        [evaluation] = evaluations
-        assert evaluation.check_name == LEDGER_BALANCES and evaluation.passed, key
+        [evaluation] = [e for e in evaluations if e.check_name == LEDGER_BALANCES]
+        assert evaluation.passed, key
     taken: dict[str, int] = {}
     for row in _ledger(sample["lake"]):
         taken[row["landing_file"]] = taken.get(row["landing_file"], 0) + row["lines_taken"]
@@ -127,13 +148,52 @@ def test_no_raw_identifier_or_contact_detail_at_rest(sample):
 
     stored = [
         path
-        for folder in ("events", "quarantine", "ledger")
+        for folder in ("events", "quarantine", "ledger", "contracts", "quality")
         for path in lake.fs.find(lake.path(folder))
         if path.endswith(".parquet")
     ]
-    assert len(stored) >= 7
-    for path in stored:
-        rows = pq.read_table(path, filesystem=lake.fs).to_pylist()
-        text = "\n".join(s for row in rows for s in _strings(row))
+    assert len(stored) >= 9
+    texts = {
+        path: "\n".join(
+            s for row in pq.read_table(path, filesystem=lake.fs).to_pylist() for s in _strings(row)
+        )
+        for path in stored
+    }
+    docs = [p for p in lake.fs.find(lake.path(DATA_DOCS_DIR)) if p.endswith(".html")]
+    assert docs
+    texts.update({path: lake.fs.cat_file(path).decode() for path in docs})
+    for path, text in texts.items():
         leaked = {i for i in raw_ids if i in text} | {e for e in emails | phones if e in text}
         assert not leaked, f"{path}: {sorted(leaked)[:5]}"
+
+
+def _late_lines_by_event_date(lake) -> dict[str, int]:
+    rows = pq.read_table(lake.path("quarantine"), filesystem=lake.fs, partitioning="hive")
+    late = [r for r in rows.to_pylist() if r["reason"] == "late_arrival"]
+    counts: dict[str, int] = {}
+    for row in late:
+        key = row["event_date_read"].isoformat()
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def test_contracts_find_exactly_the_generated_orphans_and_late_lines(sample):
+    lake, manifest = sample["lake"], sample["manifest"]
+    late = _late_lines_by_event_date(lake)
+    assert sum(late.values()) > 0  # the generator did send some too late
+    for key in manifest["partitions"]:
+        day = date.fromisoformat(key)
+        violations = pq.read_table(lake.path(contracts_file(day)), filesystem=lake.fs).to_pylist()
+        by_family: dict[str, list[dict]] = {f: [] for f in FAMILIES}
+        for row in violations:
+            by_family[row["family"]].append(row)
+        orphans = manifest["orphan_clicks"].get(key, 0)
+        assert [r["rule"] for r in by_family[CONSISTENCY]] == ["click_has_impression"] * orphans
+        assert by_family[COMPLETENESS] == [] and by_family[VALIDITY] == [], key
+        assert len(by_family[TIMELINESS]) == late.get(key, 0), key
+        quality = pq.read_table(lake.path(quality_file(day)), filesystem=lake.fs).to_pylist()
+        rates = {q["family"]: q for q in quality if q["scope"] == "family"}
+        assert rates[CONSISTENCY]["failed"] == orphans
+        evaluations = {e.check_name: e for e in sample["checks"][key]}
+        assert set(FAMILIES) <= set(evaluations)
+        assert evaluations[CONSISTENCY].metadata["failed"].value == orphans

@@ -65,7 +65,7 @@ class Step:
 STEPS = (
     Step("baseline", "baseline: DuckDB JSON->Parquet", "bench.steps.baseline:run", in_scale=True),
     Step("ingest", "ingest_partition", "bench.steps.ingest:run", in_scale=True),
-    Step("contracts", "contract checks", None),
+    Step("contracts", "contract checks", "bench.steps.contracts:run"),
     Step("daily_rollups", "daily rollups", None),
     Step("weekly_rollups", "weekly rollups", None),
     Step("naive", "naive Python loop", "bench.steps.naive:run"),
