@@ -150,6 +150,14 @@ def test_ingest_job_is_described_and_assets_link_to_their_source(defs):
         assert "landing_file" in [c.name for c in schema.columns]
 
 
+def test_contracts_job_runs_the_contracts_group_daily(defs):
+    job = defs.resolve_job_def("contracts_daily")
+    assert "contracts" in job.description
+    assert job.partitions_def.get_first_partition_key() == "2025-01-01"
+    graph = defs.resolve_asset_graph()
+    assert graph.get(dg.AssetKey("contracts")).group_name == "contracts"
+
+
 def test_assets_are_kinded_s3_when_the_lake_is_on_s3(monkeypatch):
     from pipelines.defs.ingest.assets import defs as ingest_defs
 

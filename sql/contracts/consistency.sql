@@ -80,10 +80,13 @@ ranking_partners as (
 ranked_items as (
     select
         r.request_id,
-        u.item.canonical_id as canonical_id,
-        u.item.position as position
+        u.item.canonical_id,
+        u.item.position
     from rankings as r, unnest(r.items) as u (item)
-    where r.request_id in (select i.request_id from impressions as i where i.event_date = $day)
+    where r.request_id in (
+        select i.request_id from impressions as i
+        where i.event_date = $day
+    )
 ),
 
 impression_partners as (
@@ -105,13 +108,25 @@ click_order as (
     from clicks
 ),
 
-day_requests as (select * from requests where event_date = $day),
+day_requests as (
+    select * from requests
+    where event_date = $day
+),
 
-day_rankings as (select * from rankings where event_date = $day),
+day_rankings as (
+    select * from rankings
+    where event_date = $day
+),
 
-day_impressions as (select * from impressions where event_date = $day),
+day_impressions as (
+    select * from impressions
+    where event_date = $day
+),
 
-day_clicks as (select * from clicks where event_date = $day),
+day_clicks as (
+    select * from clicks
+    where event_date = $day
+),
 
 request_has_one_ranking as (
     select
@@ -282,7 +297,7 @@ time_order as (
         event_id,
         request_id,
         event_type || ' is ' || (partner_ms - timestamp_ms) || ' ms before its ' || partner
-        as detail
+            as detail
     from partner_times
     where timestamp_ms < partner_ms - $clock_skew_ms
 ),

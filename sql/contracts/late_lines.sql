@@ -18,9 +18,9 @@ late as (
 final as (
     select
         'landed_in_window' as rule,
-        coalesce(event_type, 'unknown') as event_type,
         event_id,
         null::varchar as request_id,
+        coalesce(event_type, 'unknown') as event_type,
         'landed on ' || landing_dt || ' (' || date_diff('day', $day, landing_dt)
         || ' days after), ' || landing_file || ' line ' || line_no as detail
     from late

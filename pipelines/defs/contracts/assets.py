@@ -6,7 +6,12 @@ import dagster as dg
 
 from pipelines.defs.ingest.assets import OWNERS, QUARANTINE
 from pipelines.defs.partitions import daily_partitions
-from pipelines.defs.resources import ContractsResource, DuckDBResource, LakeResource
+from pipelines.defs.resources import (
+    ContractsResource,
+    DuckDBResource,
+    LakeResource,
+    lake_on_s3,
+)
 from pipelines.lib.contracts.rules import CHAIN_TYPES
 from pipelines.lib.contracts.run import QUALITY_SCHEMA, VIOLATIONS_SCHEMA, run_contracts
 from pipelines.lib.schemas import event_types
@@ -30,14 +35,16 @@ def _schema(schema) -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type)) for f in schema])
 
 
-def build_contracts_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def build_contracts_asset(
+    partitions_def: dg.PartitionsDefinition, on_s3: bool = False
+) -> dg.AssetsDefinition:
     @dg.asset(
         name=CONTRACTS,
         deps=_deps(),
         partitions_def=partitions_def,
         group_name="contracts",
         owners=OWNERS,
-        kinds={"duckdb", "parquet", "great_expectations"},
+        kinds={"duckdb", "parquet", "great_expectations", *(["s3"] if on_s3 else [])},
         pool="contracts",
         description="Every violation of the day's join and data-quality contracts, one row each "
         "(contracts/event_date=D/), and each rule's rate (quality/event_date=D/). Observes only: "
@@ -80,6 +87,16 @@ def build_contracts_asset(partitions_def: dg.PartitionsDefinition) -> dg.AssetsD
 
 @dg.definitions
 def defs() -> dg.Definitions:
+    contracts = build_contracts_asset(daily_partitions(), on_s3=lake_on_s3())
     return dg.Definitions(
-        assets=dg.with_source_code_references([build_contracts_asset(daily_partitions())])
+        assets=dg.with_source_code_references([contracts]),
+        jobs=[
+            dg.define_asset_job(
+                "contracts_daily",
+                selection=dg.AssetSelection.groups("contracts"),
+                description="Check one day's contracts (joins over D-1..D+1, GX suites, "
+                "timeliness) once D and, ideally, D+1 are ingested; the four family checks "
+                "gate what depends on the day.",
+            )
+        ],
     )

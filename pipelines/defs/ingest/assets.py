@@ -171,7 +171,6 @@ def defs() -> dg.Definitions:
             dg.define_asset_job(
                 "ingest_daily",
                 selection=dg.AssetSelection.groups("ingest"),
-                partitions_def=partitions,
                 description="Ingest one day: read landing dt D-1..D+2, write D's events, "
                 "quarantine and ledger, then check that the ledger balances.",
             )
