@@ -3,6 +3,8 @@
 -- Inputs: views request, ranking, impression, click over the days $day - 1 .. $day + 1 that
 --   exist, so a partner across midnight is found; only events of $day are judged.
 -- Partners: a request_id's first request, first ranking and an item's first impression.
+-- partner_missing: the violation is a partner not found, which D + 1 (if not yet ingested)
+--   may still hold.
 with
 
 requests as (
@@ -134,7 +136,8 @@ request_has_one_ranking as (
         'request' as event_type,
         q.event_id,
         q.request_id,
-        'request has ' || coalesce(p.rankings, 0) || ' rankings' as detail
+        'request has ' || coalesce(p.rankings, 0) || ' rankings' as detail,
+        coalesce(p.rankings, 0) = 0 as partner_missing
     from day_requests as q
     left join ranking_partners as p on q.request_id = p.request_id
     where coalesce(p.rankings, 0) <> 1
@@ -146,7 +149,8 @@ ranking_has_one_request as (
         'ranking' as event_type,
         r.event_id,
         r.request_id,
-        'ranking has ' || coalesce(p.requests, 0) || ' requests' as detail
+        'ranking has ' || coalesce(p.requests, 0) || ' requests' as detail,
+        coalesce(p.requests, 0) = 0 as partner_missing
     from day_rankings as r
     left join request_partners as p on r.request_id = p.request_id
     where coalesce(p.requests, 0) <> 1
@@ -158,7 +162,8 @@ impression_has_ranking as (
         'impression' as event_type,
         i.event_id,
         i.request_id,
-        'no ranking for this request_id' as detail
+        'no ranking for this request_id' as detail,
+        true as partner_missing
     from day_impressions as i
     anti join ranking_partners as p on i.request_id = p.request_id
 ),
@@ -170,7 +175,8 @@ impression_matches_ranked_item as (
         i.event_id,
         i.request_id,
         'item ' || i.canonical_id || ' at position ' || i.position
-        || ' is not in the ranking at that position' as detail
+        || ' is not in the ranking at that position' as detail,
+        false as partner_missing
     from day_impressions as i
     semi join ranking_partners as p on i.request_id = p.request_id
     anti join ranked_items as r
@@ -186,7 +192,8 @@ click_has_impression as (
         'click' as event_type,
         c.event_id,
         c.request_id,
-        'no impression of item ' || c.canonical_id || ' for this request_id' as detail
+        'no impression of item ' || c.canonical_id || ' for this request_id' as detail,
+        true as partner_missing
     from day_clicks as c
     anti join impression_partners as p
         on c.request_id = p.request_id and c.canonical_id = p.canonical_id
@@ -198,7 +205,8 @@ click_is_unique as (
         'click' as event_type,
         c.event_id,
         c.request_id,
-        c.engagement_type || ' number ' || o.nth || ' on item ' || c.canonical_id as detail
+        c.engagement_type || ' number ' || o.nth || ' on item ' || c.canonical_id as detail,
+        false as partner_missing
     from day_clicks as c
     inner join click_order as o on c.event_id = o.event_id
     where o.nth > 1
@@ -236,7 +244,8 @@ user_agrees_with_request as (
         e.event_type,
         e.event_id,
         e.request_id,
-        'user_id differs from the request''s' as detail
+        'user_id differs from the request''s' as detail,
+        false as partner_missing
     from chain_events as e
     inner join request_partners as p on e.request_id = p.request_id
     where e.user_id is distinct from p.user_id
@@ -249,7 +258,8 @@ experiment_agrees_with_request as (
         r.event_id,
         r.request_id,
         'ranking has ' || r.experiment_id || '/' || r.bucket || ', request has '
-        || p.experiment_id || '/' || coalesce(p.bucket, 'no bucket') as detail
+        || p.experiment_id || '/' || coalesce(p.bucket, 'no bucket') as detail,
+        false as partner_missing
     from day_rankings as r
     inner join request_partners as p on r.request_id = p.request_id
     where
@@ -297,7 +307,8 @@ time_order as (
         event_id,
         request_id,
         event_type || ' is ' || (partner_ms - timestamp_ms) || ' ms before its ' || partner
-            as detail
+            as detail,
+        false as partner_missing
     from partner_times
     where timestamp_ms < partner_ms - $clock_skew_ms
 ),
@@ -308,7 +319,8 @@ items_within_k as (
         'ranking' as event_type,
         r.event_id,
         r.request_id,
-        len(r.items) || ' items for k = ' || p.k as detail
+        len(r.items) || ' items for k = ' || p.k as detail,
+        false as partner_missing
     from day_rankings as r
     inner join request_partners as p on r.request_id = p.request_id
     where len(r.items) > p.k

@@ -66,8 +66,10 @@ Partners are a `request_id`'s first request, its first ranking, and an item's fi
 
 The rules read the events of D-1, D and D+1 (those ingested), so an event whose partner lies
 across midnight is not flagged. When D+1 is not ingested yet, the contracts asset says so in its
-metadata (`next_day_ingested: false`) and counts, as `pending_next_day`, the violations of rules
-whose partner may still come after midnight ({ahead}); run the contracts of D again once D+1 is in.
+metadata (`next_day_ingested: false`) and counts, as `pending_next_day`, the violations that are
+a partner not found (marked in the table above): D+1 may still hold it. A violation the next day
+cannot mend (say, a request with two rankings) is not pending. Run the contracts of D again once
+D+1 is in.
 
 ## Where violations go
 
@@ -126,9 +128,14 @@ the latest run is written to `{data_docs}/index.html` and linked from the check 
 
 def render_joins() -> str:
     rules = md.table(
-        ["rule", "judges", "asserts", "partner may be after midnight"],
+        ["rule", "judges", "asserts", "a missing partner may be in D+1"],
         [
-            [md.code(r.name), ", ".join(r.event_types), r.text, "yes" if r.looks_ahead else ""]
+            [
+                md.code(r.name),
+                ", ".join(r.event_types),
+                r.text,
+                "yes" if r.partner_may_be_next_day else "",
+            ]
             for r in CONSISTENCY_RULES
         ],
     )
@@ -137,7 +144,6 @@ def render_joins() -> str:
         chain=" -> ".join(CHAIN_TYPES),
         rules=rules,
         skew=Thresholds().clock_skew_ms,
-        ahead=", ".join(md.code(r.name) for r in CONSISTENCY_RULES if r.looks_ahead),
         violations_path=_path(contracts_file),
         violation_fields=_fields(VIOLATIONS_SCHEMA),
     )

@@ -22,8 +22,8 @@ class Rule:
     family: str
     event_types: tuple[str, ...]  # the events judged: a violation row names one of them
     text: str
-    # The partner may come after midnight: until D+1 is ingested such a violation may resolve.
-    looks_ahead: bool = False
+    # A violation may be a partner not found, which D+1 can still hold until it is ingested.
+    partner_may_be_next_day: bool = False
 
 
 CONSISTENCY_RULES = (
@@ -32,19 +32,21 @@ CONSISTENCY_RULES = (
         CONSISTENCY,
         ("request",),
         "request -> ranking is 1:1: every request has exactly one ranking.",
-        looks_ahead=True,
+        partner_may_be_next_day=True,
     ),
     Rule(
         "ranking_has_one_request",
         CONSISTENCY,
         ("ranking",),
         "request -> ranking is 1:1: every ranking has exactly one request.",
+        partner_may_be_next_day=True,
     ),
     Rule(
         "impression_has_ranking",
         CONSISTENCY,
         ("impression",),
         "ranking -> impression is 1:many: every impression's `request_id` has a ranking.",
+        partner_may_be_next_day=True,
     ),
     Rule(
         "impression_matches_ranked_item",
@@ -59,6 +61,7 @@ CONSISTENCY_RULES = (
         ("click",),
         "impression -> click is 0:1: every click matches an impression with the same "
         "`request_id` and `canonical_id`.",
+        partner_may_be_next_day=True,
     ),
     Rule(
         "click_is_unique",

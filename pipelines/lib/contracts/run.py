@@ -67,7 +67,7 @@ class ContractsResult:
     quality: list[dict[str, Any]]
     violations: int
     neighbours: dict[str, bool]  # previous_day / next_day: ingested?
-    pending_next_day: int  # violations that may resolve once D+1 is ingested
+    pending_next_day: int  # partners not found while D+1 is not ingested: they may still come
     data_docs: str | None = None
     seconds: float = 0.0
     bytes_written: dict[str, int] = field(default_factory=dict)
@@ -251,12 +251,8 @@ def run_contracts(
         quality_file(day),
         pa.RecordBatchReader.from_batches(QUALITY_SCHEMA, quality_table.to_batches()),
     )
-    looks_ahead = {r.name for r in CONSISTENCY_RULES if r.looks_ahead}
-    pending = (
-        0
-        if neighbours["next_day"]
-        else pc.sum(pc.is_in(consistency["rule"], pa.array(sorted(looks_ahead)))).as_py() or 0
-    )
+    # Only a partner not found can still turn up in D+1; "2 rankings" cannot resolve.
+    pending = 0 if neighbours["next_day"] else pc.sum(consistency["partner_missing"]).as_py() or 0
     return ContractsResult(
         day=day,
         rates={q["family"]: q for q in quality if q["scope"] == "family"},
