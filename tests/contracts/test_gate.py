@@ -83,6 +83,7 @@ def test_a_clean_day_passes_every_family_and_builds_downstream(lake):
     assert all(c.passed for c in checks.values())
     assert {c.metadata["rate"].value for c in checks.values()} == {1.0}
     assert checks[CONSISTENCY].metadata["checked"].value == 20
+    assert checks[CONSISTENCY].metadata["next_day_ingested"].value is False
     assert PROBE in _materialized(result)
 
 

@@ -10,6 +10,7 @@ from pipelines.defs.contracts.assets import CONTRACTS
 from pipelines.defs.partitions import daily_partitions
 from pipelines.defs.resources import ContractsResource, LakeResource
 from pipelines.lib.contracts.rules import COMPLETENESS, CONSISTENCY, TIMELINESS, VALIDITY
+from pipelines.lib.contracts.run import neighbours_ingested
 from pipelines.lib.contracts.summary import family_summary
 from pipelines.lib.contracts.verdict import ERROR, PASS, verdict
 from pipelines.lib.paths import DATA_DOCS_DIR
@@ -40,9 +41,15 @@ def build_family_check(
         context: dg.AssetCheckExecutionContext, lake: LakeResource, contracts: ContractsResource
     ) -> dg.AssetCheckResult:
         the_lake = lake.lake()
-        summary = family_summary(the_lake, date.fromisoformat(context.partition_key), family)
+        day = date.fromisoformat(context.partition_key)
+        summary = family_summary(the_lake, day, family)
         thresholds = contracts.thresholds()
         outcome = verdict(summary.rate, thresholds)
+        context_metadata = {}
+        if family == CONSISTENCY:
+            # The joins look at D-1 and D+1: say when a neighbour was not there to look at.
+            ingested = neighbours_ingested(the_lake, day)
+            context_metadata = {f"{label}_ingested": v for label, v in ingested.items()}
         return dg.AssetCheckResult(
             passed=outcome == PASS,
             severity=dg.AssetCheckSeverity.ERROR
@@ -57,6 +64,7 @@ def build_family_check(
                 "rules": dg.MetadataValue.json(summary.rules),
                 "sample_offenders": dg.MetadataValue.json(summary.sample),
                 "data_docs": dg.MetadataValue.path(the_lake.url(f"{DATA_DOCS_DIR}/index.html")),
+                **context_metadata,
             },
         )
 

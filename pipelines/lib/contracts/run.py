@@ -88,6 +88,24 @@ def _later_quarantine(lake: Lake, day: date) -> list[str]:
     ]
 
 
+def _neighbour_urls(lake: Lake, day: date) -> dict[str, dict[str, str]]:
+    """previous_day / next_day -> the chain types' event files that exist for that day."""
+    days = {"previous_day": day - timedelta(days=1), "next_day": day + timedelta(days=1)}
+    return {
+        label: {t: url for t in CHAIN_TYPES if (url := _day_paths(lake, t, other))}
+        for label, other in days.items()
+    }
+
+
+def _ingested(found: dict[str, dict[str, str]]) -> dict[str, bool]:
+    return {label: len(urls) == len(CHAIN_TYPES) for label, urls in found.items()}
+
+
+def neighbours_ingested(lake: Lake, day: date) -> dict[str, bool]:
+    """Whether every chain type of D-1 and of D+1 is ingested (the joins look there)."""
+    return _ingested(_neighbour_urls(lake, day))
+
+
 def _register_inputs(
     con: duckdb.DuckDBPyConnection, lake: Lake, day: date
 ) -> tuple[dict[str, bool], dict[str, str]]:
@@ -98,17 +116,9 @@ def _register_inputs(
         raise FileNotFoundError(
             f"no events for {day} ({', '.join(missing)}): materialise the ingest partition first"
         )
-    neighbours = {}
-    urls = {t: [own[t]] for t in types}
-    for label, other in (
-        ("previous_day", day - timedelta(days=1)),
-        ("next_day", day + timedelta(days=1)),
-    ):
-        found = {t: _day_paths(lake, t, other) for t in CHAIN_TYPES}
-        neighbours[label] = all(found.values())
-        for t, url in found.items():
-            if url:
-                urls[t].append(url)
+    found = _neighbour_urls(lake, day)
+    neighbours = _ingested(found)
+    urls = {t: [own[t], *[f[t] for f in found.values() if t in f]] for t in types}
     for t in CHAIN_TYPES:
         con.read_parquet(urls[t], hive_partitioning=True).create_view(t)
     con.read_parquet(list(own.values()), hive_partitioning=True, union_by_name=True).create_view(
