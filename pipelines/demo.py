@@ -14,13 +14,14 @@ from __future__ import annotations
 import os
 import sys
 from collections import defaultdict
-from datetime import date
+from datetime import date, timedelta
 
 import duckdb
 
 from pipelines.lib.contracts.rules import FAMILIES
 from pipelines.lib.paths import PROJECT_ROOT, default_lake_root
 from pipelines.lib.progress import Progress
+from pipelines.lib.rollups.run import MODELS
 from pipelines.lib.sample import SampleConfig, generate
 from pipelines.lib.sql import load_sql
 
@@ -46,6 +47,39 @@ def _table(title: str, rows: list[tuple], column_names: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _rows(title: str, columns: list[str], rows: list[tuple]) -> str:
+    cells = [[str(v) for v in row] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    header = "  ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True))
+    body = ["  ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+    return "\n".join([title, header, "-" * len(header), *body])
+
+
+def _plan(touched: list[date]) -> list[tuple[object, list[date]]]:
+    """Runs in order: the ingest of every day of the months the landing files touch (a month's
+    rollup needs all its days), then each day's contracts with its daily rollups (which read the
+    neighbouring days, and which the contracts' blocking checks gate), then every complete week
+    and month."""
+    import dagster as dg
+
+    from pipelines.lib.rollups.run import MONTH, WEEK, period
+
+    first = touched[0].replace(day=1)
+    last = period(MONTH, touched[-1].replace(day=1))[1]
+    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    weeks = [d for d in days if d.weekday() == 0 and period(WEEK, d)[1] <= last]
+    months = [d for d in days if d.day == 1]
+    daily = dg.AssetSelection.groups("contracts") | dg.AssetSelection.assets(
+        *[m.name for m in MODELS if m.grain == "day"]
+    )
+    return [
+        (dg.AssetSelection.groups("ingest"), days),
+        (daily, days),
+        (dg.AssetSelection.assets(*[m.name for m in MODELS if m.grain == WEEK]), weeks),
+        (dg.AssetSelection.assets(*[m.name for m in MODELS if m.grain == MONTH]), months),
+    ]
+
+
 def main() -> int:
     os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT))
     root = os.environ.get("TELEMETRY_LAKE_ROOT") or default_lake_root()
@@ -64,24 +98,22 @@ def main() -> int:
     print(f"  {len(manifest['files'])} landing files written", file=sys.stderr)
 
     instance = dg.DagsterInstance.get()
-    # Every partition the landing files touch: late lines are quarantined on later days.
-    days = sorted(date.fromisoformat(d) for d in manifest["partitions"])
-    passes = [dg.AssetSelection.groups(g) for g in ("ingest", "contracts")]
-    with Progress(len(days) * len(passes), "materialise", "partitions") as progress:
-        for selection in passes:
-            for day in days:
+    plan = _plan(sorted(date.fromisoformat(d) for d in manifest["partitions"]))
+    with Progress(sum(len(keys) for _, keys in plan), "materialise", "partitions") as progress:
+        for selection, keys in plan:
+            for key in keys:
                 result = dg.materialize(
                     [*defs.assets, *defs.asset_checks],
                     selection=selection,
                     resources=defs.resources,
-                    partition_key=day.isoformat(),
+                    partition_key=key.isoformat(),
                     instance=instance,
                     raise_on_error=False,
                     # Warnings (such as the development-key one) still show; the rest is in the UI.
                     run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
                 )
                 if not result.success:
-                    print(f"{day} failed; see `dagster dev` for the run", file=sys.stderr)
+                    print(f"{key} failed; see `dagster dev` for the run", file=sys.stderr)
                     return 1
                 progress.advance(1)
 
@@ -98,6 +130,12 @@ def main() -> int:
         load_sql("reports/contract_rates.sql"),
         {"quality_glob": f"{root}/quality/*/*.parquet"},
     ).fetchall()
+    evaluation = con.execute(
+        load_sql("reports/experiment_summary.sql"),
+        {"experiments_glob": f"{root}/rollups/experiments_weekly/*/*.parquet"},
+    )
+    evaluation_columns = [c[0] for c in evaluation.description]
+    evaluation_rows = evaluation.fetchall()
     types = sorted({r[1] for r in rows})
     reasons = sorted({r[1] for r in quarantined})
     print(_table("Rows per event type", rows, types))
@@ -105,6 +143,15 @@ def main() -> int:
     print(_table("Quarantined lines by reason", quarantined, reasons))
     print()
     print(_table("Contracts: share of events that hold (events that broke)", rates, FAMILIES))
+    print()
+    print(
+        _rows(
+            "Experiments, weekly: CTR (clicks / impressions, 95% interval by the delta method) "
+            "and lift against control",
+            evaluation_columns,
+            evaluation_rows,
+        )
+    )
     print(f"\nLake: {root}   Browse it: DAGSTER_HOME={PROJECT_ROOT} dagster dev")
     return 0
 

@@ -19,6 +19,15 @@ from pipelines.lib.paths import PROJECT_ROOT
 from tests.conftest import DAY, event, line
 
 INGEST_ASSETS = {"request", "ranking", "impression", "click", "error", "quarantine", "ledger"}
+ROLLUP_ASSETS = {
+    "traffic_daily",
+    "traffic_hourly",
+    "errors_daily",
+    "traffic_weekly",
+    "experiments_weekly",
+    "traffic_monthly",
+    "compliance_monthly",
+}
 
 
 @pytest.fixture
@@ -31,7 +40,7 @@ def defs(monkeypatch: pytest.MonkeyPatch, tmp_path) -> dg.Definitions:
 
 def test_definitions_load_with_expected_keys(defs):
     keys = {k.to_user_string() for k in defs.resolve_all_asset_keys()}
-    assert keys == INGEST_ASSETS | {"contracts"}
+    assert keys == INGEST_ASSETS | {"contracts"} | ROLLUP_ASSETS
     graph = defs.resolve_asset_graph()
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
     assert checks == {
@@ -42,7 +51,7 @@ def test_definitions_load_with_expected_keys(defs):
         ("contracts", "timeliness"),
     }
     assert all(graph.get_check_spec(k).blocking for k in graph.asset_check_keys)
-    assert set(defs.resources) == {"lake", "pii", "duckdb", "contracts"}
+    assert set(defs.resources) == {"lake", "pii", "duckdb", "contracts", "rollups"}
 
 
 def test_every_asset_is_described_grouped_owned_and_kinded(defs):
@@ -50,9 +59,28 @@ def test_every_asset_is_described_grouped_owned_and_kinded(defs):
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.description, key
-        assert node.group_name == ("contracts" if key.path == ["contracts"] else "ingest"), key
+        name = key.to_user_string()
+        group = (
+            "rollups" if name in ROLLUP_ASSETS else "contracts" if name == "contracts" else "ingest"
+        )
+        assert node.group_name == group, key
         assert node.owners == ["team:data-platform"], key
         assert {"duckdb", "parquet"} <= set(node.kinds), key
+
+
+def test_weekly_and_monthly_rollups_depend_on_exactly_their_days(defs):
+    graph = defs.resolve_asset_graph()
+    week = graph.get_parents_partitions(dg.AssetKey("traffic_weekly"), "2025-06-02")
+    days = {p.partition_key for p in week.parent_partitions if p.asset_key.path == ["click"]}
+    assert days == {f"2025-06-0{d}" for d in range(2, 9)}
+    month = graph.get_parents_partitions(dg.AssetKey("traffic_monthly"), "2025-06-01")
+    june = {p.partition_key for p in month.parent_partitions if p.asset_key.path == ["request"]}
+    assert len(june) == 30 and min(june) == "2025-06-01" and max(june) == "2025-06-30"
+    daily = graph.get_parents_partitions(dg.AssetKey("traffic_daily"), "2025-06-02")
+    assert {(p.asset_key.path[0], p.partition_key) for p in daily.parent_partitions} >= {
+        ("contracts", "2025-06-02"),
+        ("request", "2025-06-02"),
+    }
 
 
 def test_event_assets_carry_their_column_schema(defs):

@@ -4,11 +4,13 @@ environment when definitions load (``EnvVar``), validated when a run starts."""
 import os
 
 import dagster as dg
+from pydantic import Field
 
 from pipelines.lib import settings
 from pipelines.lib.contracts.verdict import Thresholds
 from pipelines.lib.ingest import IngestSettings, PiiKey
 from pipelines.lib.paths import default_lake_root
+from pipelines.lib.rollups.run import RollupSettings
 from pipelines.lib.storage import Lake
 
 
@@ -78,6 +80,18 @@ class ContractsResource(dg.ConfigurableResource):
         return Thresholds(self.error_below, self.warn_below, self.clock_skew_ms).validate()
 
 
+class RollupsResource(dg.ConfigurableResource):
+    """How experiments are evaluated: the control bucket's name, and each experiment's configured
+    split (experiment_id -> bucket -> share of requests); an experiment not listed is expected
+    to split equally."""
+
+    control_bucket: str = "control"
+    splits: dict[str, dict[str, float]] = Field(default_factory=dict)
+
+    def settings(self, memory_limit: str, threads: int) -> RollupSettings:
+        return RollupSettings(self.control_bucket, self.splits, memory_limit, threads)
+
+
 def lake_on_s3() -> bool:
     """Whether TELEMETRY_LAKE_ROOT points at S3 (read when definitions load, for asset kinds)."""
     return os.environ.get("TELEMETRY_LAKE_ROOT", "").startswith("s3://")
@@ -98,5 +112,6 @@ def defs() -> dg.Definitions:
             "pii": PiiResource(key=_env("TELEMETRY_PII_KEY"), environment=_env("TELEMETRY_ENV")),
             "duckdb": DuckDBResource(),
             "contracts": ContractsResource(),
+            "rollups": RollupsResource(),
         }
     )

@@ -1,0 +1,77 @@
+"""Rollup assets, one per model in ``lib/rollups/run.py``: daily ones wait for the day's contracts
+(whose blocking checks stop them on a bad day), weekly and monthly ones depend on exactly their
+days, so re-materialising one late day marks exactly its week and month stale."""
+
+from datetime import date
+
+import dagster as dg
+
+from pipelines.defs.contracts.assets import CONTRACTS
+from pipelines.defs.ingest.assets import LEDGER, OWNERS, QUARANTINE
+from pipelines.defs.partitions import daily_partitions, monthly_partitions, weekly_partitions
+from pipelines.defs.resources import DuckDBResource, LakeResource, RollupsResource, lake_on_s3
+from pipelines.lib.rollups.run import DAY, MODELS, MONTH, WEEK, Model, build_rollup
+from pipelines.lib.schemas import event_types
+
+GROUP = "rollups"
+
+
+def _deps(model: Model) -> list[dg.AssetDep]:
+    # Identity for days; a week or month maps to exactly its days.
+    mapping = None if model.grain == DAY else dg.TimeWindowPartitionMapping()
+    upstream = [*event_types(), CONTRACTS, *[t for t in (QUARANTINE, LEDGER) if t in model.reads]]
+    return [dg.AssetDep(name, partition_mapping=mapping) for name in upstream]
+
+
+def build_rollup_asset(
+    model: Model, partitions_def: dg.PartitionsDefinition, on_s3: bool = False
+) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=model.name,
+        deps=_deps(model),
+        partitions_def=partitions_def,
+        group_name=GROUP,
+        owners=OWNERS,
+        kinds={"duckdb", "parquet", *(["s3"] if on_s3 else [])},
+        pool="rollups",
+        description=f"{model.description} rollups/{model.name}/ (sql/rollups/{model.sql})",
+    )
+    def rollup(
+        context: dg.AssetExecutionContext,
+        lake: LakeResource,
+        rollups: RollupsResource,
+        duckdb: DuckDBResource,
+    ) -> dg.MaterializeResult:
+        result = build_rollup(
+            lake.lake(),
+            model,
+            date.fromisoformat(context.partition_key),
+            rollups.settings(duckdb.memory_limit, duckdb.threads),
+        )
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": result.rows,
+                "period": f"{result.start}..{result.end}",
+                "path": result.path,
+                "bytes_written": result.bytes_written,
+                "seconds": round(result.seconds, 3),
+            }
+        )
+
+    return rollup
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    partitions = {DAY: daily_partitions(), WEEK: weekly_partitions(), MONTH: monthly_partitions()}
+    on_s3 = lake_on_s3()
+    assets = [build_rollup_asset(m, partitions[m.grain], on_s3) for m in MODELS]
+    jobs = [
+        dg.define_asset_job(
+            f"rollups_{name}",
+            selection=[m.name for m in MODELS if m.grain == grain],
+            description=f"Build the {name} rollups of one {grain}.",
+        )
+        for grain, name in ((DAY, "daily"), (WEEK, "weekly"), (MONTH, "monthly"))
+    ]
+    return dg.Definitions(assets=dg.with_source_code_references(assets), jobs=jobs)

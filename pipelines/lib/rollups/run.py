@@ -1,0 +1,248 @@
+"""Build one rollup for one period (a day, a Monday..Sunday week or a calendar month): register
+the period's Parquet as DuckDB views, run the model's SQL file, finish it (period-over-period
+change, experiment statistics) and publish ``rollups/<name>/<grain key>=<start>/`` atomically."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipelines.lib.contracts.run import VIOLATIONS_SCHEMA
+from pipelines.lib.ingest import QUARANTINE_SCHEMA, ledger_schema
+from pipelines.lib.paths import contracts_file, events_file, ledger_file, quarantine_file
+from pipelines.lib.rollups import experiments
+from pipelines.lib.rollups.change import with_change
+from pipelines.lib.schemas import event_types, load_event_schemas
+from pipelines.lib.sql import connect, load_sql
+from pipelines.lib.storage import Lake, write_parquet
+
+DAY, WEEK, MONTH = "day", "week", "month"
+GRAIN_KEYS = {DAY: "event_date", WEEK: "week_start", MONTH: "month_start"}
+TRAFFIC_KEYS = ["experiment_id", "bucket", "surface", "device_type", "is_all_traffic"]
+
+
+def period(grain: str, start: date) -> tuple[date, date]:
+    """The inclusive (first, last) day of the period that starts on ``start``."""
+    if grain == DAY:
+        return start, start
+    if grain == WEEK:
+        if start.weekday() != 0:
+            raise ValueError(f"a week starts on a Monday, {start} is not one")
+        return start, start + timedelta(days=6)
+    if start.day != 1:
+        raise ValueError(f"a month starts on the 1st, {start} does not")
+    following = (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return start, following - timedelta(days=1)
+
+
+def previous_start(grain: str, start: date) -> date:
+    if grain == MONTH:
+        return (start - timedelta(days=1)).replace(day=1)
+    return start - timedelta(days=7 if grain == WEEK else 1)
+
+
+def rollup_file(name: str, grain: str, start: date) -> str:
+    return f"rollups/{name}/{GRAIN_KEYS[grain]}={start.isoformat()}/part-00000.parquet"
+
+
+@dataclass(frozen=True)
+class RollupSettings:
+    control_bucket: str = "control"
+    # experiment_id -> bucket -> expected share of requests; an experiment not listed: equal.
+    splits: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    memory_limit: str = "2GB"
+    threads: int = 2
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a model's finishing step may need besides its SQL result."""
+
+    lake: Lake
+    model: Model
+    start: date
+    settings: RollupSettings
+
+
+def _change_since_previous(table: pa.Table, job: Job) -> pa.Table:
+    rel = rollup_file(job.model.name, job.model.grain, previous_start(job.model.grain, job.start))
+    previous = None
+    if job.lake.exists(rel):
+        previous = pq.read_table(job.lake.path(rel), filesystem=job.lake.fs)
+    skip = {*TRAFFIC_KEYS, "period_start", "period_end"}
+    metrics = [
+        f.name
+        for f in table.schema
+        if f.name not in skip and (pa.types.is_integer(f.type) or pa.types.is_floating(f.type))
+    ]
+    return with_change(table, previous, TRAFFIC_KEYS, metrics)
+
+
+def _evaluate_experiments(table: pa.Table, job: Job) -> pa.Table:
+    return experiments.evaluate(
+        table,
+        control=job.settings.control_bucket,
+        splits=job.settings.splits,
+        srm_counts="requests_assigned",
+    )
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    sql: str  # under sql/rollups/
+    grain: str
+    description: str
+    finish: Callable[[pa.Table, Job], pa.Table] | None = None
+    reads: tuple[str, ...] = ()  # lake tables besides events: quarantine, ledger, contracts
+
+
+MODELS = (
+    Model(
+        "traffic_daily",
+        "traffic.sql",
+        DAY,
+        "Requests to clicks, users, CTR, coverage, latency, errors and engagement per "
+        "(experiment, bucket, surface, device) and for all traffic, per day.",
+    ),
+    Model(
+        "traffic_hourly",
+        "hourly.sql",
+        DAY,
+        "Requests, impressions, clicks, errors and latency p95 per UTC hour of the day.",
+    ),
+    Model(
+        "errors_daily",
+        "errors.sql",
+        DAY,
+        "Errors per (component, severity, error_code): count, requests affected, first and last "
+        "seen, rank by count.",
+    ),
+    Model(
+        "traffic_weekly",
+        "traffic.sql",
+        WEEK,
+        "The daily traffic metrics recomputed from the week's events (Monday..Sunday, UTC), with "
+        "each metric's change against the previous week.",
+        finish=_change_since_previous,
+    ),
+    Model(
+        "experiments_weekly",
+        "experiment_stats.sql",
+        WEEK,
+        "Per experiment and bucket: exposure, CTR with a 95% interval (delta method over "
+        "requests), lift against control with interval and p-value, sample-ratio mismatch, "
+        "guardrails (latency p95, error rate).",
+        finish=_evaluate_experiments,
+    ),
+    Model(
+        "traffic_monthly",
+        "traffic.sql",
+        MONTH,
+        "The traffic metrics recomputed from the month's events, with each metric's change "
+        "against the previous month.",
+        finish=_change_since_previous,
+    ),
+    Model(
+        "compliance_monthly",
+        "compliance.sql",
+        MONTH,
+        "Rows stored per PII class, quarantined lines per reason, duplicates dropped and "
+        "contract violations per rule, for the month.",
+        reads=("quarantine", "ledger", "contracts"),
+    ),
+)
+MODELS_BY_NAME = {m.name: m for m in MODELS}
+
+
+@dataclass
+class RollupResult:
+    name: str
+    start: date
+    end: date
+    rows: int
+    bytes_written: int
+    seconds: float
+    path: str
+
+
+def _days(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def _pii_fields() -> pa.Table:
+    rows = [
+        {"event_type": t, "field": name, "pii_class": spec.get("x-pii", "none")}
+        for t, schema in load_event_schemas().items()
+        for name, spec in schema.properties.items()
+    ]
+    return pa.Table.from_pylist(rows)
+
+
+# Lake tables a model may read besides events: where a day's file is, and its schema when the
+# period has none yet (a view over no file cannot be created).
+_SIDE_TABLES: dict[str, tuple[Callable[[date], str], Callable[[], pa.Schema]]] = {
+    "quarantine": (quarantine_file, lambda: QUARANTINE_SCHEMA),
+    "ledger": (ledger_file, lambda: ledger_schema(event_types())),
+    "contracts": (contracts_file, lambda: VIOLATIONS_SCHEMA),
+}
+
+
+def _register(con: duckdb.DuckDBPyConnection, lake: Lake, model: Model, first: date, last: date):
+    types = event_types()
+    missing = [
+        f"{d} ({t})"
+        for d in _days(first, last)
+        for t in types
+        if not lake.exists(events_file(t, d))
+    ]
+    if missing:
+        raise FileNotFoundError(
+            f"{model.name} for {first}..{last} needs every day ingested; missing: "
+            f"{', '.join(missing[:10])}: materialise those ingest partitions first"
+        )
+    before = first - timedelta(days=1)  # a day's first events may belong to requests of the eve
+    for t in types:
+        days = [before] if lake.exists(events_file(t, before)) else []
+        urls = [lake.url(events_file(t, d)) for d in [*days, *_days(first, last)]]
+        con.read_parquet(urls, hive_partitioning=True).create_view(t)
+    con.sql("select * from request").create_view("request_dims")
+    con.from_arrow(_pii_fields()).create_view("pii_fields")
+    for table in model.reads:
+        path_of, schema = _SIDE_TABLES[table]
+        urls = [lake.url(r) for d in _days(first, last) if lake.exists(r := path_of(d))]
+        source = (
+            con.read_parquet(urls, hive_partitioning=False)
+            if urls
+            else con.from_arrow(schema().empty_table())
+        )
+        source.create_view(f"period_{table}")
+
+
+def build_rollup(
+    lake: Lake, model: Model, start: date, settings: RollupSettings | None = None
+) -> RollupResult:
+    settings = settings or RollupSettings()
+    started = time.monotonic()
+    first, last = period(model.grain, start)
+    con = connect(settings.memory_limit, settings.threads)
+    if not lake.is_local:
+        con.register_filesystem(lake.fs)
+    _register(con, lake, model, first, last)
+    params: dict[str, Any] = {"period_start": first, "period_end": last}
+    table = con.sql(load_sql(f"rollups/{model.sql}"), params=params).to_arrow_table()
+    if model.finish is not None:
+        table = model.finish(table, Job(lake, model, start, settings))
+    rel = rollup_file(model.name, model.grain, first)
+    rows, size = write_parquet(
+        lake, rel, pa.RecordBatchReader.from_batches(table.schema, table.to_batches())
+    )
+    con.close()
+    return RollupResult(model.name, first, last, rows, size, time.monotonic() - started, rel)
