@@ -121,9 +121,10 @@ def run_suite(
     inputs: Inputs, steps: Sequence[Step], rounds: int, work_dir: str, sample_lines: int
 ) -> dict[str, Any]:
     """Measure ``steps`` on ``inputs``; the result is what the JSON file holds."""
-    # The contracts step reuses one ingested copy of the inputs; build it anew for each run so
-    # it reflects the current ingest code.
-    shutil.rmtree(f"{inputs.lake.rstrip('/')}-ingested", ignore_errors=True)
+    # The contracts and rollup steps reuse ingested copies of the inputs (the day, and a week of
+    # such days); build them anew for each run so they reflect the current ingest code.
+    for suffix in ("-ingested", "-week"):
+        shutil.rmtree(f"{inputs.lake.rstrip('/')}{suffix}", ignore_errors=True)
     runs = run_rounds(inputs, steps, rounds, work_dir, sample_lines)
     rows = [report.step_row(s, runs[s.name], inputs.lines) for s in steps]
     return {

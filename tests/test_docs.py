@@ -48,7 +48,14 @@ def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize(
     "page",
-    [docs.EVENTS_PAGE, docs.PARTITIONING_PAGE, docs.PII_PAGE, docs.JOINS_PAGE, docs.QUALITY_PAGE],
+    [
+        docs.EVENTS_PAGE,
+        docs.PARTITIONING_PAGE,
+        docs.PII_PAGE,
+        docs.JOINS_PAGE,
+        docs.QUALITY_PAGE,
+        docs.ROLLUPS_PAGE,
+    ],
 )
 def test_page_matches_what_the_code_renders(expected: dict[str, str], page: str) -> None:
     path = docs_dir() / page

@@ -66,8 +66,8 @@ STEPS = (
     Step("baseline", "baseline: DuckDB JSON->Parquet", "bench.steps.baseline:run", in_scale=True),
     Step("ingest", "ingest_partition", "bench.steps.ingest:run", in_scale=True),
     Step("contracts", "contract checks", "bench.steps.contracts:run"),
-    Step("daily_rollups", "daily rollups", None),
-    Step("weekly_rollups", "weekly rollups", None),
+    Step("daily_rollups", "daily rollups", "bench.steps.rollups:daily"),
+    Step("weekly_rollups", "weekly rollups (7 days)", "bench.steps.rollups:weekly"),
     Step("naive", "naive Python loop", "bench.steps.naive:run"),
 )
 STEPS_BY_NAME = {step.name: step for step in STEPS}

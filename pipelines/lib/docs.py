@@ -50,6 +50,7 @@ from pipelines.lib.paths import (
     quarantine_file,
 )
 from pipelines.lib.reasons import REASONS
+from pipelines.lib.rollups.docs import ROLLUPS_PAGE, render_rollups
 from pipelines.lib.schemas import EventSchema, load_event_schemas
 from pipelines.lib.settings import DEFAULT_FIRST_DATE
 from pipelines.lib.sql import load_sql
@@ -700,6 +701,10 @@ def _zones() -> list[tuple[str, str]]:
         (_pattern(ledger_file), "per landing file: where each of its lines went"),
         (_pattern(contracts_file), "every contract violation of one day, one row each"),
         (_pattern(quality_file), "every contract rule's rate for one day"),
+        (
+            "rollups/<name>/<event_date|week_start|month_start>=YYYY-MM-DD/part-00000.parquet",
+            "one rollup of one day, week or month (see rollups.md)",
+        ),
         (f"{DATA_DOCS_DIR}/index.html", "the Great Expectations Data Docs of the latest run"),
     ]
 
@@ -847,6 +852,7 @@ def expected_pages(
         EVENTS_PAGE: render_events(schemas),
         JOINS_PAGE: render_joins(),
         QUALITY_PAGE: render_quality(schemas),
+        ROLLUPS_PAGE: render_rollups(),
         PARTITIONING_PAGE: render_partitioning(schemas),
         PII_PAGE: render_pii_page(pii_path.read_text(encoding="utf-8"), schemas),
     }

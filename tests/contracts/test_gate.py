@@ -18,8 +18,11 @@ from pipelines.defs.resources import (
     DuckDBResource,
     LakeResource,
     PiiResource,
+    RollupsResource,
 )
+from pipelines.defs.rollups.assets import build_rollup_asset
 from pipelines.lib.contracts.rules import CONSISTENCY, FAMILIES
+from pipelines.lib.rollups.run import MODELS
 from pipelines.lib.settings import ConfigError
 from tests.conftest import DAY, event, line
 
@@ -104,6 +107,32 @@ def test_a_day_below_error_below_fails_blocking_and_downstream_does_not_build(la
     assert CONTRACTS in _materialized(result)
     assert PROBE not in _materialized(result)
     assert not result.success
+
+
+def test_a_bad_day_does_not_build_its_real_daily_rollup_in_the_same_run(lake):
+    lake.land(DAY, "a.jsonl", [_orphan_click(7200 + i) for i in range(3)])
+    partitions = daily_partitions()
+    [traffic] = [m for m in MODELS if m.name == "traffic_daily"]
+    result = dg.materialize(
+        [
+            build_ingest_assets(partitions),
+            build_contracts_asset(partitions),
+            *[build_family_check(f, partitions) for f in FAMILIES],
+            build_rollup_asset(traffic, partitions),
+        ],
+        resources={
+            "lake": LakeResource(root=str(lake.root)),
+            "pii": PiiResource(),
+            "duckdb": DuckDBResource(),
+            "contracts": ContractsResource(),
+            "rollups": RollupsResource(),
+        },
+        partition_key=DAY.isoformat(),
+        raise_on_error=False,
+    )
+    assert _evaluations(result)[CONSISTENCY].severity == dg.AssetCheckSeverity.ERROR
+    assert "traffic_daily" not in _materialized(result)
+    assert not (lake.root / "rollups").exists()
 
 
 def test_a_day_between_the_thresholds_warns_and_goes_on(lake):

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from pipelines.lib.contracts.run import VIOLATIONS_SCHEMA
 from pipelines.lib.ingest import QUARANTINE_SCHEMA, ledger_schema
 from pipelines.lib.paths import contracts_file, events_file, ledger_file, quarantine_file
-from pipelines.lib.rollups import experiments
+from pipelines.lib.rollups import columns, experiments
 from pipelines.lib.rollups.change import with_change
 from pipelines.lib.schemas import event_types, load_event_schemas
 from pipelines.lib.sql import connect, load_sql
@@ -100,9 +100,16 @@ class Model:
     sql: str  # under sql/rollups/
     grain: str
     description: str
+    columns: Mapping[str, str]  # name -> definition (lib/rollups/columns.py)
+    rows: str  # how many rows a period has, as a formula of the dimensions (for the docs)
     finish: Callable[[pa.Table, Job], pa.Table] | None = None
     reads: tuple[str, ...] = ()  # lake tables besides events: quarantine, ledger, contracts
 
+
+TRAFFIC_ROWS = (
+    "1 (all traffic) + distinct (experiment_id, bucket, surface, device_type) among the requests "
+    "of the period's events (+ 1 if an event's request is not found, or an error carries none)"
+)
 
 MODELS = (
     Model(
@@ -111,12 +118,16 @@ MODELS = (
         DAY,
         "Requests to clicks, users, CTR, coverage, latency, errors and engagement per "
         "(experiment, bucket, surface, device) and for all traffic, per day.",
+        columns=columns.TRAFFIC,
+        rows=TRAFFIC_ROWS,
     ),
     Model(
         "traffic_hourly",
         "hourly.sql",
         DAY,
         "Requests, impressions, clicks, errors and latency p95 per UTC hour of the day.",
+        columns=columns.HOURLY,
+        rows="the UTC hours of the day with at least one event (at most 24)",
     ),
     Model(
         "errors_daily",
@@ -124,6 +135,8 @@ MODELS = (
         DAY,
         "Errors per (component, severity, error_code): count, requests affected, first and last "
         "seen, rank by count.",
+        columns=columns.ERRORS,
+        rows="distinct (component, severity, error_code) among the day's errors",
     ),
     Model(
         "traffic_weekly",
@@ -131,6 +144,8 @@ MODELS = (
         WEEK,
         "The daily traffic metrics recomputed from the week's events (Monday..Sunday, UTC), with "
         "each metric's change against the previous week.",
+        columns=columns.TRAFFIC,
+        rows=TRAFFIC_ROWS,
         finish=_change_since_previous,
     ),
     Model(
@@ -140,6 +155,8 @@ MODELS = (
         "Per experiment and bucket: exposure, CTR with a 95% interval (delta method over "
         "requests), lift against control with interval and p-value, sample-ratio mismatch, "
         "guardrails (latency p95, error rate).",
+        columns=columns.EXPERIMENTS,
+        rows="distinct (experiment_id, bucket) among the week's requests with an experiment_id",
         finish=_evaluate_experiments,
     ),
     Model(
@@ -148,6 +165,8 @@ MODELS = (
         MONTH,
         "The traffic metrics recomputed from the month's events, with each metric's change "
         "against the previous month.",
+        columns=columns.TRAFFIC,
+        rows=TRAFFIC_ROWS,
         finish=_change_since_previous,
     ),
     Model(
@@ -156,6 +175,9 @@ MODELS = (
         MONTH,
         "Rows stored per PII class, quarantined lines per reason, duplicates dropped and "
         "contract violations per rule, for the month.",
+        columns=columns.COMPLIANCE,
+        rows="(event type, PII class) pairs of the schemas + quarantine reasons seen + 1 "
+        "(duplicates) + (family, rule) pairs violated",
         reads=("quarantine", "ledger", "contracts"),
     ),
 )

@@ -1,0 +1,112 @@
+"""What every rollup column means, in one place: docs/contracts/rollups.md is generated from it,
+and a test fails when a rollup writes a column missing here (or this lists one it no longer
+writes)."""
+
+from __future__ import annotations
+
+_DIMENSIONS = {
+    "experiment_id": "The request's experiment (null: all traffic, or no request found).",
+    "bucket": "The request's bucket within the experiment.",
+    "surface": "The request's surface (home, search, ...).",
+    "device_type": "The request's device type.",
+    "is_all_traffic": "True on the one row that counts every event of the period (its "
+    "dimensions are null and mean 'all'); false on the per-dimension rows, including the row "
+    "of events whose request was not found or that carry none (null dimensions).",
+}
+
+TRAFFIC = {
+    "period_start": "First day of the period (UTC).",
+    "period_end": "Last day of the period (UTC), inclusive.",
+    **_DIMENSIONS,
+    "requests": "Request events.",
+    "rankings": "Ranking events.",
+    "impressions": "Impression events.",
+    "clicks": "Click events of every engagement type.",
+    "clicks_click": "Clicks with engagement_type click.",
+    "clicks_add_to_cart": "Clicks with engagement_type add_to_cart.",
+    "clicks_save": "Clicks with engagement_type save.",
+    "clicks_share": "Clicks with engagement_type share.",
+    "clicks_purchase": "Clicks with engagement_type purchase.",
+    "errors": "Error events (attributed through their request_id; one without a request_id "
+    "counts in the row of unknown dimensions).",
+    "distinct_users": "Distinct hashed user_id among the requests.",
+    "coverage_mean": "Mean of ranking.coverage.",
+    "distinct_items_ranked": "Distinct canonical_id among the rankings' items.",
+    "distinct_items_impressed": "Distinct canonical_id among the impressions.",
+    "distinct_sessions": "Distinct hashed session_id among the impressions.",
+    "latency_p50_ms": "Median of ranking.latency_ms (linear interpolation).",
+    "latency_p95_ms": "95th percentile of ranking.latency_ms (linear interpolation).",
+    "latency_p99_ms": "99th percentile of ranking.latency_ms (linear interpolation).",
+    "latency_mean_ms": "Mean of ranking.latency_ms.",
+    "dwell_mean_ms": "Mean of click.dwell_ms where present.",
+    "dwell_median_ms": "Median of click.dwell_ms where present (linear interpolation).",
+    "ctr": "CTR proxy: clicks / impressions (null without impressions).",
+    "item_coverage": "distinct_items_impressed / distinct_items_ranked.",
+    "error_rate": "errors / requests.",
+    "impressions_per_request": "impressions / requests (engagement depth).",
+    "clicks_per_session": "clicks / distinct_sessions (engagement depth).",
+}
+# Weekly and monthly traffic add, for every metric, its change against the previous period.
+CHANGE_SUFFIX = "_change"
+CHANGE = (
+    "(this period - previous period) / previous period, matched on the dimensions; null "
+    "without a previous period's row or where it was 0."
+)
+
+HOURLY = {
+    "hour_start": "Start of the UTC hour.",
+    "requests": "Request events in the hour.",
+    "impressions": "Impression events in the hour.",
+    "clicks": "Click events in the hour.",
+    "errors": "Error events in the hour.",
+    "latency_p95_ms": "95th percentile of ranking.latency_ms in the hour (linear interpolation).",
+}
+
+ERRORS = {
+    "component": "The error's component.",
+    "severity": "info, warning, error or critical.",
+    "error_code": "The error code (upper snake case).",
+    "errors": "Error events with this component, severity and code.",
+    "distinct_requests": "Distinct request_id they carry (requests affected).",
+    "first_seen": "Earliest timestamp (UTC).",
+    "last_seen": "Latest timestamp (UTC).",
+    "rank_by_count": "1 for the most frequent code of the day (ties share a rank): the top codes.",
+}
+
+EXPERIMENTS = {
+    "experiment_id": "The experiment, from the request.",
+    "bucket": "The bucket, from the request.",
+    "requests_assigned": "Requests of the bucket in the week (used for the SRM test).",
+    "users_assigned": "Distinct hashed users among them.",
+    "requests": "Exposed requests m: those with at least one impression.",
+    "impressions": "N = sum of n_i, the impressions of the exposed requests.",
+    "clicks": "C = sum of c_i, their clicks.",
+    "impressions_sq": "sum of n_i squared (sufficient statistic of the delta method).",
+    "clicks_sq": "sum of c_i squared.",
+    "clicks_impressions": "sum of c_i * n_i.",
+    "latency_p95_ms": "Guardrail: 95th percentile of the bucket's ranking.latency_ms.",
+    "error_rate": "Guardrail: the bucket's error events / requests_assigned.",
+    "ctr": "C / N.",
+    "ctr_se": "Standard error of ctr by the delta method over requests (clicks are clustered "
+    "by request, so the binomial error would be too small).",
+    "ctr_ci_low": "Lower bound of the 95% normal interval of ctr.",
+    "ctr_ci_high": "Upper bound of the 95% normal interval of ctr.",
+    "lift_abs": "ctr - ctr of the control bucket (null on control).",
+    "lift_abs_ci_low": "Lower bound of its 95% interval (variances of the two buckets added).",
+    "lift_abs_ci_high": "Upper bound of its 95% interval.",
+    "lift_rel": "ctr / ctr of control - 1.",
+    "lift_rel_ci_low": "Lower bound of its 95% interval (delta method).",
+    "lift_rel_ci_high": "Upper bound of its 95% interval.",
+    "p_value": "Two-sided z-test of lift_abs = 0.",
+    "expected_share": "The bucket's configured share of requests (default: equal).",
+    "srm_chi2": "Pearson chi-square of requests_assigned against the expected shares.",
+    "srm_p_value": "Its p-value (k - 1 degrees of freedom); small values flag a sample-ratio "
+    "mismatch.",
+}
+
+COMPLIANCE = {
+    "section": "stored_rows, quarantined, duplicates or contract_violations.",
+    "item": "event_type/PII class, quarantine reason, exact_duplicate, or family/rule.",
+    "item_count": "Rows stored, lines quarantined, lines dropped, or violations.",
+    "detail": "For stored_rows: the fields of that PII class.",
+}

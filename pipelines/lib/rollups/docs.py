@@ -1,0 +1,116 @@
+"""Render docs/contracts/rollups.md from the rollup models, their column definitions and the
+schemas the SQL really produces (run on an empty month, so the types are the stored ones)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from datetime import date, timedelta
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipelines.lib import markdown as md
+from pipelines.lib import pii
+from pipelines.lib.ingest import IngestSettings, PiiKey, ingest_partition
+from pipelines.lib.paths import events_file, ledger_file, quarantine_file
+from pipelines.lib.rollups.columns import CHANGE, CHANGE_SUFFIX
+from pipelines.lib.rollups.run import GRAIN_KEYS, MODELS, Model, build_rollup, period
+from pipelines.lib.schemas import event_types
+from pipelines.lib.storage import Lake
+
+ROLLUPS_PAGE = "contracts/rollups.md"
+_MONTH = date(2025, 6, 1)  # any month: the lake is empty, only the column types matter
+
+
+def output_schemas() -> dict[str, pa.Schema]:
+    """Each model's output schema, from a real run over an empty month."""
+    with tempfile.TemporaryDirectory(prefix="telemetry-rollup-docs-") as root:
+        lake = Lake(root)
+        ingest_partition(lake, _MONTH, PiiKey(pii.DEV_KEY), IngestSettings())
+        first, last = period("month", _MONTH)
+        days = [first - timedelta(days=1)] + [
+            first + timedelta(days=n) for n in range((last - first).days + 1)
+        ]
+        paths = [events_file(t, _MONTH) for t in event_types()]
+        paths += [quarantine_file(_MONTH), ledger_file(_MONTH)]
+        for day in days:
+            for rel in paths:
+                target = f"{root}/{rel.replace(_MONTH.isoformat(), day.isoformat())}"
+                if target != f"{root}/{rel}":
+                    lake.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+                    shutil.copyfile(f"{root}/{rel}", target)
+        schemas = {}
+        for model in MODELS:
+            start = _MONTH if model.grain == "month" else date(2025, 6, 2)  # a Monday
+            result = build_rollup(lake, model, start)
+            schemas[model.name] = pq.read_schema(lake.path(result.path))
+        return schemas
+
+
+def definition(model: Model, column: str) -> str | None:
+    if column in model.columns:
+        return model.columns[column]
+    base = column.removesuffix(CHANGE_SUFFIX)
+    if model.finish is not None and base != column and base in model.columns:
+        return CHANGE
+    return None
+
+
+_INTRO = """\
+# Rollups
+
+{note}
+
+Rollups are DuckDB SQL models under `sql/rollups/`, one per file, run by the rollup assets over
+the events of their period and stored as Parquet at `rollups/<name>/<grain key>=<first day>/`,
+replaced atomically like the events. A day is an `event_date` (UTC); a week runs Monday to
+Sunday (`week_start`); a month is a calendar month (`month_start`). Weekly and monthly rollups
+are recomputed from the events of exactly their days (percentiles and distinct counts do not
+add), so re-materialising one late day marks exactly its week and month stale. Daily rollups
+depend on the day's `contracts`, whose blocking checks stop them on a bad day.
+
+Events are attributed to the dimensions of their request (joined on `request_id`, the first
+request among the period's and the day before's). In the traffic rollups a null dimension means
+"all" on the all-traffic row (`is_all_traffic` true) and "not known" on the row of events whose
+request was not found.
+
+| rollup | grain | rows per period | SQL |
+|---|---|---|---|
+{summary}
+"""
+
+
+def _section(model: Model, schema: pa.Schema) -> str:
+    sources = ["events (request, ranking, impression, click, error)", *model.reads]
+    rows = [
+        [md.code(f.name), md.code(str(f.type)), definition(model, f.name) or "(undocumented)"]
+        for f in schema
+    ]
+    return "\n".join(
+        [
+            f"## `{model.name}`",
+            "",
+            model.description,
+            "",
+            f"- Path: `rollups/{model.name}/{GRAIN_KEYS[model.grain]}=YYYY-MM-DD/`",
+            f"- Sources: {', '.join(sources)}",
+            f"- Grain: one {model.grain}; rows: {model.rows}",
+            "",
+            md.table(["column", "type", "definition"], rows),
+        ]
+    )
+
+
+def render_rollups(schemas: dict[str, pa.Schema] | None = None) -> str:
+    schemas = schemas or output_schemas()
+    summary = md.table(
+        ["rollup", "grain", "rows per period", "SQL"],
+        [[md.code(m.name), m.grain, m.rows, f"`sql/rollups/{m.sql}`"] for m in MODELS],
+    )
+    text = _INTRO.format(
+        note=md.generated_note("`pipelines/lib/rollups/` and the SQL's real output"),
+        summary="\n".join(summary.splitlines()[2:]),
+    )
+    sections = [_section(m, schemas[m.name]) for m in MODELS]
+    return (text + "\n" + "\n\n".join(sections)).rstrip("\n") + "\n"
