@@ -16,6 +16,7 @@ RATIOS: dict[str, tuple[tuple[str, ...], str, float | None]] = {
     "ingest/baseline": (("ingest",), "baseline", 2.0),
     "contracts/ingest": (("contracts",), "ingest", None),
     "daily rollups/ingest": (("daily_rollups",), "ingest", 1.0),
+    "(contracts+daily rollups)/ingest": (("contracts", "daily_rollups"), "ingest", 1.0),
     "weekly rollups/daily rollups": (("weekly_rollups",), "daily_rollups", 3.0),
     "naive/ingest": (("naive",), "ingest", None),
 }
