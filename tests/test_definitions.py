@@ -83,6 +83,19 @@ def test_weekly_and_monthly_rollups_depend_on_exactly_their_days(defs):
     }
 
 
+def test_a_late_day_marks_exactly_its_week_and_month(defs):
+    graph = defs.resolve_asset_graph()
+    children = graph.get_children_partitions(dg.AssetKey("click"), "2025-06-04")
+    by_asset: dict[str, set[str]] = {}
+    for child in children:
+        by_asset.setdefault(child.asset_key.to_user_string(), set()).add(child.partition_key)
+    assert by_asset["traffic_weekly"] == {"2025-06-02"}
+    assert by_asset["traffic_monthly"] == {"2025-06-01"}
+    assert by_asset["traffic_daily"] == {"2025-06-04"}
+    # The contracts of the neighbouring days join across midnight into this day.
+    assert by_asset["contracts"] == {"2025-06-03", "2025-06-04", "2025-06-05"}
+
+
 def test_event_assets_carry_their_column_schema(defs):
     graph = defs.resolve_asset_graph()
     schema = graph.get(dg.AssetKey("click")).metadata["dagster/column_schema"]

@@ -105,7 +105,8 @@ EXPERIMENTS = {
 }
 
 COMPLIANCE = {
-    "section": "stored_rows, quarantined, duplicates or contract_violations.",
+    "section": "stored_rows, quarantined, duplicates or contract_violations (erasure and "
+    "retention actions are not recorded yet: they join with the privacy operations).",
     "item": "event_type/PII class, quarantine reason, exact_duplicate, or family/rule.",
     "item_count": "Rows stored, lines quarantined, lines dropped, or violations.",
     "detail": "For stored_rows: the fields of that PII class.",
