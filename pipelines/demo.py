@@ -19,7 +19,7 @@ from datetime import date, timedelta
 import duckdb
 
 from pipelines.lib.contracts.rules import FAMILIES
-from pipelines.lib.paths import PROJECT_ROOT, default_lake_root
+from pipelines.lib.paths import PROJECT_ROOT, default_catalog_path, default_lake_root
 from pipelines.lib.progress import Progress
 from pipelines.lib.rollups.run import MODELS
 from pipelines.lib.sample import SampleConfig, generate
@@ -55,11 +55,11 @@ def _rows(title: str, columns: list[str], rows: list[tuple]) -> str:
     return "\n".join([title, header, "-" * len(header), *body])
 
 
-def _plan(touched: list[date]) -> list[tuple[object, list[date]]]:
+def _plan(touched: list[date]) -> list[tuple[object, list[date | None]]]:
     """Runs in order: the ingest of every day of the months the landing files touch (a month's
     rollup needs all its days), then each day's contracts with its daily rollups (which read the
     neighbouring days, and which the contracts' blocking checks gate), then every complete week
-    and month."""
+    and month, then the analysts' catalog (unpartitioned: key None)."""
     import dagster as dg
 
     from pipelines.lib.rollups.run import MONTH, WEEK, period
@@ -77,6 +77,7 @@ def _plan(touched: list[date]) -> list[tuple[object, list[date]]]:
         (daily, days),
         (dg.AssetSelection.assets(*[m.name for m in MODELS if m.grain == WEEK]), weeks),
         (dg.AssetSelection.assets(*[m.name for m in MODELS if m.grain == MONTH]), months),
+        (dg.AssetSelection.assets("catalog"), [None]),
     ]
 
 
@@ -106,7 +107,7 @@ def main() -> int:
                     [*defs.assets, *defs.asset_checks],
                     selection=selection,
                     resources=defs.resources,
-                    partition_key=key.isoformat(),
+                    partition_key=key.isoformat() if key else None,
                     instance=instance,
                     raise_on_error=False,
                     # Warnings (such as the development-key one) still show; the rest is in the UI.
@@ -152,7 +153,9 @@ def main() -> int:
             evaluation_rows,
         )
     )
+    catalog = os.environ.get("TELEMETRY_CATALOG") or default_catalog_path()
     print(f"\nLake: {root}   Browse it: DAGSTER_HOME={PROJECT_ROOT} dagster dev")
+    print(f"Catalog for analysts: {catalog}   (README: 'For analysts')")
     return 0
 
 

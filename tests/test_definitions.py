@@ -40,7 +40,7 @@ def defs(monkeypatch: pytest.MonkeyPatch, tmp_path) -> dg.Definitions:
 
 def test_definitions_load_with_expected_keys(defs):
     keys = {k.to_user_string() for k in defs.resolve_all_asset_keys()}
-    assert keys == INGEST_ASSETS | {"contracts"} | ROLLUP_ASSETS
+    assert keys == INGEST_ASSETS | {"contracts"} | ROLLUP_ASSETS | {"catalog"}
     graph = defs.resolve_asset_graph()
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
     assert checks == {
@@ -51,7 +51,7 @@ def test_definitions_load_with_expected_keys(defs):
         ("contracts", "timeliness"),
     }
     assert all(graph.get_check_spec(k).blocking for k in graph.asset_check_keys)
-    assert set(defs.resources) == {"lake", "pii", "duckdb", "contracts", "rollups"}
+    assert set(defs.resources) == {"lake", "pii", "duckdb", "contracts", "rollups", "catalog"}
 
 
 def test_every_asset_is_described_grouped_owned_and_kinded(defs):
@@ -61,11 +61,17 @@ def test_every_asset_is_described_grouped_owned_and_kinded(defs):
         assert node.description, key
         name = key.to_user_string()
         group = (
-            "rollups" if name in ROLLUP_ASSETS else "contracts" if name == "contracts" else "ingest"
+            "rollups"
+            if name in ROLLUP_ASSETS
+            else name
+            if name in ("contracts", "catalog")
+            else "ingest"
         )
         assert node.group_name == group, key
         assert node.owners == ["team:data-platform"], key
-        assert {"duckdb", "parquet"} <= set(node.kinds), key
+        # The catalog is a DuckDB file of views: it writes no Parquet.
+        kinds = {"duckdb"} if name == "catalog" else {"duckdb", "parquet"}
+        assert kinds <= set(node.kinds), key
 
 
 def test_weekly_and_monthly_rollups_depend_on_exactly_their_days(defs):

@@ -38,6 +38,10 @@ def default_lake_root() -> str:
     return str(PROJECT_ROOT / "data" / "lake")
 
 
+def default_catalog_path() -> str:
+    return str(PROJECT_ROOT / "data" / "lake.duckdb")
+
+
 # Relative locations inside the lake. Partition folders are Hive-style so DuckDB prunes on them.
 def landing_dir(dt: date) -> str:
     return f"landing/dt={dt.isoformat()}"

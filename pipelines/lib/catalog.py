@@ -1,0 +1,288 @@
+"""The analysts' catalog: one DuckDB file of views over the lake's Parquet, so an analyst opens
+``data/lake.duckdb`` and writes ``select ... from rollups.traffic_daily`` instead of globs.
+
+The file holds views only, never data: a view re-reads its files when queried, so the catalog
+needs rewriting only when the set of tables changes (a new event type, a new rollup model, a
+table's first file). The set of views is derived from code (the event schemas, the rollup
+``MODELS``, the quality tables), and :func:`catalog_version` hashes it for the asset's
+code_version.
+
+Decisions, each for a reader we do not control:
+
+* the file is written in DuckDB's v1.4.0 storage format: duckdb 2.0 writes format 69 by
+  default, which the newest shell on PyPI (duckdb-cli 1.5.6, what the README tells analysts to
+  install) refuses to open; views gain nothing from a newer format;
+* paths are absolute (local) or full ``s3://`` URLs: DuckDB resolves a relative path in a view
+  against the *querying* process's working directory, not the catalog file's folder;
+* a table with no files yet gets no view: ``CREATE VIEW`` binds its query, and a glob that
+  matches nothing fails there (and ``allow_empty``, new in 2.0, breaks the 1.5 shell);
+* the file is built beside the target and renamed over it, so a reader (whose open handle keeps
+  the old file) sees the old catalog or the new one, and a crash leaves the old one in place;
+  anything an analyst created in the old file is gone, which is why the README says -readonly.
+
+On S3 the views read ``s3://`` URLs. The writer binds them through the lake's own fsspec
+filesystem; an analyst's DuckDB needs the httpfs extension (``INSTALL httpfs; LOAD httpfs;``)
+and credentials (``CREATE SECRET (TYPE s3, PROVIDER credential_chain)``, plus ``ENDPOINT`` for
+MinIO and the like) to query them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import duckdb
+
+from pipelines.lib.rollups.run import GRAIN_KEYS, MODELS
+from pipelines.lib.schemas import event_types
+from pipelines.lib.storage import Lake
+
+# Readable by the duckdb-cli 1.5.x shell and the 1.4 LTS shell alike (storage header 67).
+STORAGE_VERSION = "v1.4.0"
+EVENTS, ROLLUPS, QUALITY = "events", "rollups", "quality"
+SCHEMAS = (EVENTS, ROLLUPS, QUALITY)
+
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """One view: ``schema.name`` over the Parquet files matching ``glob`` (relative to the lake
+    root), with ``partition_key`` (a Hive folder ``key=YYYY-MM-DD``) typed as a date."""
+
+    schema: str
+    name: str
+    glob: str
+    partition_key: str
+    description: str
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+def view_specs() -> list[ViewSpec]:
+    """Every view the catalog can hold, in a stable order; from code only, never the lake."""
+    events = [
+        ViewSpec(
+            EVENTS,
+            t,
+            f"events/event_type={t}/*/*.parquet",
+            "event_date",
+            f"Valid {t} events: typed, deduplicated, identifiers hashed. Filter on event_date "
+            "(the partition) to read only those days.",
+        )
+        for t in event_types()
+    ]
+    rollups = [
+        ViewSpec(
+            ROLLUPS,
+            m.name,
+            f"rollups/{m.name}/*/*.parquet",
+            GRAIN_KEYS[m.grain],
+            f"{m.description} One partition per {GRAIN_KEYS[m.grain]}.",
+        )
+        for m in MODELS
+    ]
+    quality = [
+        ViewSpec(
+            QUALITY,
+            "contract_violations",
+            "contracts/*/*.parquet",
+            "event_date",
+            "One row per contract violation: family, rule, event, request_id, detail.",
+        ),
+        ViewSpec(
+            QUALITY,
+            "contract_rates",
+            "quality/*/*.parquet",
+            "event_date",
+            "Each contract rule's and family's checked, failed and rate per day.",
+        ),
+        ViewSpec(
+            QUALITY,
+            "ledger",
+            "ledger/*/*.parquet",
+            "event_date",
+            "Per landing file and day: lines taken = rows written + quarantined + duplicates.",
+        ),
+        ViewSpec(
+            QUALITY,
+            "quarantine",
+            "quarantine/*/*.parquet",
+            "event_date",
+            "Every rejected line: reason, detail, landing file and line, redacted text.",
+        ),
+    ]
+    specs = [*events, *rollups, *quality]
+    for spec in specs:
+        _check_identifier(spec.schema)
+        _check_identifier(spec.name)
+        _check_identifier(spec.partition_key)
+        if spec.schema not in SCHEMAS:
+            raise ValueError(f"view {spec.qualified}: schema not one of {SCHEMAS}")
+    names = [s.qualified for s in specs]
+    if len(set(names)) != len(names):
+        raise ValueError(
+            f"two views share a name: {sorted(n for n in names if names.count(n) > 1)}"
+        )
+    return specs
+
+
+def catalog_version(specs: list[ViewSpec] | None = None) -> str:
+    """A short hash of every view's name and source (glob, partition key, read options, storage
+    format): it changes exactly when the set of tables the catalog can show changes."""
+    specs = view_specs() if specs is None else specs
+    lines = sorted(_view_sql(s, "<root>") for s in specs)
+    digest = hashlib.sha256("\n".join([STORAGE_VERSION, *lines]).encode("utf-8"))
+    return digest.hexdigest()[:12]
+
+
+@dataclass
+class CatalogResult:
+    path: str
+    written: list[str]  # schema.view
+    skipped: dict[str, str] = field(default_factory=dict)  # schema.view -> why
+    version: str = ""
+    seconds: float = 0.0
+
+
+def write_catalog(
+    lake: Lake,
+    path: str,
+    *,
+    specs: list[ViewSpec] | None = None,
+    log: Callable[[str], None] = lambda _msg: None,
+) -> CatalogResult:
+    """Write the catalog at ``path`` (a local file) with a view per table that has files."""
+    started = time.monotonic()
+    specs = view_specs() if specs is None else specs
+    root = lake_location(lake)
+    present, skipped = [], {}
+    for spec in specs:
+        if _has_files(lake, spec.glob):
+            present.append(spec)
+        else:
+            skipped[spec.qualified] = f"no files match {spec.glob}"
+            log(f"catalog: skipping {spec.qualified}: no files match {spec.glob} yet")
+
+    final = os.path.abspath(path)
+    folder, name = os.path.split(final)
+    os.makedirs(folder, exist_ok=True)
+    staging = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        _build(lake, staging, root, present)
+        _fsync(staging)
+        _remove_stale_staging(folder, name, keep=staging)
+        # A WAL beside the target belongs to the file being replaced (a read-write session that
+        # crashed); DuckDB refuses to open the new file with it ("WAL does not match database").
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(f"{final}.wal")
+        os.replace(staging, final)
+        _fsync_dir(folder)
+    finally:
+        for leftover in (staging, f"{staging}.wal"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(leftover)
+    written = [s.qualified for s in present]
+    log(f"catalog: wrote {len(written)} views to {final}")
+    return CatalogResult(
+        final, written, skipped, catalog_version(specs), time.monotonic() - started
+    )
+
+
+def lake_location(lake: Lake) -> str:
+    """The lake root as a view must name it: an absolute local path, or the ``s3://`` URL."""
+    if lake.is_local:
+        return os.path.abspath(lake.path(""))
+    if lake.root.startswith("s3://"):
+        return lake.root
+    raise ValueError(f"the catalog can point at a local or s3:// lake, not {lake.root!r}")
+
+
+def view_statements(lake: Lake, specs: list[ViewSpec] | None = None) -> list[str]:
+    """The ``CREATE VIEW`` statements for ``specs`` over this lake (whether or not files exist)."""
+    root = lake_location(lake)
+    return [_view_sql(s, root) for s in (view_specs() if specs is None else specs)]
+
+
+def _build(lake: Lake, staging: str, root: str, specs: list[ViewSpec]) -> None:
+    con = duckdb.connect(staging, config={"storage_compatibility_version": STORAGE_VERSION})
+    try:
+        if not lake.is_local:
+            # CREATE VIEW reads the files' footers to bind; without httpfs, read them via fsspec.
+            con.register_filesystem(lake.fs)
+        con.execute("begin")
+        for schema in SCHEMAS:
+            con.execute(f"create schema {_identifier(schema)}")
+        for spec in specs:
+            con.execute(_view_sql(spec, root))
+            con.execute(
+                f"comment on view {_identifier(spec.schema)}.{_identifier(spec.name)} "
+                f"is {_literal(spec.description)}"
+            )
+        con.execute("commit")
+        con.execute("checkpoint")  # everything in the file itself, no .wal beside it
+    finally:
+        con.close()
+
+
+def _view_sql(spec: ViewSpec, root: str) -> str:
+    # DuckDB cannot bind parameters in CREATE VIEW ("This type of statement can't be prepared")
+    # nor in COMMENT ON, and a view must store its path anyway: the path is spliced in as a SQL
+    # string literal (single quotes doubled by _literal), the names are validated identifiers.
+    pattern = _literal(f"{root}/{spec.glob}")
+    key = _literal(spec.partition_key)
+    return (
+        f"create view {_identifier(spec.schema)}.{_identifier(spec.name)} as "
+        f"select * from read_parquet({pattern}, hive_partitioning = true, "
+        f"hive_types = {{{key}: 'DATE'}}, union_by_name = true)"
+    )
+
+
+def _has_files(lake: Lake, rel_glob: str) -> bool:
+    lake.fs.invalidate_cache()  # the lake changes under us; s3fs caches listings
+    return bool(lake.fs.glob(lake.path(rel_glob)))
+
+
+def _check_identifier(name: str) -> None:
+    if not _IDENTIFIER.fullmatch(name):
+        raise ValueError(f"{name!r} is not a plain lower-case SQL identifier ([a-z_][a-z0-9_]*)")
+
+
+def _identifier(name: str) -> str:
+    _check_identifier(name)
+    return f'"{name}"'
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _fsync(path: str) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(folder: str) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _remove_stale_staging(folder: str, name: str, keep: str) -> None:
+    """Staging files of a crashed earlier write are garbage (with any .wal DuckDB left)."""
+    prefix = f".{name}."
+    for entry in os.listdir(folder):
+        path = os.path.join(folder, entry)
+        if entry.startswith(prefix) and entry.endswith((".tmp", ".tmp.wal")) and path != keep:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
