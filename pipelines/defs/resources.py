@@ -82,8 +82,8 @@ class ContractsResource(dg.ConfigurableResource):
 
 class RollupsResource(dg.ConfigurableResource):
     """How experiments are evaluated: the control bucket's name, and each experiment's configured
-    split (experiment_id -> bucket -> share of requests); an experiment not listed is expected
-    to split equally."""
+    split (experiment_id -> bucket -> share of users); an experiment not listed is expected to
+    split equally."""
 
     control_bucket: str = "control"
     splits: dict[str, dict[str, float]] = Field(default_factory=dict)

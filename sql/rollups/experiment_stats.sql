@@ -2,17 +2,26 @@
 -- Parameters: $period_start, $period_end (dates, inclusive; the weekly rollup: Monday..Sunday).
 -- Inputs: views request, ranking, impression, click, error over the period's days.
 -- Exposed requests are those with at least one impression; each contributes its impressions n
---   and clicks c, summed as the sufficient statistics of a request-clustered CTR.
+--   and clicks c, summed as the sufficient statistics of a request-clustered CTR. Only events
+--   inside the period count, so a request just before the period ends may be assigned but not
+--   exposed in it.
 with
 
-requests as (
+first_requests as (
+    -- One row per request_id (the first request), so a retried request is counted once.
     select
         request_id,
         experiment_id,
         bucket,
         user_id
     from request
-    where event_date between $period_start and $period_end and experiment_id is not null
+    where event_date between $period_start and $period_end
+    qualify row_number() over (partition by request_id order by timestamp_ms, event_id) = 1
+),
+
+requests as (
+    select * from first_requests
+    where experiment_id is not null
 ),
 
 impressions_by_request as (

@@ -10,14 +10,16 @@
 with
 
 dims as (
+    -- One whole row per request_id (the first request): a retried request must not mix the
+    -- dimensions of two requests.
     select
         request_id,
-        arg_min(experiment_id, timestamp_ms) as experiment_id,
-        arg_min(bucket, timestamp_ms) as bucket,
-        arg_min(surface, timestamp_ms) as surface,
-        arg_min(device_type, timestamp_ms) as device_type
+        experiment_id,
+        bucket,
+        surface,
+        device_type
     from request_dims
-    group by request_id
+    qualify row_number() over (partition by request_id order by timestamp_ms, event_id) = 1
 ),
 
 requests as (

@@ -76,8 +76,9 @@ ERRORS = {
 EXPERIMENTS = {
     "experiment_id": "The experiment, from the request.",
     "bucket": "The bucket, from the request.",
-    "requests_assigned": "Requests of the bucket in the week (used for the SRM test).",
-    "users_assigned": "Distinct hashed users among them.",
+    "requests_assigned": "Requests of the bucket in the week (a retried request_id once).",
+    "users_assigned": "Distinct hashed users among them: the unit of randomisation, which the "
+    "SRM test counts.",
     "requests": "Exposed requests m: those with at least one impression.",
     "impressions": "N = sum of n_i, the impressions of the exposed requests.",
     "clicks": "C = sum of c_i, their clicks.",
@@ -98,8 +99,8 @@ EXPERIMENTS = {
     "lift_rel_ci_low": "Lower bound of its 95% interval (delta method).",
     "lift_rel_ci_high": "Upper bound of its 95% interval.",
     "p_value": "Two-sided z-test of lift_abs = 0.",
-    "expected_share": "The bucket's configured share of requests (default: equal).",
-    "srm_chi2": "Pearson chi-square of requests_assigned against the expected shares.",
+    "expected_share": "The bucket's configured share of users (default: equal).",
+    "srm_chi2": "Pearson chi-square of users_assigned against the expected shares.",
     "srm_p_value": "Its p-value (k - 1 degrees of freedom); small values flag a sample-ratio "
     "mismatch.",
 }

@@ -30,8 +30,8 @@ Intervals are normal (Wald) intervals ``estimate ± z·se`` at ``confidence``; t
 to [0, 1], so a bound outside it says the normal approximation is strained there.
 
 Sample-ratio mismatch (SRM): Pearson χ² of the observed counts per bucket (``srm_counts``:
-``requests`` by default; the weekly rollup passes the requests *assigned*, since a treatment can
-change which requests are exposed) against
+``requests`` by default; the weekly rollup passes the users assigned: users are the unit of
+randomisation, and a treatment can change which requests are exposed) against
 total·expected_share, with k-1 degrees of freedom for k buckets; the same value is written on every
 row of the experiment. Expected shares come from ``splits[experiment_id]`` or default to equal
 shares across the buckets present. Splits for experiments absent from the table are ignored (a
@@ -143,7 +143,7 @@ def evaluate(
     p_value = 2.0 * special.ndtr(-np.abs(_div(lift_abs, se_abs)))  # NaN when se_abs is 0
 
     se = np.sqrt(var)
-    # SRM is best judged on assignment (a treatment may change which requests get exposed).
+    # SRM is judged on what was randomised (a treatment may change which requests get exposed).
     if srm_counts not in buckets.column_names:
         raise ValueError(f"srm_counts names no column of buckets: {srm_counts!r}")
     observed = pc.fill_null(pc.cast(buckets.column(srm_counts), pa.int64()), 0).to_numpy()

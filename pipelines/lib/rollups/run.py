@@ -55,7 +55,7 @@ def rollup_file(name: str, grain: str, start: date) -> str:
 @dataclass(frozen=True)
 class RollupSettings:
     control_bucket: str = "control"
-    # experiment_id -> bucket -> expected share of requests; an experiment not listed: equal.
+    # experiment_id -> bucket -> expected share of users; an experiment not listed: equal.
     splits: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     memory_limit: str = "2GB"
     threads: int = 2
@@ -90,7 +90,8 @@ def _evaluate_experiments(table: pa.Table, job: Job) -> pa.Table:
         table,
         control=job.settings.control_bucket,
         splits=job.settings.splits,
-        srm_counts="requests_assigned",
+        # Users are the unit of randomisation: heavy users would skew request counts.
+        srm_counts="users_assigned",
     )
 
 
@@ -153,7 +154,8 @@ MODELS = (
         "experiment_stats.sql",
         WEEK,
         "Per experiment and bucket: exposure, CTR with a 95% interval (delta method over "
-        "requests), lift against control with interval and p-value, sample-ratio mismatch, "
+        "requests), lift against control with interval and p-value, sample-ratio mismatch (on "
+        "users), "
         "guardrails (latency p95, error rate).",
         columns=columns.EXPERIMENTS,
         rows="distinct (experiment_id, bucket) among the week's requests with an experiment_id",
