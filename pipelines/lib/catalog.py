@@ -33,7 +33,6 @@ import hashlib
 import os
 import re
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -174,22 +173,13 @@ def write_catalog(
 
     final = os.path.abspath(path)
     folder, name = os.path.split(final)
-    os.makedirs(folder, exist_ok=True)
-    staging = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
+    # The lake's own atomic publish, on the catalog's (always local) folder.
+    with Lake(folder).staged_file(name) as staging:
         _build(lake, staging, root, present)
-        _fsync(staging)
-        _remove_stale_staging(folder, name, keep=staging)
         # A WAL beside the target belongs to the file being replaced (a read-write session that
         # crashed); DuckDB refuses to open the new file with it ("WAL does not match database").
         with contextlib.suppress(FileNotFoundError):
             os.remove(f"{final}.wal")
-        os.replace(staging, final)
-        _fsync_dir(folder)
-    finally:
-        for leftover in (staging, f"{staging}.wal"):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(leftover)
     written = [s.qualified for s in present]
     log(f"catalog: wrote {len(written)} views to {final}")
     return CatalogResult(
@@ -263,26 +253,3 @@ def _identifier(name: str) -> str:
 
 def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
-
-
-def _fsync(path: str) -> None:
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def _fsync_dir(folder: str) -> None:
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def _remove_stale_staging(folder: str, name: str, keep: str) -> None:
-    """Staging files of a crashed earlier write are garbage (with any .wal DuckDB left)."""
-    prefix = f".{name}."
-    for entry in os.listdir(folder):
-        path = os.path.join(folder, entry)
-        if entry.startswith(prefix) and entry.endswith((".tmp", ".tmp.wal")) and path != keep:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(path)

@@ -28,7 +28,7 @@ from pipelines.lib.reasons import REASONS
 from pipelines.lib.schemas import load_event_schemas
 from pipelines.lib.sql import connect, load_sql
 from pipelines.lib.sqlschema import CompiledSchema, check_query, compile_schema, rows_view
-from pipelines.lib.storage import Lake, write_parquet
+from pipelines.lib.storage import Lake, write_parquet, write_table
 from pipelines.lib.validate import LENIENT_JSON_HINT, StrictJsonError, strict_loads
 
 # Partition D reads landing dates D-1 (clocks running ahead) .. D+2 (the late-arrival window).
@@ -413,16 +413,10 @@ def ingest_partition(
                 result.rows[event_type] = rows
                 result.bytes_written[event_type] = size
             quarantine = _redacted_quarantine(con, key, settings)
-            _, result.bytes_written["quarantine"] = write_parquet(
-                lake,
-                quarantine_file(day),
-                pa.RecordBatchReader.from_batches(quarantine.schema, quarantine.to_batches()),
+            _, result.bytes_written["quarantine"] = write_table(
+                lake, quarantine_file(day), quarantine
             )
-            _, result.bytes_written["ledger"] = write_parquet(
-                lake,
-                ledger_file(day),
-                pa.RecordBatchReader.from_batches(ledger.schema, ledger.to_batches()),
-            )
+            _, result.bytes_written["ledger"] = write_table(lake, ledger_file(day), ledger)
         finally:
             con.close()
     result.lines_taken = sum(ledger.column("lines_taken").to_pylist())

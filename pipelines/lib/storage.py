@@ -154,6 +154,13 @@ def write_parquet(
     return rows, size
 
 
+def write_table(lake: Lake, rel: str, table: pa.Table) -> tuple[int, int]:
+    """``write_parquet`` for a table already in memory (a small result: rates, rollups)."""
+    return write_parquet(
+        lake, rel, pa.RecordBatchReader.from_batches(table.schema, table.to_batches())
+    )
+
+
 def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:
     protocol = fs.protocol
     return (protocol,) if isinstance(protocol, str) else tuple(protocol)
@@ -173,10 +180,11 @@ def _fsync_dir(folder: str) -> None:
 
 
 def _remove_stale_staging(folder: str, name: str, keep: str) -> None:
-    """Staging files left by a crashed earlier run of this same partition are garbage."""
+    """Staging files left by a crashed earlier run of this same partition are garbage (with the
+    WAL DuckDB leaves beside a database it was writing)."""
     prefix = f".{name}."
     for entry in os.listdir(folder):
         path = os.path.join(folder, entry)
-        if entry.startswith(prefix) and entry.endswith(".tmp") and path != keep:
+        if entry.startswith(prefix) and entry.endswith((".tmp", ".tmp.wal")) and path != keep:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(path)

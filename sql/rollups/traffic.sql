@@ -48,8 +48,10 @@ rankings as (
     where r.event_date between $period_start and $period_end
 ),
 
+-- Distinct (dimensions, value) pairs first: a distinct count over grouping sets would hash every
+-- unnested item and every impression twice over.
 ranked_items as (
-    select
+    select distinct
         r.experiment_id,
         r.bucket,
         r.surface,
@@ -93,6 +95,26 @@ errors as (
     from error as e
     left join dims as d on e.request_id = d.request_id
     where e.event_date between $period_start and $period_end
+),
+
+impressed_items as (
+    select distinct
+        experiment_id,
+        bucket,
+        surface,
+        device_type,
+        canonical_id
+    from impressions
+),
+
+impression_sessions as (
+    select distinct
+        experiment_id,
+        bucket,
+        surface,
+        device_type,
+        session_id
+    from impressions
 ),
 
 request_stats as (
@@ -144,10 +166,32 @@ impression_stats as (
         surface,
         device_type,
         grouping(experiment_id, bucket, surface, device_type) = 15 as is_all_traffic,
-        count(*) as impressions,
-        count(distinct canonical_id) as distinct_items_impressed,
-        count(distinct session_id) as distinct_sessions
+        count(*) as impressions
     from impressions
+    group by grouping sets ((experiment_id, bucket, surface, device_type), ())
+),
+
+impressed_item_stats as (
+    select
+        experiment_id,
+        bucket,
+        surface,
+        device_type,
+        grouping(experiment_id, bucket, surface, device_type) = 15 as is_all_traffic,
+        count(distinct canonical_id) as distinct_items_impressed
+    from impressed_items
+    group by grouping sets ((experiment_id, bucket, surface, device_type), ())
+),
+
+session_stats as (
+    select
+        experiment_id,
+        bucket,
+        surface,
+        device_type,
+        grouping(experiment_id, bucket, surface, device_type) = 15 as is_all_traffic,
+        count(distinct session_id) as distinct_sessions
+    from impression_sessions
     group by grouping sets ((experiment_id, bucket, surface, device_type), ())
 ),
 
@@ -250,8 +294,8 @@ joined as (
         coalesce(e.errors, 0) as errors,
         coalesce(q.distinct_users, 0) as distinct_users,
         coalesce(ri.distinct_items_ranked, 0) as distinct_items_ranked,
-        coalesce(i.distinct_items_impressed, 0) as distinct_items_impressed,
-        coalesce(i.distinct_sessions, 0) as distinct_sessions
+        coalesce(ii.distinct_items_impressed, 0) as distinct_items_impressed,
+        coalesce(ss.distinct_sessions, 0) as distinct_sessions
     from groups as g
     left join request_stats as q
         on
@@ -281,6 +325,20 @@ joined as (
             and g.bucket is not distinct from i.bucket
             and g.surface is not distinct from i.surface
             and g.device_type is not distinct from i.device_type
+    left join impressed_item_stats as ii
+        on
+            g.is_all_traffic = ii.is_all_traffic
+            and g.experiment_id is not distinct from ii.experiment_id
+            and g.bucket is not distinct from ii.bucket
+            and g.surface is not distinct from ii.surface
+            and g.device_type is not distinct from ii.device_type
+    left join session_stats as ss
+        on
+            g.is_all_traffic = ss.is_all_traffic
+            and g.experiment_id is not distinct from ss.experiment_id
+            and g.bucket is not distinct from ss.bucket
+            and g.surface is not distinct from ss.surface
+            and g.device_type is not distinct from ss.device_type
     left join click_stats as c
         on
             g.is_all_traffic = c.is_all_traffic

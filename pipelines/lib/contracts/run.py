@@ -30,7 +30,7 @@ from pipelines.lib.ingest import QUARANTINE_SCHEMA, READS_DAYS_AFTER
 from pipelines.lib.paths import contracts_file, events_file, quality_file
 from pipelines.lib.schemas import event_types
 from pipelines.lib.sql import connect, load_sql
-from pipelines.lib.storage import Lake, write_parquet
+from pipelines.lib.storage import Lake, write_table
 
 # Timeliness shares shown beside the gate (landed_in_window), never gated: name -> latest lag.
 REPORTED_TIMELINESS = {"landed_on_date": 0, "landed_by_t1": 1}
@@ -178,12 +178,8 @@ def _timeliness(con: duckdb.DuckDBPyConnection, day: date) -> tuple[pa.Table, li
         _row(TIMELINESS, name, "reported", total, sum(n for _, lag, n in lags if lag > latest))
         for name, latest in REPORTED_TIMELINESS.items()
     ]
-    gate = READS_DAYS_AFTER
-    rows.append(
-        _row(
-            TIMELINESS, LANDED_IN_WINDOW.name, "rule", total, sum(n for _, g, n in lags if g > gate)
-        )
-    )
+    late_total = sum(n for _, lag, n in lags if lag > READS_DAYS_AFTER)
+    rows.append(_row(TIMELINESS, LANDED_IN_WINDOW.name, "rule", total, late_total))
     return late, rows
 
 
@@ -248,21 +244,14 @@ def run_contracts(
     if unknown:
         raise ValueError(f"consistency.sql emitted rules not declared in rules.py: {unknown}")
     written = {}
-    _, written["contracts"] = write_parquet(
-        lake,
-        contracts_file(day),
-        pa.RecordBatchReader.from_batches(VIOLATIONS_SCHEMA, violations.to_batches()),
-    )
+    _, written["contracts"] = write_table(lake, contracts_file(day), violations)
     quality_table = pa.Table.from_pylist(
         [{"event_date": day, **q} for q in quality], schema=QUALITY_SCHEMA
     )
-    _, written["quality"] = write_parquet(
-        lake,
-        quality_file(day),
-        pa.RecordBatchReader.from_batches(QUALITY_SCHEMA, quality_table.to_batches()),
-    )
+    _, written["quality"] = write_table(lake, quality_file(day), quality_table)
     # Only a partner not found can still turn up in D+1; "2 rankings" cannot resolve.
     pending = 0 if neighbours["next_day"] else pc.sum(consistency["partner_missing"]).as_py() or 0
+    con.close()
     return ContractsResult(
         day=day,
         rates={q["family"]: q for q in quality if q["scope"] == "family"},

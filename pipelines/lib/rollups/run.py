@@ -21,7 +21,7 @@ from pipelines.lib.rollups import columns, experiments
 from pipelines.lib.rollups.change import with_change
 from pipelines.lib.schemas import event_types, load_event_schemas
 from pipelines.lib.sql import connect, load_sql
-from pipelines.lib.storage import Lake, write_parquet
+from pipelines.lib.storage import Lake, write_table
 
 DAY, WEEK, MONTH = "day", "week", "month"
 GRAIN_KEYS = {DAY: "event_date", WEEK: "week_start", MONTH: "month_start"}
@@ -265,8 +265,6 @@ def build_rollup(
     if model.finish is not None:
         table = model.finish(table, Job(lake, model, start, settings))
     rel = rollup_file(model.name, model.grain, first)
-    rows, size = write_parquet(
-        lake, rel, pa.RecordBatchReader.from_batches(table.schema, table.to_batches())
-    )
+    rows, size = write_table(lake, rel, table)
     con.close()
     return RollupResult(model.name, first, last, rows, size, time.monotonic() - started, rel)
