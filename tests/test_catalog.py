@@ -42,6 +42,9 @@ def build_lake(root: Path) -> Lake:
     lake = Lake(str(root))
     for n in range(-1, 7):  # 2025-06-01 .. 2025-06-08
         ingest_partition(lake, START + timedelta(days=n), KEY)
+    for n in range(7):  # the week is merged from its days' traffic rollups
+        for name in ("traffic_daily", "traffic_parts"):
+            build_rollup(lake, MODELS_BY_NAME[name], START + timedelta(days=n))
     for name in ROLLUPS:
         build_rollup(lake, MODELS_BY_NAME[name], START)
     return lake

@@ -21,6 +21,7 @@ from tests.conftest import DAY, event, line
 INGEST_ASSETS = {"request", "ranking", "impression", "click", "error", "quarantine", "ledger"}
 ROLLUP_ASSETS = {
     "traffic_daily",
+    "traffic_parts",
     "traffic_hourly",
     "errors_daily",
     "traffic_weekly",

@@ -3,7 +3,7 @@ through the assets' code path (``build_rollup``) on days as ingest publishes the
 
 The ingested inputs are built untimed and cached: the day is shared with the contracts step; the
 week is generated with the day's sample configuration over seven days (``<inputs>-week``) and
-ingested once per ``bench.run``."""
+ingested once per ``bench.run``, with its daily rollups (the week is merged from them)."""
 
 from __future__ import annotations
 
@@ -47,6 +47,11 @@ def ingested_week(job: Job, monday: date) -> str:
         generate(replace(config, start=monday, days=7), partial)
         for n in range(-1, 7):
             ingest(partial, monday + timedelta(days=n), job.threads)
+        # The week is merged from its days' rollups, which the daily step builds day by day.
+        settings = RollupSettings(threads=job.threads)
+        for n in range(7):
+            for model in (m for m in MODELS if m.grain == DAY):
+                build_rollup(Lake(partial), model, monday + timedelta(days=n), settings)
         os.rename(partial, ready)
     return ready
 

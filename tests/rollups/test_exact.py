@@ -713,8 +713,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
         ingest(lake, day)
     for day in CONTRACT_DAYS:
         run_contracts(lake, day, Thresholds(), data_docs=False)
-    for day in DAILY_DAYS:
+    for day in JUNE:  # weeks and the month are merged from every day's traffic rollups
         build_rollup(lake, MODELS_BY_NAME["traffic_daily"], day)
+        build_rollup(lake, MODELS_BY_NAME["traffic_parts"], day)
+    for day in DAILY_DAYS:
         build_rollup(lake, MODELS_BY_NAME["errors_daily"], day)
     for day in HOURLY_DAYS:
         build_rollup(lake, MODELS_BY_NAME["traffic_hourly"], day)

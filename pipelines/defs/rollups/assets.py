@@ -7,7 +7,7 @@ from datetime import date
 import dagster as dg
 
 from pipelines.defs.contracts.assets import CONTRACTS
-from pipelines.defs.ingest.assets import LEDGER, OWNERS, QUARANTINE
+from pipelines.defs.ingest.assets import OWNERS
 from pipelines.defs.partitions import daily_partitions, monthly_partitions, weekly_partitions
 from pipelines.defs.resources import DuckDBResource, LakeResource, RollupsResource, lake_on_s3
 from pipelines.lib.rollups.run import DAY, MODELS, MONTH, WEEK, Model, build_rollup
@@ -19,7 +19,7 @@ GROUP = "rollups"
 def _deps(model: Model) -> list[dg.AssetDep]:
     # Identity for days; a week or month maps to exactly its days.
     mapping = None if model.grain == DAY else dg.TimeWindowPartitionMapping()
-    upstream = [*event_types(), CONTRACTS, *[t for t in (QUARANTINE, LEDGER) if t in model.reads]]
+    upstream = [*event_types(), *dict.fromkeys([CONTRACTS, *model.reads])]
     return [dg.AssetDep(name, partition_mapping=mapping) for name in upstream]
 
 

@@ -112,3 +112,11 @@ COMPLIANCE = {
     "item_count": "Rows stored, lines quarantined, lines dropped, or violations.",
     "detail": "For stored_rows: the fields of that PII class.",
 }
+
+PARTS = {
+    **{k: _DIMENSIONS[k] for k in ("experiment_id", "bucket", "surface", "device_type")},
+    "part_name": "users, items_ranked, items_impressed or sessions (a distinct member), or "
+    "latency_ms, coverage or dwell_ms (one event's value).",
+    "member": "The distinct member: a hashed user_id, a canonical_id or a hashed session_id.",
+    "measure": "The event's value (ranking.latency_ms, ranking.coverage, click.dwell_ms).",
+}

@@ -15,7 +15,16 @@ from pipelines.lib import pii
 from pipelines.lib.ingest import IngestSettings, PiiKey, ingest_partition
 from pipelines.lib.paths import events_file, ledger_file, quarantine_file
 from pipelines.lib.rollups.columns import CHANGE, CHANGE_SUFFIX
-from pipelines.lib.rollups.run import GRAIN_KEYS, MODELS, Model, build_rollup, period
+from pipelines.lib.rollups.run import (
+    DAY,
+    GRAIN_KEYS,
+    MODELS,
+    MONTH,
+    Model,
+    build_rollup,
+    period,
+    rollup_file,
+)
 from pipelines.lib.schemas import event_types
 from pipelines.lib.storage import Lake
 
@@ -28,24 +37,29 @@ def output_schemas() -> dict[str, pa.Schema]:
     with tempfile.TemporaryDirectory(prefix="telemetry-rollup-docs-") as root:
         lake = Lake(root)
         ingest_partition(lake, _MONTH, PiiKey(pii.DEV_KEY), IngestSettings())
-        first, last = period("month", _MONTH)
-        days = [first - timedelta(days=1)] + [
-            first + timedelta(days=n) for n in range((last - first).days + 1)
-        ]
+        daily = [m for m in MODELS if m.grain == DAY]
+        schemas = {}
+        for model in daily:
+            result = build_rollup(lake, model, _MONTH)
+            schemas[model.name] = pq.read_schema(lake.path(result.path))
+        # Every day of the month looks like that empty first day: copy rather than rebuild.
+        first, last = period(MONTH, _MONTH)
+        days = [first + timedelta(days=n) for n in range(-1, (last - first).days + 1)]
         paths = [events_file(t, _MONTH) for t in event_types()]
         paths += [quarantine_file(_MONTH), ledger_file(_MONTH)]
+        paths += [rollup_file(m.name, DAY, _MONTH) for m in daily]
         for day in days:
             for rel in paths:
                 target = f"{root}/{rel.replace(_MONTH.isoformat(), day.isoformat())}"
                 if target != f"{root}/{rel}":
                     lake.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
                     shutil.copyfile(f"{root}/{rel}", target)
-        schemas = {}
         for model in MODELS:
-            start = _MONTH if model.grain == "month" else date(2025, 6, 2)  # a Monday
-            result = build_rollup(lake, model, start)
-            schemas[model.name] = pq.read_schema(lake.path(result.path))
-        return schemas
+            if model.grain != DAY:
+                start = _MONTH if model.grain == MONTH else date(2025, 6, 2)  # a Monday
+                result = build_rollup(lake, model, start)
+                schemas[model.name] = pq.read_schema(lake.path(result.path))
+        return {m.name: schemas[m.name] for m in MODELS}
 
 
 def definition(model: Model, column: str) -> str | None:
@@ -62,16 +76,19 @@ _INTRO = """\
 
 {note}
 
-Rollups are DuckDB SQL models under `sql/rollups/`, one per file, run by the rollup assets over
-the events of their period and stored as Parquet at `rollups/<name>/<grain key>=<first day>/`,
-replaced atomically like the events. A day is an `event_date` (UTC); a week runs Monday to
-Sunday (`week_start`); a month is a calendar month (`month_start`). Weekly and monthly rollups
-are recomputed from the events of exactly their days (percentiles and distinct counts do not
-add), so re-materialising one late day marks exactly its week and month stale. Daily rollups
-depend on the day's `contracts`, whose blocking checks stop them on a bad day.
+Rollups are DuckDB SQL models under `sql/rollups/`, one per file, run by the rollup assets and
+stored as Parquet at `rollups/<name>/<grain key>=<first day>/`, replaced atomically like the
+events. A day is an `event_date` (UTC); a week runs Monday to Sunday (`week_start`); a month is a
+calendar month (`month_start`). Daily rollups read the day's events and depend on the day's
+`contracts`, whose blocking checks stop them on a bad day. Weekly and monthly traffic is merged
+exactly from exactly their days: counts add up, while distinct counts, percentiles and means
+are recomputed from `traffic_parts`, each day's distinct members and per-event values (never
+from daily ratios, which do not add). Re-materialising one late day marks exactly its week and
+month stale.
 
-Events are attributed to the dimensions of their request (joined on `request_id`, the first
-request among the period's and the day before's). In the traffic rollups a null dimension means
+Events are attributed to the dimensions of their request (joined on `request_id`: the first
+request of the event's day or the day before, for every grain, so a week's rows are the sum of
+its days'). In the traffic rollups a null dimension means
 "all" on the all-traffic row (`is_all_traffic` true) and "not known" on the row of events whose
 request was not found.
 

@@ -140,14 +140,27 @@ MODELS = (
         rows="distinct (component, severity, error_code) among the day's errors",
     ),
     Model(
+        "traffic_parts",
+        "traffic_parts.sql",
+        DAY,
+        "The day's exact, mergeable pieces for weekly and monthly traffic: distinct users, items "
+        "and sessions per dimension combination, and every ranking's latency and coverage and "
+        "every click's dwell time.",
+        columns=columns.PARTS,
+        rows="per dimension combination: its distinct users, ranked items, impressed items and "
+        "sessions, plus one row per ranking (twice: latency, coverage) and per click with dwell",
+    ),
+    Model(
         "traffic_weekly",
-        "traffic.sql",
+        "traffic_merged.sql",
         WEEK,
-        "The daily traffic metrics recomputed from the week's events (Monday..Sunday, UTC), with "
-        "each metric's change against the previous week.",
+        "The daily traffic metrics for the week (Monday..Sunday, UTC), merged exactly from its "
+        "seven days (counts added; distinct counts and percentiles from the days' members and "
+        "values), with each metric's change against the previous week.",
         columns=columns.TRAFFIC,
         rows=TRAFFIC_ROWS,
         finish=_change_since_previous,
+        reads=("traffic_daily", "traffic_parts"),
     ),
     Model(
         "experiments_weekly",
@@ -163,13 +176,14 @@ MODELS = (
     ),
     Model(
         "traffic_monthly",
-        "traffic.sql",
+        "traffic_merged.sql",
         MONTH,
-        "The traffic metrics recomputed from the month's events, with each metric's change "
-        "against the previous month.",
+        "The traffic metrics for the month, merged exactly from its days like the weekly ones, "
+        "with each metric's change against the previous month.",
         columns=columns.TRAFFIC,
         rows=TRAFFIC_ROWS,
         finish=_change_since_previous,
+        reads=("traffic_daily", "traffic_parts"),
     ),
     Model(
         "compliance_monthly",
@@ -240,6 +254,18 @@ def _register(con: duckdb.DuckDBPyConnection, lake: Lake, model: Model, first: d
     con.sql("select * from request").create_view("request_dims")
     con.from_arrow(_pii_fields()).create_view("pii_fields")
     for table in model.reads:
+        if table in MODELS_BY_NAME:  # a daily rollup: a week or month needs each of its days
+            daily = MODELS_BY_NAME[table]
+            rels = [rollup_file(daily.name, daily.grain, d) for d in _days(first, last)]
+            absent = [r for r in rels if not lake.exists(r)]
+            if absent:
+                raise FileNotFoundError(
+                    f"{model.name} for {first}..{last} is merged from {table} of every day; "
+                    f"missing {len(absent)}, e.g. {absent[0]}: materialise {table} for those "
+                    "days first"
+                )
+            con.read_parquet([lake.url(r) for r in rels]).create_view(f"period_{table}")
+            continue
         path_of, schema = _SIDE_TABLES[table]
         urls = [lake.url(r) for d in _days(first, last) if lake.exists(r := path_of(d))]
         source = (

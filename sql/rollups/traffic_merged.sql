@@ -1,0 +1,180 @@
+-- Grain: as traffic.sql (one row per (experiment_id, bucket, surface, device_type) plus the
+--   all-traffic row), for a week or a month, merged exactly from the daily pieces of its days:
+--   counts add up; distinct counts, percentiles and means are recomputed from the days' distinct
+--   members and per-event values (traffic_parts), never from daily ratios.
+-- Parameters: $period_start, $period_end (dates, inclusive: a Monday..Sunday week or a month).
+-- Inputs: views period_traffic_daily (the traffic_daily rows of the period's days) and
+--   period_traffic_parts (their traffic_parts rows).
+with
+
+day_counts as (
+    select
+        experiment_id,
+        bucket,
+        surface,
+        device_type,
+        requests,
+        rankings,
+        impressions,
+        clicks,
+        clicks_click,
+        clicks_add_to_cart,
+        clicks_save,
+        clicks_share,
+        clicks_purchase,
+        errors
+    from period_traffic_daily
+    where not is_all_traffic
+),
+
+counts as (
+    select
+        experiment_id,
+        bucket,
+        surface,
+        device_type,
+        grouping(experiment_id, bucket, surface, device_type) = 15 as is_all_traffic,
+        coalesce(sum(requests), 0)::bigint as requests,
+        coalesce(sum(rankings), 0)::bigint as rankings,
+        coalesce(sum(impressions), 0)::bigint as impressions,
+        coalesce(sum(clicks), 0)::bigint as clicks,
+        coalesce(sum(clicks_click), 0)::bigint as clicks_click,
+        coalesce(sum(clicks_add_to_cart), 0)::bigint as clicks_add_to_cart,
+        coalesce(sum(clicks_save), 0)::bigint as clicks_save,
+        coalesce(sum(clicks_share), 0)::bigint as clicks_share,
+        coalesce(sum(clicks_purchase), 0)::bigint as clicks_purchase,
+        coalesce(sum(errors), 0)::bigint as errors
+    from day_counts
+    group by grouping sets ((experiment_id, bucket, surface, device_type), ())
+),
+
+members as (
+    -- Each distinct member once per dimension combination, however many days it appears on:
+    -- counting rows of this is a distinct count, without a distinct aggregate per grouping set.
+    select distinct
+        experiment_id,
+        bucket,
+        surface,
+        device_type,
+        part_name,
+        member
+    from period_traffic_parts
+    where member is not null
+),
+
+group_members as (
+    select
+        experiment_id,
+        bucket,
+        surface,
+        device_type,
+        false as is_all_traffic,
+        count(*) filter (where part_name = 'users') as distinct_users,
+        count(*) filter (where part_name = 'items_ranked') as distinct_items_ranked,
+        count(*) filter (where part_name = 'items_impressed') as distinct_items_impressed,
+        count(*) filter (where part_name = 'sessions') as distinct_sessions
+    from members
+    group by experiment_id, bucket, surface, device_type
+),
+
+all_members as (
+    select
+        null::varchar as experiment_id,
+        null::varchar as bucket,
+        null::varchar as surface,
+        null::varchar as device_type,
+        true as is_all_traffic,
+        count(distinct member) filter (where part_name = 'users') as distinct_users,
+        count(distinct member) filter (where part_name = 'items_ranked')
+            as distinct_items_ranked,
+        count(distinct member) filter (where part_name = 'items_impressed')
+            as distinct_items_impressed,
+        count(distinct member) filter (where part_name = 'sessions') as distinct_sessions
+    from members
+),
+
+member_stats as (
+    select * from group_members
+    union all
+    select * from all_members
+),
+
+measure_stats as (
+    select
+        experiment_id,
+        bucket,
+        surface,
+        device_type,
+        grouping(experiment_id, bucket, surface, device_type) = 15 as is_all_traffic,
+        avg(measure) filter (where part_name = 'coverage') as coverage_mean,
+        quantile_cont(measure, 0.5) filter (where part_name = 'latency_ms') as latency_p50_ms,
+        quantile_cont(measure, 0.95) filter (where part_name = 'latency_ms') as latency_p95_ms,
+        quantile_cont(measure, 0.99) filter (where part_name = 'latency_ms') as latency_p99_ms,
+        avg(measure) filter (where part_name = 'latency_ms') as latency_mean_ms,
+        avg(measure) filter (where part_name = 'dwell_ms') as dwell_mean_ms,
+        quantile_cont(measure, 0.5) filter (where part_name = 'dwell_ms') as dwell_median_ms
+    from period_traffic_parts
+    where member is null
+    group by grouping sets ((experiment_id, bucket, surface, device_type), ())
+),
+
+joined as (
+    select
+        c.experiment_id,
+        c.bucket,
+        c.surface,
+        c.device_type,
+        c.is_all_traffic,
+        v.coverage_mean,
+        v.latency_p50_ms,
+        v.latency_p95_ms,
+        v.latency_p99_ms,
+        v.latency_mean_ms,
+        v.dwell_mean_ms,
+        v.dwell_median_ms,
+        c.requests,
+        c.rankings,
+        c.impressions,
+        c.clicks,
+        c.clicks_click,
+        c.clicks_add_to_cart,
+        c.clicks_save,
+        c.clicks_share,
+        c.clicks_purchase,
+        c.errors,
+        coalesce(m.distinct_users, 0) as distinct_users,
+        coalesce(m.distinct_items_ranked, 0) as distinct_items_ranked,
+        coalesce(m.distinct_items_impressed, 0) as distinct_items_impressed,
+        coalesce(m.distinct_sessions, 0) as distinct_sessions
+    from counts as c
+    left join member_stats as m
+        on
+            c.is_all_traffic = m.is_all_traffic
+            and c.experiment_id is not distinct from m.experiment_id
+            and c.bucket is not distinct from m.bucket
+            and c.surface is not distinct from m.surface
+            and c.device_type is not distinct from m.device_type
+    left join measure_stats as v
+        on
+            c.is_all_traffic = v.is_all_traffic
+            and c.experiment_id is not distinct from v.experiment_id
+            and c.bucket is not distinct from v.bucket
+            and c.surface is not distinct from v.surface
+            and c.device_type is not distinct from v.device_type
+),
+
+final as (
+    select
+        *,
+        $period_start as period_start,
+        $period_end as period_end,
+        clicks / nullif(impressions, 0) as ctr,
+        distinct_items_impressed / nullif(distinct_items_ranked, 0) as item_coverage,
+        errors / nullif(requests, 0) as error_rate,
+        impressions / nullif(requests, 0) as impressions_per_request,
+        clicks / nullif(distinct_sessions, 0) as clicks_per_session
+    from joined
+)
+
+select * from final
+order by is_all_traffic desc, experiment_id asc, bucket asc, surface asc, device_type asc
