@@ -210,6 +210,7 @@ def _build(lake: Lake, staging: str, root: str, specs: list[ViewSpec]) -> None:
             con.register_filesystem(lake.fs)
         con.execute("begin")
         for schema in SCHEMAS:
+            # DDL names cannot be bound parameters: they are validated identifiers from code.
             con.execute(f"create schema {_identifier(schema)}")
         for spec in specs:
             con.execute(_view_sql(spec, root))
