@@ -27,8 +27,20 @@ from pipelines.lib.sample import SampleConfig, generate
 pytestmark = pytest.mark.ui
 
 DAY = "2025-06-02"  # the generated day
-ASSETS = ("click", "error", "impression", "ranking", "request", "quarantine", "ledger", "contracts")
-GROUPS = ("ingest", "contracts")
+ASSETS = (
+    "click",
+    "error",
+    "impression",
+    "ranking",
+    "request",
+    "quarantine",
+    "ledger",
+    "contracts",
+    "traffic_daily",
+    "traffic_weekly",
+    "catalog",
+)
+GROUPS = ("ingest", "contracts", "rollups", "catalog")
 BIN = Path(sys.executable).parent
 
 
@@ -141,8 +153,9 @@ def test_asset_graph_renders_in_headless_chromium(dagster, tmp_path):
     base = f"http://127.0.0.1:{dagster['port']}"
 
     def dom(page: str) -> str:
+        # Tall enough that the asset list, which renders only its visible rows, shows them all.
         return subprocess.run(
-            [browser, *flags, "--dump-dom", f"{base}/{page}"],
+            [browser, *flags, "--window-size=1600,3000", "--dump-dom", f"{base}/{page}"],
             capture_output=True,
             text=True,
             timeout=120,
