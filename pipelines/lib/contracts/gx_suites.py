@@ -95,10 +95,10 @@ class SuiteOutcome:
         tables = [
             pa.table(
                 {
-                    "event_date": pa.array([day] * t.num_rows, pa.date32()),
-                    "family": pa.array([family] * t.num_rows, pa.string()),
-                    "rule": pa.array([spec.rule] * t.num_rows, pa.string()),
-                    "event_type": pa.array([spec.event_type] * t.num_rows, pa.string()),
+                    "event_date": pa.repeat(pa.scalar(day, pa.date32()), t.num_rows),
+                    "family": pa.repeat(pa.scalar(family, pa.string()), t.num_rows),
+                    "rule": pa.repeat(pa.scalar(spec.rule, pa.string()), t.num_rows),
+                    "event_type": pa.repeat(pa.scalar(spec.event_type, pa.string()), t.num_rows),
                     "event_id": t["event_id"],
                     "request_id": t["request_id"],
                     "detail": t["detail"],

@@ -137,8 +137,8 @@ def _register_inputs(
 def _with_family(table: pa.Table, family: str, day: date) -> pa.Table:
     n = table.num_rows
     columns = {
-        "event_date": pa.array([day] * n, pa.date32()),
-        "family": pa.array([family] * n, pa.string()),
+        "event_date": pa.repeat(pa.scalar(day, pa.date32()), n),
+        "family": pa.repeat(pa.scalar(family, pa.string()), n),
         **{
             name: table[name] for name in ("rule", "event_type", "event_id", "request_id", "detail")
         },
