@@ -88,8 +88,14 @@ class RollupsResource(dg.ConfigurableResource):
     control_bucket: str = "control"
     splits: dict[str, dict[str, float]] = Field(default_factory=dict)
 
-    def settings(self, memory_limit: str, threads: int) -> RollupSettings:
-        return RollupSettings(self.control_bucket, self.splits, memory_limit, threads)
+    def settings(self, duckdb: DuckDBResource) -> RollupSettings:
+        return RollupSettings(
+            self.control_bucket,
+            self.splits,
+            duckdb.memory_limit,
+            duckdb.threads,
+            duckdb.temp_directory,
+        )
 
 
 def lake_on_s3() -> bool:

@@ -3,9 +3,15 @@ travel as bound parameters."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from functools import cache
+from typing import TYPE_CHECKING
 
 import duckdb
+
+if TYPE_CHECKING:
+    from pipelines.lib.storage import Lake
 
 from pipelines.lib.paths import sql_dir
 
@@ -26,3 +32,18 @@ def connect(
     con = duckdb.connect(config=config)
     con.execute("set TimeZone = 'UTC'")
     return con
+
+
+@contextlib.contextmanager
+def lake_connection(
+    lake: Lake, memory_limit: str = "2GB", threads: int = 2, temp_directory: str | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """``connect()`` for reading a lake, closed however the block ends. Off a local disk DuckDB
+    reads through the lake's own filesystem (httpfs is not available here)."""
+    con = connect(memory_limit, threads, temp_directory)
+    try:
+        if not lake.is_local:
+            con.register_filesystem(lake.fs)
+        yield con
+    finally:
+        con.close()

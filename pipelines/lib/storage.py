@@ -124,10 +124,21 @@ class Lake:
             staging = os.path.join(parent, f".{name}.{token}.tmp")
             retired = os.path.join(parent, f".{name}.{token}.old")
             shutil.copytree(local_dir, staging)
-            with contextlib.suppress(FileNotFoundError):
-                os.replace(final, retired)
-            os.replace(staging, final)
-            shutil.rmtree(retired, ignore_errors=True)
+            try:
+                # Two publishers may race; the last one's tree wins, neither fails.
+                for _ in range(10):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.replace(final, retired)
+                    try:
+                        os.replace(staging, final)
+                        break
+                    except OSError:  # another publisher renamed its tree in between
+                        shutil.rmtree(retired, ignore_errors=True)
+                else:
+                    raise OSError(f"could not publish {final}: other writers kept replacing it")
+            finally:
+                shutil.rmtree(retired, ignore_errors=True)
+                shutil.rmtree(staging, ignore_errors=True)
         else:
             target = self.path(rel)
             if self.fs.exists(target):

@@ -58,16 +58,18 @@ clicks as (
 ),
 
 request_partners as (
+    -- The first request's whole row (a retry must not lend its experiment to the first request),
+    -- with how many requests share the request_id.
     select
         request_id,
-        count(*) as requests,
-        min(timestamp_ms) as request_ms,
-        arg_min(user_id, timestamp_ms) as user_id,
-        arg_min(k, timestamp_ms) as k,
-        arg_min(experiment_id, timestamp_ms) as experiment_id,
-        arg_min(bucket, timestamp_ms) as bucket
+        user_id,
+        k,
+        experiment_id,
+        bucket,
+        timestamp_ms as request_ms,
+        count(*) over (partition by request_id) as requests
     from requests
-    group by request_id
+    qualify row_number() over (partition by request_id order by timestamp_ms, event_id) = 1
 ),
 
 ranking_partners as (

@@ -7,8 +7,8 @@ quality as (
     select
         event_date,
         family,
-        failed,
-        rate
+        checked,
+        failed
     from read_parquet($quality_glob, hive_partitioning = false)
     where scope = 'family'
 ),
@@ -17,8 +17,13 @@ final as (
     select
         event_date,
         family,
-        -- Truncated, not rounded: a day with any failure never shows 100.00%.
-        printf('%.2f%% (%d)', floor(10000 * rate) / 100, failed) as rate_and_failed
+        -- Truncated, not rounded (a day with any failure never shows 100.00%), in integers so
+        -- an exact share is not shaved by binary floating point.
+        printf(
+            '%.2f%% (%d)',
+            coalesce((checked - failed) * 10000 // nullif(checked, 0), 10000) / 100,
+            failed
+        ) as rate_and_failed
     from quality
 )
 

@@ -320,7 +320,6 @@ def test_duckdb_decimal_sums_give_the_same_result():
         {"control": 0.5, "t": 0.4},  # sums to 0.9
         {"control": 0.5, "t": 0.5 + 1e-8},  # outside the 1e-9 tolerance
         {"control": 1.0},  # misses t
-        {"control": 0.4, "t": 0.4, "t9": 0.2},  # t9 is not in the data
         {"control": 0.0, "t": 1.0},  # a present bucket cannot have share 0
     ],
 )
@@ -328,6 +327,16 @@ def test_bad_splits_name_the_experiment(split: dict[str, float]):
     buckets = srm_table("exp-42", {"control": 100, "t": 100})
     with pytest.raises(ValueError, match=r"'exp-42'.*set splits\['exp-42'\]"):
         evaluate(buckets, splits={"exp-42": split})
+
+
+def test_a_configured_bucket_without_traffic_is_a_sample_ratio_mismatch():
+    buckets = srm_table("exp-42", {"control": 100, "t": 100})
+    result = evaluate_strict(buckets, splits={"exp-42": {"control": 0.4, "t": 0.4, "t9": 0.2}})
+    # t9 observed 0 of an expected 40: chi2 = 2 * (100 - 80)^2 / 80 + 40 = 50 on 2 degrees.
+    assert result.column("srm_chi2").to_pylist() == pytest.approx([50.0, 50.0])
+    expected_p = stats.chisquare([100, 100, 0], f_exp=[80, 80, 40]).pvalue
+    assert result.column("srm_p_value").to_pylist() == pytest.approx([expected_p] * 2)
+    assert expected_p < 1e-10
 
 
 def test_splits_within_tolerance_and_for_other_experiments_are_accepted():

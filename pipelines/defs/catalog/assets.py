@@ -32,8 +32,10 @@ def build_catalog_asset() -> dg.AssetsDefinition:
         kinds={"duckdb"},
         # Changes exactly when a view is added, removed or re-pointed (event schemas, MODELS).
         code_version=catalog_version(),
+        # Daily too: a table's first file (say the first monthly rollup) needs a rebuild to show.
         automation_condition=dg.AutomationCondition.on_missing()
-        | dg.AutomationCondition.code_version_changed(),
+        | dg.AutomationCondition.code_version_changed()
+        | dg.AutomationCondition.on_cron("30 6 * * *"),
         description="A DuckDB file of views for analysts: events.<type>, rollups.<model>, "
         "quality.{contract_violations, contract_rates, ledger, quarantine}, over the lake's "
         "Parquet (absolute paths or s3:// URLs). A table with no files yet gets no view until "

@@ -67,6 +67,7 @@ def build_contracts_asset(
             contracts.thresholds(),
             memory_limit=duckdb.memory_limit,
             threads=duckdb.threads,
+            temp_directory=duckdb.temp_directory,
         )
         metadata = {
             "dagster/row_count": result.violations,

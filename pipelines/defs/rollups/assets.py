@@ -46,7 +46,7 @@ def build_rollup_asset(
             lake.lake(),
             model,
             date.fromisoformat(context.partition_key),
-            rollups.settings(duckdb.memory_limit, duckdb.threads),
+            rollups.settings(duckdb),
         )
         return dg.MaterializeResult(
             metadata={

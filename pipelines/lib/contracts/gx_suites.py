@@ -38,6 +38,7 @@ from great_expectations.expectations.metrics import (
 from pipelines.lib.contracts.expectations import ExpectationSpec, expectation_specs
 from pipelines.lib.paths import DATA_DOCS_DIR
 from pipelines.lib.schemas import load_event_schemas
+from pipelines.lib.sql import lake_connection
 from pipelines.lib.storage import Lake
 
 KEY_COLUMNS = ["event_id", "request_id"]
@@ -143,79 +144,82 @@ def _context(docs_dir: str | None):
 
 
 def validate_day(
-    lake: Lake, day: date, own_urls: dict[str, str], *, data_docs: bool = True
+    lake: Lake,
+    day: date,
+    own_urls: dict[str, str],
+    *,
+    data_docs: bool = True,
+    memory_limit: str = "2GB",
+    threads: int = 2,
+    temp_directory: str | None = None,
 ) -> SuiteOutcome:
     """Validate each event type's file of ``day`` (``own_urls``: type -> URL) against its suite;
     publish the Data Docs site to ``reports/data_docs/`` when asked."""
-    raw = duckdb.connect()
-    raw.execute("set TimeZone = 'UTC'")
-    if not lake.is_local:
-        raw.register_filesystem(lake.fs)
-    schemas = load_event_schemas()
-    for event_type, url in own_urls.items():
-        # Only the contract's columns: the lineage columns are ingest's, not the producer's.
-        raw.read_parquet(url, hive_partitioning=False).select(
-            *schemas[event_type].properties
-        ).create_view(event_type)
+    with lake_connection(lake, memory_limit, threads, temp_directory) as raw:
+        schemas = load_event_schemas()
+        for event_type, url in own_urls.items():
+            # Only the contract's columns: the lineage columns are ingest's, not the producer's.
+            raw.read_parquet(url, hive_partitioning=False).select(
+                *schemas[event_type].properties
+            ).create_view(event_type)
 
-    with tempfile.TemporaryDirectory(prefix="telemetry-lake-docs-") as scratch:
-        docs_dir = os.path.join(scratch, "data_docs") if data_docs else None
-        context = _context(docs_dir)
-        source = context.data_sources.add_sql(
-            name="lake",
-            connection_string="duckdb:///:memory:",
-            kwargs={"creator": lambda: _IsolatedCursorConnection(raw)},
-        )
-        specs: dict[str, ExpectationSpec] = {}
-        definitions = []
-        for event_type in own_urls:
-            suite = gx.ExpectationSuite(name=f"{event_type}_{day.isoformat()}")
-            for spec in expectation_specs(schemas[event_type], day):
-                specs[spec.rule] = spec
-                suite.add_expectation(_expectation(spec))
-            batch = source.add_table_asset(
-                name=event_type, table_name=event_type
-            ).add_batch_definition_whole_table("day")
-            definitions.append(
-                context.validation_definitions.add(
-                    gx.ValidationDefinition(
-                        name=event_type, data=batch, suite=context.suites.add(suite)
+        with tempfile.TemporaryDirectory(prefix="telemetry-lake-docs-") as scratch:
+            docs_dir = os.path.join(scratch, "data_docs") if data_docs else None
+            context = _context(docs_dir)
+            source = context.data_sources.add_sql(
+                name="lake",
+                connection_string="duckdb:///:memory:",
+                kwargs={"creator": lambda: _IsolatedCursorConnection(raw)},
+            )
+            specs: dict[str, ExpectationSpec] = {}
+            definitions = []
+            for event_type in own_urls:
+                suite = gx.ExpectationSuite(name=f"{event_type}_{day.isoformat()}")
+                for spec in expectation_specs(schemas[event_type], day):
+                    specs[spec.rule] = spec
+                    suite.add_expectation(_expectation(spec))
+                batch = source.add_table_asset(
+                    name=event_type, table_name=event_type
+                ).add_batch_definition_whole_table("day")
+                definitions.append(
+                    context.validation_definitions.add(
+                        gx.ValidationDefinition(
+                            name=event_type, data=batch, suite=context.suites.add(suite)
+                        )
                     )
                 )
+            checkpoint = context.checkpoints.add(
+                gx.Checkpoint(
+                    name=f"contracts_{day.isoformat()}",
+                    validation_definitions=definitions,
+                    actions=[UpdateDataDocsAction(name="data_docs", site_names=[_SITE])]
+                    if docs_dir
+                    else [],
+                    result_format={
+                        "result_format": "COMPLETE",
+                        "unexpected_index_column_names": KEY_COLUMNS,
+                        "partial_unexpected_count": 0,
+                    },
+                )
             )
-        checkpoint = context.checkpoints.add(
-            gx.Checkpoint(
-                name=f"contracts_{day.isoformat()}",
-                validation_definitions=definitions,
-                actions=[UpdateDataDocsAction(name="data_docs", site_names=[_SITE])]
-                if docs_dir
-                else [],
-                result_format={
-                    "result_format": "COMPLETE",
-                    "unexpected_index_column_names": KEY_COLUMNS,
-                    "partial_unexpected_count": 0,
-                },
-            )
-        )
-        outcome = SuiteOutcome(counts=[])
-        for run in checkpoint.run().run_results.values():
-            for result in run.results:
-                spec = specs[result.expectation_config.meta["rule"]]
-                if result.exception_info.get("raised_exception"):
-                    raise RuntimeError(
-                        f"GX expectation {spec.rule} failed to run: "
-                        f"{result.exception_info.get('exception_message')}"
-                    )
-                details: dict[str, Any] = result.result
-                unexpected = details.get("unexpected_count") or 0
-                outcome.counts.append((spec, details["element_count"], unexpected))
-                if unexpected and spec.gated:
-                    outcome.offenders[spec.rule] = _offenders(
-                        raw, details["unexpected_index_query"], spec
-                    )
-        source.get_execution_engine().close()
-        if docs_dir:
-            lake.publish_dir(docs_dir, DATA_DOCS_DIR)
-            outcome.data_docs = lake.url(f"{DATA_DOCS_DIR}/index.html")
-    raw.close()
-    return outcome
+            outcome = SuiteOutcome(counts=[])
+            for run in checkpoint.run().run_results.values():
+                for result in run.results:
+                    spec = specs[result.expectation_config.meta["rule"]]
+                    if result.exception_info.get("raised_exception"):
+                        raise RuntimeError(
+                            f"GX expectation {spec.rule} failed to run: "
+                            f"{result.exception_info.get('exception_message')}"
+                        )
+                    details: dict[str, Any] = result.result
+                    unexpected = details.get("unexpected_count") or 0
+                    outcome.counts.append((spec, details["element_count"], unexpected))
+                    if unexpected and spec.gated:
+                        outcome.offenders[spec.rule] = _offenders(
+                            raw, details["unexpected_index_query"], spec
+                        )
+            source.get_execution_engine().close()
+            if docs_dir:
+                lake.publish_dir(docs_dir, DATA_DOCS_DIR)
+                outcome.data_docs = lake.url(f"{DATA_DOCS_DIR}/index.html")
+        return outcome

@@ -29,7 +29,7 @@ from pipelines.lib.contracts.verdict import Thresholds
 from pipelines.lib.ingest import QUARANTINE_SCHEMA, READS_DAYS_AFTER
 from pipelines.lib.paths import contracts_file, events_file, quality_file
 from pipelines.lib.schemas import event_types
-from pipelines.lib.sql import connect, load_sql
+from pipelines.lib.sql import lake_connection, load_sql
 from pipelines.lib.storage import Lake, write_table
 
 # Timeliness shares shown beside the gate (landed_in_window), never gated: name -> latest lag.
@@ -81,10 +81,13 @@ def _day_paths(lake: Lake, event_type: str, day: date) -> str | None:
 def _later_quarantine(lake: Lake, day: date) -> list[str]:
     """Quarantine files of the partitions after the window: where D's late lines end up."""
     first = f"event_date={(day + timedelta(days=READS_DAYS_AFTER + 1)).isoformat()}"
+    # One listing of the lake, not an existence check per partition.
+    lake.fs.invalidate_cache()
+    files = lake.fs.glob(lake.path("quarantine/event_date=*/part-00000.parquet"))
     return [
-        lake.url(f"quarantine/{name}/part-00000.parquet")
-        for name in lake.list_dirs("quarantine")
-        if name >= first and lake.exists(f"quarantine/{name}/part-00000.parquet")
+        lake.url(f"quarantine/{folder}/part-00000.parquet")
+        for folder in sorted(path.rsplit("/", 2)[-2] for path in files)
+        if folder >= first
     ]
 
 
@@ -190,76 +193,84 @@ def run_contracts(
     *,
     memory_limit: str = "2GB",
     threads: int = 2,
+    temp_directory: str | None = None,
     data_docs: bool = True,
 ) -> ContractsResult:
     started = time.monotonic()
-    con = connect(memory_limit, threads)
-    if not lake.is_local:
-        con.register_filesystem(lake.fs)
-    neighbours, own_urls = _register_inputs(con, lake, day)
+    with lake_connection(lake, memory_limit, threads, temp_directory) as con:
+        neighbours, own_urls = _register_inputs(con, lake, day)
 
-    day_counts = dict(
-        con.sql("select event_type, count(*) from day_events group by all").fetchall()
-    )
-    chain_checked = sum(day_counts.get(t, 0) for t in CHAIN_TYPES)
-    all_checked = sum(day_counts.values())
+        day_counts = dict(
+            con.sql("select event_type, count(*) from day_events group by all").fetchall()
+        )
+        chain_checked = sum(day_counts.get(t, 0) for t in CHAIN_TYPES)
+        all_checked = sum(day_counts.values())
 
-    consistency = con.sql(
-        load_sql("contracts/consistency.sql"),
-        params={"day": day, "clock_skew_ms": thresholds.clock_skew_ms},
-    ).to_arrow_table()
-    suites = gx_suites.validate_day(lake, day, own_urls, data_docs=data_docs)
-    late, timeliness_rows = _timeliness(con, day)
+        consistency = con.sql(
+            load_sql("contracts/consistency.sql"),
+            params={"day": day, "clock_skew_ms": thresholds.clock_skew_ms},
+        ).to_arrow_table()
+        suites = gx_suites.validate_day(
+            lake,
+            day,
+            own_urls,
+            data_docs=data_docs,
+            memory_limit=memory_limit,
+            threads=threads,
+            temp_directory=temp_directory,
+        )
+        late, timeliness_rows = _timeliness(con, day)
 
-    parts = {
-        CONSISTENCY: _with_family(consistency, CONSISTENCY, day),
-        TIMELINESS: _with_family(late, TIMELINESS, day),
-        COMPLETENESS: suites.violations(COMPLETENESS, day, VIOLATIONS_SCHEMA),
-        VALIDITY: suites.violations(VALIDITY, day, VIOLATIONS_SCHEMA),
-    }
-    checked = {
-        COMPLETENESS: all_checked,
-        CONSISTENCY: chain_checked,
-        VALIDITY: all_checked,
-        TIMELINESS: timeliness_rows[-1]["checked"],
-    }
-    quality = [_row(f, f, "family", checked[f], _failed_events(parts[f])) for f in FAMILIES]
-    by_rule = {
-        r["rule"]: r["event_id_count_distinct"]
-        for r in consistency.group_by("rule")
-        .aggregate([("event_id", "count_distinct")])
-        .to_pylist()
-    }
-    for rule in CONSISTENCY_RULES:
-        judged = sum(day_counts.get(t, 0) for t in rule.event_types)
-        quality.append(_row(CONSISTENCY, rule.name, "rule", judged, by_rule.get(rule.name, 0)))
-    quality += [
-        _row(s.family, s.rule, "rule" if s.gated else "reported", n, bad)
-        for s, n, bad in suites.counts
-    ]
-    quality += timeliness_rows
+        parts = {
+            CONSISTENCY: _with_family(consistency, CONSISTENCY, day),
+            TIMELINESS: _with_family(late, TIMELINESS, day),
+            COMPLETENESS: suites.violations(COMPLETENESS, day, VIOLATIONS_SCHEMA),
+            VALIDITY: suites.violations(VALIDITY, day, VIOLATIONS_SCHEMA),
+        }
+        checked = {
+            COMPLETENESS: all_checked,
+            CONSISTENCY: chain_checked,
+            VALIDITY: all_checked,
+            TIMELINESS: timeliness_rows[-1]["checked"],
+        }
+        quality = [_row(f, f, "family", checked[f], _failed_events(parts[f])) for f in FAMILIES]
+        by_rule = {
+            r["rule"]: r["event_id_count_distinct"]
+            for r in consistency.group_by("rule")
+            .aggregate([("event_id", "count_distinct")])
+            .to_pylist()
+        }
+        for rule in CONSISTENCY_RULES:
+            judged = sum(day_counts.get(t, 0) for t in rule.event_types)
+            quality.append(_row(CONSISTENCY, rule.name, "rule", judged, by_rule.get(rule.name, 0)))
+        quality += [
+            _row(s.family, s.rule, "rule" if s.gated else "reported", n, bad)
+            for s, n, bad in suites.counts
+        ]
+        quality += timeliness_rows
 
-    violations = pa.concat_tables(parts.values())
-    unknown = set(pc.unique(consistency["rule"]).to_pylist()) - RULES.keys()
-    if unknown:
-        raise ValueError(f"consistency.sql emitted rules not declared in rules.py: {unknown}")
-    written = {}
-    _, written["contracts"] = write_table(lake, contracts_file(day), violations)
-    quality_table = pa.Table.from_pylist(
-        [{"event_date": day, **q} for q in quality], schema=QUALITY_SCHEMA
-    )
-    _, written["quality"] = write_table(lake, quality_file(day), quality_table)
-    # Only a partner not found can still turn up in D+1; "2 rankings" cannot resolve.
-    pending = 0 if neighbours["next_day"] else pc.sum(consistency["partner_missing"]).as_py() or 0
-    con.close()
-    return ContractsResult(
-        day=day,
-        rates={q["family"]: q for q in quality if q["scope"] == "family"},
-        quality=quality,
-        violations=violations.num_rows,
-        neighbours=neighbours,
-        pending_next_day=pending,
-        data_docs=suites.data_docs,
-        seconds=time.monotonic() - started,
-        bytes_written=written,
-    )
+        violations = pa.concat_tables(parts.values())
+        unknown = set(pc.unique(consistency["rule"]).to_pylist()) - RULES.keys()
+        if unknown:
+            raise ValueError(f"consistency.sql emitted rules not declared in rules.py: {unknown}")
+        written = {}
+        _, written["contracts"] = write_table(lake, contracts_file(day), violations)
+        quality_table = pa.Table.from_pylist(
+            [{"event_date": day, **q} for q in quality], schema=QUALITY_SCHEMA
+        )
+        _, written["quality"] = write_table(lake, quality_file(day), quality_table)
+        # Only a partner not found can still turn up in D+1; "2 rankings" cannot resolve.
+        pending = (
+            0 if neighbours["next_day"] else pc.sum(consistency["partner_missing"]).as_py() or 0
+        )
+        return ContractsResult(
+            day=day,
+            rates={q["family"]: q for q in quality if q["scope"] == "family"},
+            quality=quality,
+            violations=violations.num_rows,
+            neighbours=neighbours,
+            pending_next_day=pending,
+            data_docs=suites.data_docs,
+            seconds=time.monotonic() - started,
+            bytes_written=written,
+        )

@@ -34,8 +34,9 @@ Sample-ratio mismatch (SRM): Pearson χ² of the observed counts per bucket (``s
 randomisation, and a treatment can change which requests are exposed) against
 total·expected_share, with k-1 degrees of freedom for k buckets; the same value is written on every
 row of the experiment. Expected shares come from ``splits[experiment_id]`` or default to equal
-shares across the buckets present. Splits for experiments absent from the table are ignored (a
-config may list more experiments than ran this week).
+shares across the buckets present. A configured bucket with no row got no traffic: it counts with
+0 observed (and towards k). Splits for experiments absent from the table are ignored (a config may
+list more experiments than ran this week).
 
 Undefined values are null (never NaN or ±inf), and evaluation emits no numpy warnings:
 
@@ -221,18 +222,27 @@ def _srm(
     """Expected share per row, and the experiment's Pearson χ² and its p-value per row."""
     k = np.bincount(codes, minlength=len(exp_ids))
     share = 1.0 / k[codes]
+    # A configured bucket with no row got no traffic at all: the starkest mismatch. It counts
+    # with 0 observed, adding (0 - total*share)^2 / (total*share) = total*share to chi-square.
+    absent_share = np.zeros(len(exp_ids))
+    absent_k = np.zeros(len(exp_ids), dtype=np.int64)
     for code, exp in enumerate(exp_ids):
         if splits is None or exp not in splits:
             continue
         rows = np.flatnonzero(codes == code)
-        configured = _checked_split(exp, splits[exp], [bucket_names[i] for i in rows])
+        present = [bucket_names[i] for i in rows]
+        configured = _checked_split(exp, splits[exp], present)
         share[rows] = [configured[bucket_names[i]] for i in rows]
+        absent = [b for b in configured if b not in present]
+        absent_share[code] = math.fsum(configured[b] for b in absent)
+        absent_k[code] = len(absent)
 
     observed = requests.astype(np.float64)
     total = np.bincount(codes, weights=observed, minlength=len(exp_ids))
     expected = total[codes] * share
     terms = _div((observed - expected) ** 2, expected)
-    chi2 = np.bincount(codes, weights=terms, minlength=len(exp_ids))
+    chi2 = np.bincount(codes, weights=terms, minlength=len(exp_ids)) + total * absent_share
+    k = k + absent_k
     defined = (k >= 2) & (total > 0)
     chi2 = np.where(defined, chi2, np.nan)
     p = np.where(defined, stats.chi2.sf(chi2, np.maximum(k - 1, 1)), np.nan)
@@ -240,13 +250,13 @@ def _srm(
 
 
 def _checked_split(exp: str, split: Mapping[str, float], present: list[str]) -> dict[str, float]:
-    """The configured shares of one experiment, if they describe exactly its buckets."""
-    how = f"set splits[{exp!r}] to {{bucket: share}} for exactly {sorted(present)}, summing to 1"
-    missing, extra = sorted(set(present) - set(split)), sorted(set(split) - set(present))
-    if missing or extra:
+    """The configured shares of one experiment, if they cover every bucket in the data (a
+    configured bucket absent from the data is one that got no traffic)."""
+    how = f"set splits[{exp!r}] to {{bucket: share}} for at least {sorted(present)}, summing to 1"
+    missing = sorted(set(present) - set(split))
+    if missing:
         raise ValueError(
-            f"splits for experiment {exp!r} do not match its buckets "
-            f"(missing {missing}, not in data {extra}); {how}"
+            f"splits for experiment {exp!r} do not cover its buckets (missing {missing}); {how}"
         )
     shares = {bucket: float(share) for bucket, share in split.items()}
     if not all(math.isfinite(s) and 0.0 < s <= 1.0 for s in shares.values()):

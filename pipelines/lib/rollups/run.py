@@ -20,7 +20,7 @@ from pipelines.lib.paths import contracts_file, events_file, ledger_file, quaran
 from pipelines.lib.rollups import columns, experiments
 from pipelines.lib.rollups.change import with_change
 from pipelines.lib.schemas import event_types, load_event_schemas
-from pipelines.lib.sql import connect, load_sql
+from pipelines.lib.sql import lake_connection, load_sql
 from pipelines.lib.storage import Lake, write_table
 
 DAY, WEEK, MONTH = "day", "week", "month"
@@ -59,6 +59,7 @@ class RollupSettings:
     splits: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     memory_limit: str = "2GB"
     threads: int = 2
+    temp_directory: str | None = None
 
 
 @dataclass(frozen=True)
@@ -282,15 +283,14 @@ def build_rollup(
     settings = settings or RollupSettings()
     started = time.monotonic()
     first, last = period(model.grain, start)
-    con = connect(settings.memory_limit, settings.threads)
-    if not lake.is_local:
-        con.register_filesystem(lake.fs)
-    _register(con, lake, model, first, last)
-    params: dict[str, Any] = {"period_start": first, "period_end": last}
-    table = con.sql(load_sql(f"rollups/{model.sql}"), params=params).to_arrow_table()
-    if model.finish is not None:
-        table = model.finish(table, Job(lake, model, start, settings))
-    rel = rollup_file(model.name, model.grain, first)
-    rows, size = write_table(lake, rel, table)
-    con.close()
-    return RollupResult(model.name, first, last, rows, size, time.monotonic() - started, rel)
+    with lake_connection(
+        lake, settings.memory_limit, settings.threads, settings.temp_directory
+    ) as con:
+        _register(con, lake, model, first, last)
+        params: dict[str, Any] = {"period_start": first, "period_end": last}
+        table = con.sql(load_sql(f"rollups/{model.sql}"), params=params).to_arrow_table()
+        if model.finish is not None:
+            table = model.finish(table, Job(lake, model, start, settings))
+        rel = rollup_file(model.name, model.grain, first)
+        rows, size = write_table(lake, rel, table)
+        return RollupResult(model.name, first, last, rows, size, time.monotonic() - started, rel)
