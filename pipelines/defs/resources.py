@@ -103,7 +103,9 @@ def lake_on_s3() -> bool:
     return os.environ.get("TELEMETRY_LAKE_ROOT", "").startswith("s3://")
 
 
-def _env(name: str) -> dg.EnvVar | None:
+def env_var(name: str) -> dg.EnvVar | None:
+    """The variable as an ``EnvVar`` when it is set (read when definitions load), else the
+    resource's own default."""
     return dg.EnvVar(name) if os.environ.get(name) else None
 
 
@@ -112,10 +114,12 @@ def defs() -> dg.Definitions:
     return dg.Definitions(
         resources={
             "lake": LakeResource(
-                root=_env("TELEMETRY_LAKE_ROOT"),
-                s3_endpoint_url=_env("TELEMETRY_S3_ENDPOINT_URL"),
+                root=env_var("TELEMETRY_LAKE_ROOT"),
+                s3_endpoint_url=env_var("TELEMETRY_S3_ENDPOINT_URL"),
             ),
-            "pii": PiiResource(key=_env("TELEMETRY_PII_KEY"), environment=_env("TELEMETRY_ENV")),
+            "pii": PiiResource(
+                key=env_var("TELEMETRY_PII_KEY"), environment=env_var("TELEMETRY_ENV")
+            ),
             "duckdb": DuckDBResource(),
             "contracts": ContractsResource(),
             "rollups": RollupsResource(),

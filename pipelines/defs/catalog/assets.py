@@ -7,7 +7,7 @@ import os
 import dagster as dg
 
 from pipelines.defs.ingest.assets import OWNERS
-from pipelines.defs.resources import LakeResource
+from pipelines.defs.resources import LakeResource, env_var
 from pipelines.lib.catalog import catalog_version, write_catalog
 from pipelines.lib.paths import default_catalog_path
 
@@ -59,13 +59,9 @@ def build_catalog_asset() -> dg.AssetsDefinition:
     return catalog_file
 
 
-def _env(name: str) -> dg.EnvVar | None:
-    return dg.EnvVar(name) if os.environ.get(name) else None
-
-
 @dg.definitions
 def defs() -> dg.Definitions:
     return dg.Definitions(
         assets=dg.with_source_code_references([build_catalog_asset()]),
-        resources={"catalog": CatalogResource(path=_env("TELEMETRY_CATALOG"))},
+        resources={"catalog": CatalogResource(path=env_var("TELEMETRY_CATALOG"))},
     )

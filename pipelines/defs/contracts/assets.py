@@ -4,7 +4,7 @@ from datetime import date
 
 import dagster as dg
 
-from pipelines.defs.ingest.assets import OWNERS, QUARANTINE
+from pipelines.defs.ingest.assets import OWNERS, QUARANTINE, arrow_table_schema
 from pipelines.defs.partitions import daily_partitions
 from pipelines.defs.resources import (
     ContractsResource,
@@ -31,10 +31,6 @@ def _deps() -> list[dg.AssetDep]:
     ] + [dg.AssetDep(QUARANTINE)]
 
 
-def _schema(schema) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type)) for f in schema])
-
-
 def build_contracts_asset(
     partitions_def: dg.PartitionsDefinition, on_s3: bool = False
 ) -> dg.AssetsDefinition:
@@ -50,8 +46,8 @@ def build_contracts_asset(
         "(contracts/event_date=D/), and each rule's rate (quality/event_date=D/). Observes only: "
         "events are never changed.",
         metadata={
-            "dagster/column_schema": _schema(VIOLATIONS_SCHEMA),
-            "quality_table_schema": _schema(QUALITY_SCHEMA),
+            "dagster/column_schema": arrow_table_schema(VIOLATIONS_SCHEMA),
+            "quality_table_schema": arrow_table_schema(QUALITY_SCHEMA),
         },
     )
     def contracts(

@@ -41,7 +41,7 @@ def _column_schema(compiled: CompiledSchema) -> dg.TableSchema:
     return dg.TableSchema(columns=columns)
 
 
-def _arrow_schema(schema: pa.Schema) -> dg.TableSchema:
+def arrow_table_schema(schema: pa.Schema) -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type)) for f in schema])
 
 
@@ -65,7 +65,7 @@ def _specs(kinds: set[str]) -> list[dg.AssetSpec]:
             QUARANTINE,
             description="Every rejected line of the day with its reason, landing file and line, "
             "redacted (ids hashed, free text scrubbed). quarantine/event_date=D/",
-            metadata={"dagster/column_schema": _arrow_schema(QUARANTINE_SCHEMA)},
+            metadata={"dagster/column_schema": arrow_table_schema(QUARANTINE_SCHEMA)},
             **common,
         )
     )
@@ -74,7 +74,7 @@ def _specs(kinds: set[str]) -> list[dg.AssetSpec]:
             LEDGER,
             description="Per landing file: lines taken = rows written + quarantined + duplicates. "
             "ledger/event_date=D/",
-            metadata={"dagster/column_schema": _arrow_schema(ledger_schema(event_types()))},
+            metadata={"dagster/column_schema": arrow_table_schema(ledger_schema(event_types()))},
             **common,
         )
     )
