@@ -18,7 +18,8 @@ from pipelines.lib import settings
 from pipelines.lib.paths import PROJECT_ROOT
 from tests.conftest import DAY, event, line
 
-INGEST_ASSETS = {"request", "ranking", "impression", "click", "error", "quarantine", "ledger"}
+EVENT_TYPES = ["request", "ranking", "impression", "click", "error"]
+INGEST_ASSETS = {*EVENT_TYPES, "quarantine", "ledger"}
 ROLLUP_ASSETS = {
     "traffic_daily",
     "traffic_parts",
@@ -44,15 +45,66 @@ def test_definitions_load_with_expected_keys(defs):
     assert keys == INGEST_ASSETS | {"contracts"} | ROLLUP_ASSETS | {"catalog"}
     graph = defs.resolve_asset_graph()
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
-    assert checks == {
+    gates = {
         ("ledger", "ledger_balances"),
         ("contracts", "completeness"),
         ("contracts", "consistency"),
         ("contracts", "validity"),
         ("contracts", "timeliness"),
     }
-    assert all(graph.get_check_spec(k).blocking for k in graph.asset_check_keys)
-    assert set(defs.resources) == {"lake", "pii", "duckdb", "contracts", "rollups", "catalog"}
+    daily = INGEST_ASSETS | {"contracts", "traffic_daily", "traffic_parts", "traffic_hourly"}
+    freshness = {(name, "freshness_check") for name in daily | {"errors_daily"}}
+    compaction = {(t, "compaction_preserved_rows") for t in EVENT_TYPES}
+    assert checks == gates | freshness | compaction
+    # Gates block what depends on the day; freshness and compaction's proof are watched by their
+    # own sensor and job, and no job that builds a day runs them.
+    blocking = {
+        (k.asset_key.to_user_string(), k.name)
+        for k in graph.asset_check_keys
+        if graph.get_check_spec(k).blocking
+    }
+    assert blocking == gates
+    assert set(defs.resources) == {
+        "lake", "pii", "duckdb", "contracts", "rollups", "catalog", "retention", "compaction",
+    }  # fmt: skip
+
+
+def test_operations_are_scheduled_sensed_and_on_by_default(defs):
+    repo = defs.get_repository_def()
+    assert {s.name: s.cron_schedule for s in repo.schedule_defs} == {
+        "daily_lake_schedule": "0 2 * * *",
+        "retention_daily": "0 3 * * *",
+        "weekly_rollups_schedule": "0 4 * * 1",
+        "monthly_rollups_schedule": "0 5 1 * *",
+    }
+    assert {s.name for s in repo.sensor_defs} == {
+        "landing_sensor",
+        "automation",
+        "freshness_checks_sensor",
+        "compaction_sensor",
+    }
+    assert all(s.default_status.value == "RUNNING" for s in repo.schedule_defs)
+    assert all(s.default_status.value == "RUNNING" for s in repo.sensor_defs)
+    graph = defs.resolve_asset_graph()
+    for name in ("traffic_weekly", "experiments_weekly", "traffic_monthly", "compliance_monthly"):
+        condition = graph.get(dg.AssetKey(name)).automation_condition
+        assert condition.get_label() == "rebuild when one of its days changed"
+    assert graph.get(dg.AssetKey("traffic_daily")).automation_condition is None
+    jobs = {j.name for j in repo.get_all_jobs() if not j.name.startswith("__")}
+    assert jobs == {
+        "daily_lake", "ingest_daily", "contracts_daily", "rollups_daily", "rollups_weekly",
+        "rollups_monthly", "retention", "compact",
+    }  # fmt: skip
+    job_checks = {
+        k.name for k in repo.get_job("daily_lake").asset_layer.asset_graph.asset_check_keys
+    }
+    assert job_checks == {
+        "ledger_balances",
+        "completeness",
+        "consistency",
+        "validity",
+        "timeliness",
+    }
 
 
 def test_every_asset_is_described_grouped_owned_and_kinded(defs):

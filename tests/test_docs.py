@@ -231,8 +231,9 @@ def test_handwritten_pii_page_keeps_the_code_facts(expected: dict[str, str]) -> 
         f"at least {pii.MIN_KEY_BYTES} bytes",
         "TELEMETRY_ENV=production",
         "HMAC-SHA256",
-        "Not implemented yet",
-        "to be defined by the operations issue",
+        "Not implemented yet",  # erasure
+        "_RETIRED.json",
+        "dry run",
         pii.key_id(pii.DEV_KEY),
         *pii.PLACEHOLDERS,
     ):

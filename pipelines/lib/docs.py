@@ -39,7 +39,9 @@ from pipelines.lib.ingest import (
     ledger_schema,
     reading_partitions,
 )
-from pipelines.lib.landing import LANDING_SUFFIXES
+from pipelines.lib.landing import LANDING_SUFFIXES, RETIRED_MARKER
+from pipelines.lib.ops.lifecycle import lifecycle_configuration
+from pipelines.lib.ops.retention import Windows
 from pipelines.lib.paths import (
     DATA_DOCS_DIR,
     contracts_file,
@@ -622,10 +624,13 @@ and use `/` on every backend.
 - Landing files sit directly in `{landing}/` (no sub-folders) and end in {suffixes}; a `.gz` file
   is gzip (several concatenated members are fine). Anything else there is ignored. The `dt=` folder
   is the file's **arrival date** A: the UTC day it was delivered, whatever the events inside say.
-- Each output partition is exactly one file named `{part}`, written even when it has no rows, and
-  never appended to: a rebuild replaces it.
-- While a local file is being written it is a dot-prefixed `.tmp` file beside its target, which
-  no `*.parquet` glob matches.
+- A partition is a folder, read whole (every `*.parquet` in it) and replaced whole: a build
+  writes one file named `{part}`, even when it has no rows, and publishes it as the folder's only
+  file; compaction may rewrite an event partition into several sorted `part-NNNNN-<tag>.parquet`
+  files (see [../operations.md](../operations.md)). Nothing is ever appended.
+- While a partition is being written its new files sit under `.staging/` at the lake root, which
+  no table's glob matches, and the folder is swapped in at once (on Linux: readers see every old
+  file or every new one, never a mix).
 
 ## Days are UTC
 
@@ -810,6 +815,66 @@ def render_pii_rules() -> str:
     )
 
 
+# The prefix the rendered lifecycle example uses (a lake at s3://<bucket>/lake).
+_LIFECYCLE_EXAMPLE_PREFIX = "lake/"
+
+
+def render_retention_windows() -> str:
+    """The retention windows (``Windows``' defaults) by zone, with the setting that changes each."""
+    w = Windows()
+    rows = [
+        [
+            "`landing/`",
+            "raw lines, raw identifiers",
+            f"until {_days(w.landing_days_after_materialised)} after the last partition reading "
+            f"the date was materialised; then a `{RETIRED_MARKER}` tombstone",
+            "`landing_days_after_materialised`",
+        ],
+        [
+            "`events/` (all types but `error`)",
+            "hashed and scrubbed events",
+            _days(w.events_days),
+            "`events_days`",
+        ],
+        [
+            "`events/event_type=error/`",
+            "error events",
+            f"{_days(w.errors_days)}; then only `severity = 'critical'` rows, until "
+            f"{_days(w.critical_errors_days)}",
+            "`errors_days`, `critical_errors_days`",
+        ],
+        ["`quarantine/`", "redacted rejected lines", _days(w.quarantine_days), "`quarantine_days`"],
+        ["`contracts/`", "contract violations", _days(w.contracts_days), "`contracts_days`"],
+        ["`quality/`", "contract rates per day", _days(w.quality_days), "`quality_days`"],
+        [
+            "`ledger/`",
+            "counts per landing file, no identifiers",
+            _days(w.ledger_days),
+            "`ledger_days`",
+        ],
+        [
+            "`rollups/`",
+            "aggregates, no identifiers",
+            f"{_days(w.rollups_days)}, counted from the last day of the period",
+            "`rollups_days`",
+        ],
+        ["`ops/`, `reports/`", "run reports, Data Docs", "not managed: kept", "—"],
+    ]
+    minimum = window().after
+    return (
+        md.table(["zone", "holds", "kept", "setting of the `retention` resource"], rows)
+        + f"\n\nA window shorter than {_days(minimum)} (the late-arrival window, "
+        "`READS_DAYS_AFTER`) is refused: the run fails before it lists anything, naming the "
+        "setting."
+    )
+
+
+def render_retention_lifecycle() -> str:
+    """The S3 lifecycle configuration for the default windows, for a lake at ``s3://B/lake``."""
+    configuration = lifecycle_configuration(_LIFECYCLE_EXAMPLE_PREFIX)
+    return "```json\n" + json.dumps(configuration, indent=2) + "\n```"
+
+
 def _region_pattern(name: str) -> re.Pattern[str]:
     return re.compile(
         rf"(<!-- generated:{re.escape(name)} -->\n).*?(\n<!-- /generated:{re.escape(name)} -->)",
@@ -833,7 +898,13 @@ def splice(text: str, regions: Mapping[str, str]) -> str:
 def render_pii_page(current: str, schemas: Mapping[str, EventSchema] | None = None) -> str:
     """``docs/contracts/pii_retention.md``: the hand-written page with its regions regenerated."""
     return splice(
-        current, {"pii-rules": render_pii_rules(), "pii-table": render_pii_table(schemas)}
+        current,
+        {
+            "pii-rules": render_pii_rules(),
+            "pii-table": render_pii_table(schemas),
+            "retention-windows": render_retention_windows(),
+            "retention-lifecycle": render_retention_lifecycle(),
+        },
     )
 
 

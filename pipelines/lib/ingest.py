@@ -3,8 +3,9 @@
 Partition D reads landing dates D-1 .. D+2 and keeps the lines it owns (see
 ``sql/ingest/stage_lines.sql``). Everything per line runs in DuckDB; Python touches only what is
 rare (the strict re-parse of suspicious lines, the redaction of quarantined lines) or per distinct
-value (free-text scrubbing). Outputs are published file by file with an atomic replace, the ledger
-last, so a crash leaves every file at its previous version.
+value (free-text scrubbing). Outputs are published partition folder by partition folder with an
+atomic replace (each folder's one new file replaces all its files), the ledger last, so a crash
+leaves every partition at its previous version.
 """
 
 from __future__ import annotations

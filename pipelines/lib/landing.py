@@ -8,6 +8,7 @@ it off would copy the buffer); ``line_bytes`` is the length without it.
 
 from __future__ import annotations
 
+import json
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,6 +21,9 @@ from pipelines.lib.paths import landing_dir
 from pipelines.lib.storage import Lake
 
 LANDING_SUFFIXES = (".jsonl", ".jsonl.gz")
+# Left in landing/dt=X/ by the retention job when it deletes the folder's files (see
+# docs/contracts/pii_retention.md): the partitions reading X can no longer be rebuilt whole.
+RETIRED_MARKER = "_RETIRED.json"
 _READ_BLOCK = 8 << 20
 # How much of an oversize line is kept (for the quarantine's redacted excerpt).
 OVERSIZE_HEAD_BYTES = 64 << 10
@@ -36,6 +40,10 @@ class LandingFile:
     size_bytes: int
 
 
+class LandingRetiredError(RuntimeError):
+    """A landing date the caller must read was deleted by retention."""
+
+
 @dataclass
 class ReadStats:
     """What reading one file found, beyond its lines."""
@@ -50,10 +58,30 @@ def list_landing_files(lake: Lake, dts: list[date]) -> list[LandingFile]:
     copy of a duplicated event is the original."""
     found = []
     for dt in sorted(dts):
-        for info in lake.list_files(landing_dir(dt)):
-            if info.path.endswith(LANDING_SUFFIXES):
-                found.append(LandingFile(info.path, dt, info.size_bytes))
+        infos = lake.list_files(landing_dir(dt))
+        refuse_retired(lake, dt, [info.path for info in infos])
+        found += [
+            LandingFile(info.path, dt, info.size_bytes)
+            for info in infos
+            if info.path.endswith(LANDING_SUFFIXES)
+        ]
     return found
+
+
+def refuse_retired(lake: Lake, dt: date, paths: list[str]) -> None:
+    """Fail before anything is written when landing date ``dt`` was retired: a partition rebuilt
+    without its lines would silently lose them, so the events already stored stay final."""
+    marker = f"{landing_dir(dt)}/{RETIRED_MARKER}"
+    if marker not in paths:
+        return
+    with lake.open(marker) as handle:
+        tombstone = json.load(handle)
+    raise LandingRetiredError(
+        f"{marker}: retention deleted the landing files of {dt} at {tombstone.get('retired_at')} "
+        f"(run {tombstone.get('run_id')}), so a partition that reads them cannot be re-ingested "
+        "without losing their lines; its stored events are final. To re-ingest it, restore the "
+        f"landing files and delete {marker}."
+    )
 
 
 def _blocks(lake: Lake, f: LandingFile, stats: ReadStats) -> Iterator[bytes]:

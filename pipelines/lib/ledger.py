@@ -7,10 +7,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from pipelines.lib.ingest import reading_partitions
-from pipelines.lib.paths import events_file, ledger_file, quarantine_file
+from pipelines.lib.paths import events_dir, ledger_dir, quarantine_dir
 from pipelines.lib.reasons import REASONS
 from pipelines.lib.schemas import event_types
 from pipelines.lib.storage import Lake
@@ -50,14 +48,10 @@ class LedgerAudit:
 
 
 def _read_ledger(lake: Lake, day: date) -> list[dict[str, Any]] | None:
-    rel = ledger_file(day)
-    if not lake.exists(rel):
+    rel = ledger_dir(day)
+    if not lake.parquet_files(rel):
         return None
-    return pq.read_table(lake.path(rel), filesystem=lake.fs).to_pylist()
-
-
-def _num_rows(lake: Lake, rel: str) -> int:
-    return pq.ParquetFile(lake.path(rel), filesystem=lake.fs).metadata.num_rows
+    return lake.read_partition(rel).to_pylist()
 
 
 def audit_ledger(lake: Lake, day: date) -> LedgerAudit:
@@ -91,8 +85,9 @@ def audit_ledger(lake: Lake, day: date) -> LedgerAudit:
             totals[t] += row[f"rows_{t}"]
         quarantined += row["quarantined"]
 
-    published = {t: _num_rows(lake, events_file(t, day)) for t in types}
-    published["quarantine"] = _num_rows(lake, quarantine_file(day))
+    # Every file of each partition: compaction may have split one into several.
+    published = {t: lake.partition_rows(events_dir(t, day)) for t in types}
+    published["quarantine"] = lake.partition_rows(quarantine_dir(day))
     for name, expected in {**totals, "quarantine": quarantined}.items():
         if published[name] != expected:
             audit.output_mismatches.append(

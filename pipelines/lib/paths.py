@@ -47,24 +47,45 @@ def landing_dir(dt: date) -> str:
     return f"landing/dt={dt.isoformat()}"
 
 
+# A partition is a folder: readers take every ``*.parquet`` in it (compaction may split one into
+# several files); a writer publishes the folder whole with one file, PART_FILE.
+PART_FILE = "part-00000.parquet"
+
+
+def events_dir(event_type: str, event_date: date) -> str:
+    return f"events/event_type={event_type}/event_date={event_date.isoformat()}"
+
+
 def events_file(event_type: str, event_date: date) -> str:
-    return f"events/event_type={event_type}/event_date={event_date.isoformat()}/part-00000.parquet"
+    return f"{events_dir(event_type, event_date)}/{PART_FILE}"
+
+
+def quarantine_dir(event_date: date) -> str:
+    return f"quarantine/event_date={event_date.isoformat()}"
 
 
 def quarantine_file(event_date: date) -> str:
-    return f"quarantine/event_date={event_date.isoformat()}/part-00000.parquet"
+    return f"{quarantine_dir(event_date)}/{PART_FILE}"
+
+
+def ledger_dir(event_date: date) -> str:
+    return f"ledger/event_date={event_date.isoformat()}"
 
 
 def ledger_file(event_date: date) -> str:
-    return f"ledger/event_date={event_date.isoformat()}/part-00000.parquet"
+    return f"{ledger_dir(event_date)}/{PART_FILE}"
+
+
+def contracts_dir(event_date: date) -> str:
+    return f"contracts/event_date={event_date.isoformat()}"
 
 
 def contracts_file(event_date: date) -> str:
-    return f"contracts/event_date={event_date.isoformat()}/part-00000.parquet"
+    return f"{contracts_dir(event_date)}/{PART_FILE}"
 
 
 def quality_file(event_date: date) -> str:
-    return f"quality/event_date={event_date.isoformat()}/part-00000.parquet"
+    return f"quality/event_date={event_date.isoformat()}/{PART_FILE}"
 
 
 DATA_DOCS_DIR = "reports/data_docs"

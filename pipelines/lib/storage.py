@@ -1,20 +1,39 @@
-"""One filesystem API over a local folder and ``s3://``: list, read, and publish a file atomically.
+"""One filesystem API over a local folder and ``s3://``: list, read, and publish atomically.
 
-Atomic publish is the rule every writer follows: a reader sees the previous version of a file or the
-new one, never a half-written one, and a crash leaves the previous version in place.
+Atomic publish is the rule every writer follows: a reader sees the previous version or the new
+one, never a half-written one, and a crash leaves the previous version in place. The unit is the
+partition folder (``events/event_type=T/event_date=D/``): readers take every ``*.parquet`` in it,
+and compaction may split a partition into several files, so a writer replaces the folder's whole
+contents (``staged_dir``; ``write_parquet``/``write_table`` publish their file as the folder's only
+file). A re-ingest after a compaction therefore cannot leave stale part files beside its own.
 
-* local: write ``.<name>.<token>.tmp`` beside the target, fsync, then ``os.replace`` (an atomic
-  rename); the dot prefix and ``.tmp`` suffix keep it out of every ``*.parquet`` glob.
-* S3: write a local temporary file, then one PUT of the final key. S3 makes a PUT visible whole
-  or not at all, and a retry rewrites the same deterministic key, so it cannot leave duplicates.
+* local: the new files are written in ``{root}/.staging/<target>.<token>/`` (same filesystem, out
+  of every reader's glob), fsynced, then swapped in with one ``renameat2(RENAME_EXCHANGE)``: a
+  reader opening the folder sees all old files or all new ones. The first publish of a folder is a
+  ``renameat2(RENAME_NOREPLACE)``. The old contents, now at the staging path, are then removed.
+  Where renameat2 is missing (not Linux, or a filesystem without it) two renames are used instead:
+  old folder aside, new folder in; between them a reader finds no folder (the partition looks not
+  yet built, a read fails or skips it), never a mix. Staging left by a crash is removed by the
+  next publish of the same folder.
+* S3 (no rename): every new file is PUT under its deterministic name (a PUT is visible whole or
+  not at all), then the keys of the folder not in the new set are deleted. Until those deletes
+  finish a raw ``*.parquet`` glob sees the new files beside the old ones (rows twice, or the old
+  files of a compaction beside a re-ingest's ``part-00000.parquet``); a later issue adds a
+  manifest that readers follow instead of globs.
+
+``staged_file`` keeps the single-file publish (``os.replace``) for files outside partitions, such
+as the analysts' catalog.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import os
 import shutil
 import tempfile
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,6 +42,9 @@ from typing import IO, Any
 import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+# The process's own C library: renameat2 is looked up on it (glibc 2.28+).
+_LIBC = ctypes.CDLL(None, use_errno=True)
 
 
 @dataclass(frozen=True)
@@ -69,6 +91,34 @@ class Lake:
         ]
         return sorted(files, key=lambda f: f.path)
 
+    def parquet_files(self, rel_dir: str) -> list[FileInfo]:
+        """The Parquet files of one partition folder (sorted by name); none if it is absent."""
+        return [
+            f
+            for f in self.list_files(rel_dir)
+            if f.path.endswith(".parquet") and not f.path.rsplit("/", 1)[-1].startswith(".")
+        ]
+
+    def parquet_urls(self, rel_dir: str) -> list[str]:
+        """``parquet_files`` as the addresses DuckDB reads (pass the list to ``read_parquet``)."""
+        return [self.url(f.path) for f in self.parquet_files(rel_dir)]
+
+    def read_partition(self, rel_dir: str) -> pa.Table:
+        """Every file of a partition folder as one table (a small table: ledger, a rollup)."""
+        files = self.parquet_files(rel_dir)
+        if not files:
+            raise FileNotFoundError(f"no Parquet files in {self.url(rel_dir)}")
+        return pa.concat_tables(
+            [pq.read_table(self.path(f.path), filesystem=self.fs) for f in files]
+        )
+
+    def partition_rows(self, rel_dir: str) -> int:
+        """Rows in a partition folder, from the files' footers (0 if it has none)."""
+        return sum(
+            pq.ParquetFile(self.path(f.path), filesystem=self.fs).metadata.num_rows
+            for f in self.parquet_files(rel_dir)
+        )
+
     def list_dirs(self, rel_dir: str) -> list[str]:
         """Names of the folders directly under ``rel_dir`` (sorted)."""
         return sorted(
@@ -112,6 +162,63 @@ class Lake:
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
 
+    @contextlib.contextmanager
+    def staged_dir(
+        self, rel_dir: str, *, if_unchanged: list[FileInfo] | None = None
+    ) -> Iterator[str]:
+        """Yield an empty local folder; if the block succeeds, its files become the complete
+        contents of ``rel_dir`` at once (see the module docstring). With ``if_unchanged`` (a
+        listing taken earlier) the publish is refused with ``ConcurrentChangeError`` if the folder
+        changed meanwhile, so a rewrite of old data cannot undo a newer write."""
+        if self.is_local:
+            with self._staged_local_dir(rel_dir, if_unchanged) as staging:
+                yield staging
+        else:
+            scratch = tempfile.mkdtemp(prefix="telemetry-lake-")
+            try:
+                yield scratch
+                self._check_unchanged(rel_dir, if_unchanged)
+                self._publish_s3_dir(scratch, rel_dir)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def _staged_local_dir(self, rel_dir: str, if_unchanged: list[FileInfo] | None) -> Iterator[str]:
+        final = self.path(rel_dir)
+        area = self.path(STAGING_DIR)
+        os.makedirs(area, exist_ok=True)
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        label = urllib.parse.quote(rel_dir, safe="")
+        staging = os.path.join(area, f"{label}.{uuid.uuid4().hex[:12]}")
+        os.mkdir(staging)
+        try:
+            yield staging
+            for name in os.listdir(staging):
+                _fsync(os.path.join(staging, name))
+            _fsync_dir(staging)
+            _remove_stale_staging_dirs(area, label, keep=staging)
+            self._check_unchanged(rel_dir, if_unchanged)
+            _swap_in(staging, final)
+            _fsync_dir(os.path.dirname(final))
+        finally:
+            # After a swap this holds the previous contents; after a failure, the unpublished ones.
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _check_unchanged(self, rel_dir: str, expected: list[FileInfo] | None) -> None:
+        if expected is not None and self.parquet_files(rel_dir) != expected:
+            raise ConcurrentChangeError(
+                f"{self.url(rel_dir)} changed while it was being rewritten (another run wrote it): "
+                "nothing was published; run again"
+            )
+
+    def _publish_s3_dir(self, local_dir: str, rel_dir: str) -> None:
+        new = sorted(os.listdir(local_dir))
+        for name in new:
+            self.fs.put_file(os.path.join(local_dir, name), self.path(f"{rel_dir}/{name}"))
+        stale = [f.path for f in self.list_files(rel_dir) if f.path.rsplit("/", 1)[-1] not in new]
+        if stale:
+            self.fs.rm([self.path(p) for p in stale])
+
     def publish_dir(self, local_dir: str, rel: str) -> None:
         """Replace the folder ``rel`` with a copy of ``local_dir`` (a report: the latest run wins).
         Locally the new tree is complete before it is renamed in; readers may briefly find no
@@ -152,9 +259,13 @@ def write_parquet(
     reader: pa.RecordBatchReader,
     transform: Callable[[pa.RecordBatch], pa.RecordBatch] | None = None,
 ) -> tuple[int, int]:
-    """Stream batches into one zstd Parquet file published atomically; returns (rows, bytes)."""
+    """Stream batches into one zstd Parquet file, published atomically as the only file of its
+    partition folder (any other part file there, e.g. from a compaction, goes); returns
+    (rows, bytes)."""
     rows = 0
-    with lake.staged_file(rel) as local:
+    folder, name = rel.rsplit("/", 1)
+    with lake.staged_dir(folder) as staging:
+        local = os.path.join(staging, name)
         with pq.ParquetWriter(local, reader.schema, compression="zstd") as writer:
             for batch in reader:
                 if transform is not None:
@@ -170,6 +281,62 @@ def write_table(lake: Lake, rel: str, table: pa.Table) -> tuple[int, int]:
     return write_parquet(
         lake, rel, pa.RecordBatchReader.from_batches(table.schema, table.to_batches())
     )
+
+
+STAGING_DIR = ".staging"  # under the lake root: same filesystem, outside every partition glob
+
+# renameat2(2): AT_FDCWD makes both paths relative to the working directory, like rename(2).
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1
+_RENAME_EXCHANGE = 2
+
+
+class ConcurrentChangeError(RuntimeError):
+    """A partition folder changed between the listing a rewrite started from and its publish."""
+
+
+def _renameat2(source: str, target: str, flags: int) -> bool:
+    """renameat2 with ``flags``; False where the system or filesystem lacks it, raises on a real
+    failure (e.g. EEXIST for RENAME_NOREPLACE)."""
+    function = getattr(_LIBC, "renameat2", None)
+    if function is None:
+        return False
+    if function(_AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target), flags) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL):
+        return False
+    raise OSError(code, os.strerror(code), target)
+
+
+def _swap_in(staging: str, final: str) -> None:
+    """Make ``staging`` the folder at ``final``; the previous contents (if any) end up at
+    ``staging``, for the caller to remove."""
+    try:
+        if _renameat2(staging, final, _RENAME_NOREPLACE):  # the folder's first version
+            return
+    except FileExistsError:
+        if _renameat2(staging, final, _RENAME_EXCHANGE):
+            return
+    _swap_with_two_renames(staging, final)
+
+
+def _swap_with_two_renames(staging: str, final: str) -> None:
+    retired = f"{staging}.old"
+    with contextlib.suppress(FileNotFoundError):
+        os.rename(final, retired)
+    os.rename(staging, final)
+    # The caller removes ``staging``: put the previous contents there, as the exchange does.
+    with contextlib.suppress(FileNotFoundError):
+        os.rename(retired, staging)
+
+
+def _remove_stale_staging_dirs(area: str, label: str, keep: str) -> None:
+    """Staging folders of the same target left by a crashed earlier run are garbage."""
+    for entry in os.listdir(area):
+        path = os.path.join(area, entry)
+        if entry.startswith(f"{label}.") and path != keep:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:

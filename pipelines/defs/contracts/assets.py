@@ -5,6 +5,7 @@ from datetime import date
 import dagster as dg
 
 from pipelines.defs.ingest.assets import OWNERS, QUARANTINE, arrow_table_schema
+from pipelines.defs.ops.job_checks import without_watched_checks
 from pipelines.defs.partitions import daily_partitions
 from pipelines.defs.resources import (
     ContractsResource,
@@ -90,7 +91,7 @@ def defs() -> dg.Definitions:
         jobs=[
             dg.define_asset_job(
                 "contracts_daily",
-                selection=dg.AssetSelection.groups("contracts"),
+                selection=without_watched_checks(dg.AssetSelection.groups("contracts")),
                 description="Check one day's contracts (joins over D-1..D+1, GX suites, "
                 "timeliness) once D and, ideally, D+1 are ingested; the four family checks "
                 "gate what depends on the day.",

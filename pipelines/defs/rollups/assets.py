@@ -8,12 +8,23 @@ import dagster as dg
 
 from pipelines.defs.contracts.assets import CONTRACTS
 from pipelines.defs.ingest.assets import OWNERS
+from pipelines.defs.ops.job_checks import without_watched_checks
 from pipelines.defs.partitions import daily_partitions, monthly_partitions, weekly_partitions
 from pipelines.defs.resources import DuckDBResource, LakeResource, RollupsResource, lake_on_s3
 from pipelines.lib.rollups.run import DAY, MODELS, MONTH, WEEK, Model, build_rollup
 from pipelines.lib.schemas import event_types
 
 GROUP = "rollups"
+
+# A week or month already built is rebuilt when one of its days is re-materialised (a late file
+# re-ran the day), once that day's run is over; never built here for the first time (the
+# schedules do that), and untouched days are only read, not rebuilt.
+REBUILD_WHEN_DAYS_CHANGE = (
+    ~dg.AutomationCondition.missing()
+    & dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("rebuild when one of its days changed")
 
 
 def _deps(model: Model) -> list[dg.AssetDep]:
@@ -34,6 +45,7 @@ def build_rollup_asset(
         owners=OWNERS,
         kinds={"duckdb", "parquet", *(["s3"] if on_s3 else [])},
         pool="rollups",
+        automation_condition=None if model.grain == DAY else REBUILD_WHEN_DAYS_CHANGE,
         description=f"{model.description} rollups/{model.name}/ (sql/rollups/{model.sql})",
     )
     def rollup(
@@ -69,7 +81,9 @@ def defs() -> dg.Definitions:
     jobs = [
         dg.define_asset_job(
             f"rollups_{name}",
-            selection=[m.name for m in MODELS if m.grain == grain],
+            selection=without_watched_checks(
+                dg.AssetSelection.assets(*[m.name for m in MODELS if m.grain == grain])
+            ),
             description=f"Build the {name} rollups of one {grain}.",
         )
         for grain, name in ((DAY, "daily"), (WEEK, "weekly"), (MONTH, "monthly"))

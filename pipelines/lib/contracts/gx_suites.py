@@ -146,20 +146,20 @@ def _context(docs_dir: str | None):
 def validate_day(
     lake: Lake,
     day: date,
-    own_urls: dict[str, str],
+    own_urls: dict[str, list[str]],
     *,
     data_docs: bool = True,
     memory_limit: str = "2GB",
     threads: int = 2,
     temp_directory: str | None = None,
 ) -> SuiteOutcome:
-    """Validate each event type's file of ``day`` (``own_urls``: type -> URL) against its suite;
-    publish the Data Docs site to ``reports/data_docs/`` when asked."""
+    """Validate each event type's files of ``day`` (``own_urls``: type -> its partition's file
+    URLs) against its suite; publish the Data Docs site to ``reports/data_docs/`` when asked."""
     with lake_connection(lake, memory_limit, threads, temp_directory) as raw:
         schemas = load_event_schemas()
-        for event_type, url in own_urls.items():
+        for event_type, urls in own_urls.items():
             # Only the contract's columns: the lineage columns are ingest's, not the producer's.
-            raw.read_parquet(url, hive_partitioning=False).select(
+            raw.read_parquet(urls, hive_partitioning=False).select(
                 *schemas[event_type].properties
             ).create_view(event_type)
 

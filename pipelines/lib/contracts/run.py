@@ -27,7 +27,7 @@ from pipelines.lib.contracts.rules import (
 )
 from pipelines.lib.contracts.verdict import Thresholds
 from pipelines.lib.ingest import QUARANTINE_SCHEMA, READS_DAYS_AFTER
-from pipelines.lib.paths import contracts_file, events_file, quality_file
+from pipelines.lib.paths import contracts_file, events_dir, quality_file
 from pipelines.lib.schemas import event_types
 from pipelines.lib.sql import lake_connection, load_sql
 from pipelines.lib.storage import Lake, write_table
@@ -73,9 +73,9 @@ class ContractsResult:
     bytes_written: dict[str, int] = field(default_factory=dict)
 
 
-def _day_paths(lake: Lake, event_type: str, day: date) -> str | None:
-    rel = events_file(event_type, day)
-    return lake.url(rel) if lake.exists(rel) else None
+def _day_paths(lake: Lake, event_type: str, day: date) -> list[str] | None:
+    """Every file of the type's partition for ``day`` (compaction may split it), or None."""
+    return lake.parquet_urls(events_dir(event_type, day)) or None
 
 
 def _later_quarantine(lake: Lake, day: date) -> list[str]:
@@ -83,16 +83,17 @@ def _later_quarantine(lake: Lake, day: date) -> list[str]:
     first = f"event_date={(day + timedelta(days=READS_DAYS_AFTER + 1)).isoformat()}"
     # One listing of the lake, not an existence check per partition.
     lake.fs.invalidate_cache()
-    files = lake.fs.glob(lake.path("quarantine/event_date=*/part-00000.parquet"))
+    files = lake.fs.glob(lake.path("quarantine/event_date=*/*.parquet"))
+    found = sorted(tuple(path.rsplit("/", 2)[-2:]) for path in files)
     return [
-        lake.url(f"quarantine/{folder}/part-00000.parquet")
-        for folder in sorted(path.rsplit("/", 2)[-2] for path in files)
-        if folder >= first
+        lake.url(f"quarantine/{folder}/{name}")
+        for folder, name in found
+        if folder >= first and not name.startswith(".")
     ]
 
 
-def _neighbour_urls(lake: Lake, day: date) -> dict[str, dict[str, str]]:
-    """previous_day / next_day -> the chain types' event files that exist for that day."""
+def _neighbour_urls(lake: Lake, day: date) -> dict[str, dict[str, list[str]]]:
+    """previous_day / next_day -> the chain types' event files for that day (types with any)."""
     days = {"previous_day": day - timedelta(days=1), "next_day": day + timedelta(days=1)}
     return {
         label: {t: url for t in CHAIN_TYPES if (url := _day_paths(lake, t, other))}
@@ -100,7 +101,7 @@ def _neighbour_urls(lake: Lake, day: date) -> dict[str, dict[str, str]]:
     }
 
 
-def _ingested(found: dict[str, dict[str, str]]) -> dict[str, bool]:
+def _ingested(found: dict[str, dict[str, list[str]]]) -> dict[str, bool]:
     return {label: len(urls) == len(CHAIN_TYPES) for label, urls in found.items()}
 
 
@@ -111,7 +112,7 @@ def neighbours_ingested(lake: Lake, day: date) -> dict[str, bool]:
 
 def _register_inputs(
     con: duckdb.DuckDBPyConnection, lake: Lake, day: date
-) -> tuple[dict[str, bool], dict[str, str]]:
+) -> tuple[dict[str, bool], dict[str, list[str]]]:
     types = event_types()
     own = {t: _day_paths(lake, t, day) for t in types}
     missing = [t for t, url in own.items() if url is None]
@@ -121,12 +122,11 @@ def _register_inputs(
         )
     found = _neighbour_urls(lake, day)
     neighbours = _ingested(found)
-    urls = {t: [own[t], *[f[t] for f in found.values() if t in f]] for t in types}
+    urls = {t: [*own[t], *[url for f in found.values() for url in f.get(t, [])]] for t in types}
     for t in CHAIN_TYPES:
         con.read_parquet(urls[t], hive_partitioning=True).create_view(t)
-    con.read_parquet(list(own.values()), hive_partitioning=True, union_by_name=True).create_view(
-        "day_events"
-    )
+    day_urls = [url for files in own.values() for url in files]
+    con.read_parquet(day_urls, hive_partitioning=True, union_by_name=True).create_view("day_events")
     later = _later_quarantine(lake, day)
     source = (
         con.read_parquet(later, hive_partitioning=False)

@@ -12,11 +12,10 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipelines.lib.contracts.run import VIOLATIONS_SCHEMA
 from pipelines.lib.ingest import QUARANTINE_SCHEMA, ledger_schema
-from pipelines.lib.paths import contracts_file, events_file, ledger_file, quarantine_file
+from pipelines.lib.paths import PART_FILE, contracts_dir, events_dir, ledger_dir, quarantine_dir
 from pipelines.lib.rollups import columns, experiments
 from pipelines.lib.rollups.change import with_change
 from pipelines.lib.schemas import event_types, load_event_schemas
@@ -48,8 +47,12 @@ def previous_start(grain: str, start: date) -> date:
     return start - timedelta(days=7 if grain == WEEK else 1)
 
 
+def rollup_dir(name: str, grain: str, start: date) -> str:
+    return f"rollups/{name}/{GRAIN_KEYS[grain]}={start.isoformat()}"
+
+
 def rollup_file(name: str, grain: str, start: date) -> str:
-    return f"rollups/{name}/{GRAIN_KEYS[grain]}={start.isoformat()}/part-00000.parquet"
+    return f"{rollup_dir(name, grain, start)}/{PART_FILE}"
 
 
 @dataclass(frozen=True)
@@ -73,10 +76,8 @@ class Job:
 
 
 def _change_since_previous(table: pa.Table, job: Job) -> pa.Table:
-    rel = rollup_file(job.model.name, job.model.grain, previous_start(job.model.grain, job.start))
-    previous = None
-    if job.lake.exists(rel):
-        previous = pq.read_table(job.lake.path(rel), filesystem=job.lake.fs)
+    rel = rollup_dir(job.model.name, job.model.grain, previous_start(job.model.grain, job.start))
+    previous = job.lake.read_partition(rel) if job.lake.parquet_files(rel) else None
     skip = {*TRAFFIC_KEYS, "period_start", "period_end"}
     metrics = [
         f.name
@@ -225,23 +226,20 @@ def _pii_fields() -> pa.Table:
     return pa.Table.from_pylist(rows)
 
 
-# Lake tables a model may read besides events: where a day's file is, and its schema when the
-# period has none yet (a view over no file cannot be created).
+# Lake tables a model may read besides events: where a day's partition is, and its schema when
+# the period has none yet (a view over no file cannot be created).
 _SIDE_TABLES: dict[str, tuple[Callable[[date], str], Callable[[], pa.Schema]]] = {
-    "quarantine": (quarantine_file, lambda: QUARANTINE_SCHEMA),
-    "ledger": (ledger_file, lambda: ledger_schema(event_types())),
-    "contracts": (contracts_file, lambda: VIOLATIONS_SCHEMA),
+    "quarantine": (quarantine_dir, lambda: QUARANTINE_SCHEMA),
+    "ledger": (ledger_dir, lambda: ledger_schema(event_types())),
+    "contracts": (contracts_dir, lambda: VIOLATIONS_SCHEMA),
 }
 
 
 def _register(con: duckdb.DuckDBPyConnection, lake: Lake, model: Model, first: date, last: date):
     types = event_types()
-    missing = [
-        f"{d} ({t})"
-        for d in _days(first, last)
-        for t in types
-        if not lake.exists(events_file(t, d))
-    ]
+    # Every file of each partition: compaction may have split one into several.
+    urls = {(t, d): lake.parquet_urls(events_dir(t, d)) for t in types for d in _days(first, last)}
+    missing = [f"{d} ({t})" for (t, d), found in urls.items() if not found]
     if missing:
         raise FileNotFoundError(
             f"{model.name} for {first}..{last} needs every day ingested; missing: "
@@ -249,29 +247,31 @@ def _register(con: duckdb.DuckDBPyConnection, lake: Lake, model: Model, first: d
         )
     before = first - timedelta(days=1)  # a day's first events may belong to requests of the eve
     for t in types:
-        days = [before] if lake.exists(events_file(t, before)) else []
-        urls = [lake.url(events_file(t, d)) for d in [*days, *_days(first, last)]]
-        con.read_parquet(urls, hive_partitioning=True).create_view(t)
+        eve = lake.parquet_urls(events_dir(t, before))
+        period_urls = [url for d in _days(first, last) for url in urls[(t, d)]]
+        con.read_parquet([*eve, *period_urls], hive_partitioning=True).create_view(t)
     con.sql("select * from request").create_view("request_dims")
     con.from_arrow(_pii_fields()).create_view("pii_fields")
     for table in model.reads:
         if table in MODELS_BY_NAME:  # a daily rollup: a week or month needs each of its days
             daily = MODELS_BY_NAME[table]
-            rels = [rollup_file(daily.name, daily.grain, d) for d in _days(first, last)]
-            absent = [r for r in rels if not lake.exists(r)]
+            rels = [rollup_dir(daily.name, daily.grain, d) for d in _days(first, last)]
+            found = {r: lake.parquet_urls(r) for r in rels}
+            absent = [r for r, files in found.items() if not files]
             if absent:
                 raise FileNotFoundError(
                     f"{model.name} for {first}..{last} is merged from {table} of every day; "
                     f"missing {len(absent)}, e.g. {absent[0]}: materialise {table} for those "
                     "days first"
                 )
-            con.read_parquet([lake.url(r) for r in rels]).create_view(f"period_{table}")
+            daily_urls = [url for files in found.values() for url in files]
+            con.read_parquet(daily_urls).create_view(f"period_{table}")
             continue
         path_of, schema = _SIDE_TABLES[table]
-        urls = [lake.url(r) for d in _days(first, last) if lake.exists(r := path_of(d))]
+        side_urls = [url for d in _days(first, last) for url in lake.parquet_urls(path_of(d))]
         source = (
-            con.read_parquet(urls, hive_partitioning=False)
-            if urls
+            con.read_parquet(side_urls, hive_partitioning=False)
+            if side_urls
             else con.from_arrow(schema().empty_table())
         )
         source.create_view(f"period_{table}")

@@ -1,0 +1,1 @@
+"""Operations: schedules, the landing sensor, freshness, retention and compaction."""

@@ -1,0 +1,15 @@
+"""Which checks a job that builds a day runs: its gates, not the checks that other machinery
+evaluates (freshness, by its sensor against the clock; compaction's proof, recorded by the compact
+job). Run after an ingest they would say nothing about that run."""
+
+import dagster as dg
+
+from pipelines.defs.ops.compact import COMPACTION_PRESERVED_ROWS
+from pipelines.defs.ops.freshness import FRESHNESS_CHECK, daily_asset_keys
+from pipelines.lib.schemas import event_types
+
+
+def without_watched_checks(selection: dg.AssetSelection) -> dg.AssetSelection:
+    watched = [dg.AssetCheckKey(key, FRESHNESS_CHECK) for key in daily_asset_keys()]
+    watched += [dg.AssetCheckKey(dg.AssetKey(t), COMPACTION_PRESERVED_ROWS) for t in event_types()]
+    return selection - dg.AssetSelection.checks(*watched)

@@ -1,0 +1,1 @@
+"""Plain functions behind the operations jobs and sensors (no Dagster import)."""

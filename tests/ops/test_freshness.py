@@ -1,0 +1,67 @@
+"""Freshness checks on every daily asset: yesterday's partition by 06:00 UTC, and a failed check
+names the missing partition. Run for real against an instance that has some partitions."""
+
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+import pipelines.definitions
+from pipelines.defs.ops.freshness import FRESHNESS_CHECK, daily_asset_keys
+
+
+def _expected_partition(now: datetime) -> str:
+    # The latest 06:00 UTC deadline that has passed expects the day before it.
+    deadline = datetime.combine(now.date(), time(6), tzinfo=UTC)
+    if now < deadline:
+        deadline -= timedelta(days=1)
+    return (deadline.date() - timedelta(days=1)).isoformat()
+
+
+@pytest.fixture
+def defs(monkeypatch, tmp_path) -> dg.Definitions:
+    monkeypatch.setenv("TELEMETRY_LAKE_ROOT", str(tmp_path / "lake"))
+    loaded = dg.load_from_defs_folder(
+        path_within_project=Path(pipelines.definitions.__file__).parent
+    )
+    keys = [dg.AssetCheckKey(k, FRESHNESS_CHECK) for k in daily_asset_keys()]
+    job = dg.define_asset_job("freshness_only", selection=dg.AssetSelection.checks(*keys))
+    return dg.Definitions.merge(loaded, dg.Definitions(jobs=[job]))
+
+
+def test_every_daily_asset_has_a_freshness_check(defs):
+    graph = defs.resolve_asset_graph()
+    fresh = {
+        k.asset_key.to_user_string() for k in graph.asset_check_keys if k.name == FRESHNESS_CHECK
+    }
+    assert fresh == {
+        "request", "ranking", "impression", "click", "error", "quarantine", "ledger",
+        "contracts", "traffic_daily", "traffic_parts", "traffic_hourly", "errors_daily",
+    }  # fmt: skip
+
+
+def test_a_missing_partition_fails_the_check_by_name_and_a_present_one_passes(defs):
+    with dg.instance_for_test() as instance:
+        expected = _expected_partition(datetime.now(UTC))
+        instance.report_runless_asset_event(dg.AssetMaterialization("request", partition=expected))
+        # An older partition of another asset does not make it fresh.
+        older = (datetime.fromisoformat(expected) - timedelta(days=3)).date().isoformat()
+        instance.report_runless_asset_event(dg.AssetMaterialization("click", partition=older))
+        result = defs.resolve_job_def("freshness_only").execute_in_process(
+            instance=instance, raise_on_error=False
+        )
+        evaluations = {
+            e.asset_key.to_user_string(): e for e in result.get_asset_check_evaluations()
+        }
+    if expected != _expected_partition(datetime.now(UTC)):
+        pytest.skip("the 06:00 UTC deadline passed while the test ran")
+    assert len(evaluations) == 12
+    assert evaluations["request"].passed
+    click = evaluations["click"]
+    assert not click.passed
+    assert click.severity == dg.AssetCheckSeverity.ERROR
+    assert click.description == (
+        f"Asset is overdue. We expected partition {expected} to have arrived, and it has not."
+    )
+    assert f"partition {expected}" in evaluations["traffic_daily"].description

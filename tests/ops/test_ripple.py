@@ -1,0 +1,132 @@
+"""Late data ripples end to end, through real Dagster runs into a tmp_path lake: one late file
+re-runs exactly its day (ingest, contracts, daily rollups), then the automation conditions
+rebuild exactly that day's week and month, and nothing else."""
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+import pipelines.definitions
+from pipelines.defs.ops.schedules import DAILY_JOB
+from pipelines.defs.ops.sensors import build_landing_sensor
+from pipelines.defs.resources import LakeResource
+from pipelines.lib.rollups.run import MODELS_BY_NAME, build_rollup
+from tests.conftest import event, line
+
+# A Sunday that ends both its week (Mon 08-25 .. Sun 08-31) and its month (August 2025).
+D = date(2025, 8, 31)
+WEEK = "2025-08-25"
+MONTH = "2025-08-01"
+
+
+def at(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=UTC)
+
+
+def chain(day: date, seconds: float, n: int) -> list[bytes]:
+    """n valid request -> ranking -> impression -> click chains on `day`."""
+    lines = []
+    for i in range(n):
+        rid = f"00000000-0000-4000-8000-{day.strftime('%m%d')}{seconds:06.0f}{i:02d}"[:36]
+        t = seconds + i
+        lines += [
+            line(event("request", day, t, request_id=rid)),
+            line(event("ranking", day, t + 0.1, request_id=rid)),
+            line(event("impression", day, t + 0.2, request_id=rid)),
+            line(event("click", day, t + 0.3, request_id=rid)),
+        ]
+    return lines
+
+
+@pytest.fixture
+def setting(lake, monkeypatch, tmp_path):
+    monkeypatch.setenv("TELEMETRY_LAKE_ROOT", str(lake.root))
+    monkeypatch.setenv("TELEMETRY_CATALOG", str(tmp_path / "lake.duckdb"))
+    monkeypatch.setenv("TELEMETRY_FIRST_DATE", "2025-08-01")
+    defs = dg.load_from_defs_folder(path_within_project=Path(pipelines.definitions.__file__).parent)
+    with dg.instance_for_test() as instance:
+        yield defs, instance
+
+
+def _materialised(instance: dg.DagsterInstance, run_id: str) -> set[tuple[str, str]]:
+    return {
+        (m.asset_key.to_user_string(), m.partition)
+        for m in (
+            e.asset_materialization
+            for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+        )
+    }
+
+
+def test_one_late_file_rebuilds_exactly_its_day_week_and_month(lake, setting):
+    defs, instance = setting
+    # August as the daily schedule left it (built directly, for speed), then D through Dagster.
+    august = [date(2025, 8, 1) + timedelta(days=n) for n in range(31)]
+    for day in august:
+        lake.land(day, "part-00000.jsonl", chain(day, 3600, 2 if day < D else 5))
+    for day in august:
+        lake.ingest(day)
+        for name in ("traffic_daily", "traffic_parts"):
+            build_rollup(lake.lake, MODELS_BY_NAME[name], day)
+    daily = defs.resolve_job_def(DAILY_JOB)
+    assert daily.execute_in_process(partition_key=D.isoformat(), instance=instance).success
+    for job, key in (("rollups_weekly", WEEK), ("rollups_monthly", MONTH)):
+        assert (
+            defs.resolve_job_def(job)
+            .execute_in_process(partition_key=key, instance=instance)
+            .success
+        )
+
+    # The automation sensor's first look: everything built is up to date.
+    settled = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, evaluation_time=at(2025, 9, 2, 0, 30)
+    )
+    assert settled.total_requested == 0
+
+    # Two days late, before 02:00: D has been built and has not read the file; 09-01 is
+    # neither built nor due; 09-02 and 09-03 are not due.
+    sensor = build_landing_sensor(clock=lambda: at(2025, 9, 2, 1))
+    context = dg.build_sensor_context(
+        instance=instance, resources={"lake": LakeResource(root=str(lake.root))}
+    )
+    seen = sensor(context)
+    assert seen.run_requests == []
+    lake.land(date(2025, 9, 2), "part-00000.jsonl", chain(D, 7200, 3))
+    context = dg.build_sensor_context(
+        instance=instance,
+        cursor=seen.cursor,
+        resources={"lake": LakeResource(root=str(lake.root))},
+    )
+    [request] = sensor(context).run_requests
+    assert request.partition_key == D.isoformat()
+
+    rerun = daily.execute_in_process(
+        partition_key=request.partition_key, instance=instance, tags=request.tags
+    )
+    assert rerun.success
+    rebuilt_day = _materialised(instance, rerun.run_id)
+    assert {p for _, p in rebuilt_day} == {D.isoformat()}
+    assert {"click", "contracts", "traffic_daily"} <= {a for a, _ in rebuilt_day}
+    assert len(lake.events("click", D)) == 8
+    ledger = next(
+        m for m in rerun.get_asset_materialization_events() if m.asset_key == dg.AssetKey("ledger")
+    )
+    # 12 of the day's 32 rows landed after their own date.
+    assert ledger.materialization.metadata["late_share"].value == pytest.approx(12 / 32)
+
+    ripple = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, evaluation_time=at(2025, 9, 2, 1, 30), cursor=settled.cursor
+    )
+    requested = {
+        (key.to_user_string(), partition)
+        for key in defs.resolve_all_asset_keys()
+        for partition in ripple.get_requested_partitions(key)
+    }
+    assert requested == {
+        ("traffic_weekly", WEEK),
+        ("experiments_weekly", WEEK),
+        ("traffic_monthly", MONTH),
+        ("compliance_monthly", MONTH),
+    }
