@@ -23,7 +23,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.lib import pii
-from pipelines.lib.ingest import IngestResult, IngestSettings, PiiKey, ingest_partition
+from pipelines.lib.ingest import IngestResult, IngestSettings, ingest_partition
+from pipelines.lib.keyring import Keyring, PiiKey
 from pipelines.lib.schemas import load_event_schemas
 from pipelines.lib.storage import Lake
 
@@ -64,8 +65,10 @@ class LakeHelper:
         (folder / name).write_bytes(data)
         return f"landing/dt={dt.isoformat()}/{name}"
 
-    def ingest(self, day: date = DAY, **settings: Any) -> IngestResult:
-        return ingest_partition(self.lake, day, KEY, IngestSettings(**settings))
+    def ingest(
+        self, day: date = DAY, *, keys: Keyring | PiiKey = KEY, **settings: Any
+    ) -> IngestResult:
+        return ingest_partition(self.lake, day, keys, IngestSettings(**settings))
 
     def query(self, sql: str, *params: Any) -> list[tuple]:
         con = duckdb.connect()

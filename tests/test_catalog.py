@@ -188,7 +188,7 @@ os._exit(0)
     write_catalog(lake, str(path))
     assert _views(path) == before
 
-    def broken(spec: ViewSpec, root: str) -> str:
+    def broken(spec: ViewSpec, root: str, *args: object) -> str:
         raise RuntimeError("disk full")
 
     content = path.read_bytes()

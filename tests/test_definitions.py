@@ -42,7 +42,7 @@ def defs(monkeypatch: pytest.MonkeyPatch, tmp_path) -> dg.Definitions:
 
 def test_definitions_load_with_expected_keys(defs):
     keys = {k.to_user_string() for k in defs.resolve_all_asset_keys()}
-    assert keys == INGEST_ASSETS | {"contracts"} | ROLLUP_ASSETS | {"catalog"}
+    assert keys == INGEST_ASSETS | {"contracts"} | ROLLUP_ASSETS | {"catalog", "partner_bundle"}
     graph = defs.resolve_asset_graph()
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
     gates = {
@@ -66,6 +66,7 @@ def test_definitions_load_with_expected_keys(defs):
     assert blocking == gates
     assert set(defs.resources) == {
         "lake", "pii", "duckdb", "contracts", "rollups", "catalog", "retention", "compaction",
+        "privacy",
     }  # fmt: skip
 
 
@@ -82,6 +83,7 @@ def test_operations_are_scheduled_sensed_and_on_by_default(defs):
         "automation",
         "freshness_checks_sensor",
         "compaction_sensor",
+        "erasure_requests_sensor",
     }
     assert all(s.default_status.value == "RUNNING" for s in repo.schedule_defs)
     assert all(s.default_status.value == "RUNNING" for s in repo.sensor_defs)
@@ -93,7 +95,7 @@ def test_operations_are_scheduled_sensed_and_on_by_default(defs):
     jobs = {j.name for j in repo.get_all_jobs() if not j.name.startswith("__")}
     assert jobs == {
         "daily_lake", "ingest_daily", "contracts_daily", "rollups_daily", "rollups_weekly",
-        "rollups_monthly", "retention", "compact",
+        "rollups_monthly", "retention", "compact", "erase_users", "export_user",
     }  # fmt: skip
     job_checks = {
         k.name for k in repo.get_job("daily_lake").asset_layer.asset_graph.asset_check_keys
@@ -118,6 +120,8 @@ def test_every_asset_is_described_grouped_owned_and_kinded(defs):
             if name in ROLLUP_ASSETS
             else name
             if name in ("contracts", "catalog")
+            else "bundles"
+            if name == "partner_bundle"
             else "ingest"
         )
         assert node.group_name == group, key

@@ -141,7 +141,7 @@ def test_no_raw_identifier_or_contact_detail_at_rest(sample):
         for path in landing_files
         for data in [lake.fs.cat_file(path)]
     )
-    raw_ids = set(re.findall(r'"(?:user_id|session_id)":"([^"]+)"', landing))
+    raw_ids = set(re.findall(r'"(?:user_id|session_id|usr_id)":"([^"]+)"', landing))
     emails = set(re.findall(r"[\w.+-]+@[\w-]+\.[\w.]+", landing))
     phones = set(re.findall(r"\+\d[\d ]{8,}\d", landing))
     assert raw_ids and emails and phones  # the generator did plant them

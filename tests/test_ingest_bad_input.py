@@ -6,6 +6,7 @@ import gzip
 import os
 from datetime import timedelta
 
+from pipelines.lib import pii
 from pipelines.lib.ledger import audit_ledger
 from tests.conftest import DAY, event, line
 
@@ -155,3 +156,20 @@ def test_duplicates_and_conflicting_duplicates(lake):
     [row] = lake.events("click")
     assert row["landing_line"] == 1 and row["landing_file"].endswith("a.jsonl")
     assert audit_ledger(lake.lake, DAY).passed
+
+
+def test_a_raw_id_under_a_key_the_schemas_do_not_know_is_hashed_in_the_quarantine(lake):
+    raw = "u-raw-000123"
+    lake.land(
+        DAY,
+        "a.jsonl",
+        [
+            line({**event("click"), "usr_id": raw}),  # parses: redacted structurally
+            line({**event("click"), "usr_id": raw})[:-2],  # truncated: redacted by pattern
+        ],
+    )
+    lake.ingest()
+    texts = [q["text"] for q in lake.quarantine()]
+    assert len(texts) == 2
+    hashed = pii.hmac_hex(pii.DEV_KEY, raw)
+    assert all(raw not in t and hashed in t for t in texts)

@@ -68,6 +68,7 @@ STEPS = (
     Step("contracts", "contract checks", "bench.steps.contracts:run"),
     Step("daily_rollups", "daily rollups", "bench.steps.rollups:daily"),
     Step("weekly_rollups", "weekly rollups (7 days)", "bench.steps.rollups:weekly"),
+    Step("compaction", "compaction (sort + proof)", "bench.steps.compaction:run"),
     Step("naive", "naive Python loop", "bench.steps.naive:run"),
 )
 STEPS_BY_NAME = {step.name: step for step in STEPS}

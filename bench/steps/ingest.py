@@ -9,7 +9,8 @@ from datetime import date
 
 from bench.log import log
 from bench.steps import Job, Measured
-from pipelines.lib.ingest import IngestResult, IngestSettings, PiiKey, ingest_partition
+from pipelines.lib.ingest import IngestResult, IngestSettings, ingest_partition
+from pipelines.lib.keyring import Keyring
 from pipelines.lib.pii import DEV_KEY
 from pipelines.lib.storage import Lake
 
@@ -33,7 +34,7 @@ def ingest(lake: str, day: date, threads: int) -> IngestResult:
     return ingest_partition(
         Lake(lake),
         day,
-        PiiKey(DEV_KEY),
+        Keyring.single(DEV_KEY),
         IngestSettings(threads=threads),
         log=_log,
     )

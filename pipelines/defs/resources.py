@@ -1,4 +1,4 @@
-"""Resources: where the lake is, the PII key, and how much DuckDB may use. Read from the
+"""Resources: where the lake is, the PII keys, and how much DuckDB may use. Read from the
 environment when definitions load (``EnvVar``), validated when a run starts."""
 
 import os
@@ -8,7 +8,8 @@ from pydantic import Field
 
 from pipelines.lib import settings
 from pipelines.lib.contracts.verdict import Thresholds
-from pipelines.lib.ingest import IngestSettings, PiiKey
+from pipelines.lib.ingest import IngestSettings
+from pipelines.lib.keyring import Keyring
 from pipelines.lib.paths import default_lake_root
 from pipelines.lib.rollups.run import RollupSettings
 from pipelines.lib.storage import Lake
@@ -29,20 +30,38 @@ class LakeResource(dg.ConfigurableResource):
 
 
 class PiiResource(dg.ConfigurableResource):
-    """The keyed-hashing secret. Without one, development runs use a public key (with a warning)
-    and production runs fail before touching any data."""
+    """The keyed-hashing secrets: one key (``key``), or dated keys to rotate (``keys_json``, a JSON
+    list, or ``keys_file``, a JSON/YAML file of the same list), with the days after a rotation
+    during which rows also carry the previous key's hash (``overlap_days``). Without any key,
+    development runs use a public key (with a warning) and production runs fail before touching
+    any data."""
 
     key: str | None = None
+    # Not `keys`: Dagster turns the resource into a dict, which would call a `keys` attribute.
+    keys_json: str | None = None
+    keys_file: str | None = None
+    overlap_days: str | None = None
     environment: str | None = None
+    # The first daily partition: the earliest key must be active on it.
+    first_date: str | None = None
+
+    def _keyring(self) -> tuple[Keyring, str | None]:
+        return settings.pii_keyring(
+            self.key,
+            self.environment,
+            keys=self.keys_json,
+            keys_file=self.keys_file,
+            overlap=self.overlap_days,
+            first_date=settings.first_partition_date(self.first_date),
+        )
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        _, warning = settings.pii_secret(self.key, self.environment)
+        _, warning = self._keyring()
         if warning and context.log:
             context.log.warning(warning)
 
-    def pii_key(self) -> PiiKey:
-        secret, _ = settings.pii_secret(self.key, self.environment)
-        return PiiKey(secret)
+    def keyring(self) -> Keyring:
+        return self._keyring()[0]
 
 
 class DuckDBResource(dg.ConfigurableResource):
@@ -118,7 +137,12 @@ def defs() -> dg.Definitions:
                 s3_endpoint_url=env_var("TELEMETRY_S3_ENDPOINT_URL"),
             ),
             "pii": PiiResource(
-                key=env_var("TELEMETRY_PII_KEY"), environment=env_var("TELEMETRY_ENV")
+                key=env_var("TELEMETRY_PII_KEY"),
+                keys_json=env_var("TELEMETRY_PII_KEYS"),
+                keys_file=env_var("TELEMETRY_PII_KEYS_FILE"),
+                overlap_days=env_var("TELEMETRY_PII_OVERLAP_DAYS"),
+                environment=env_var("TELEMETRY_ENV"),
+                first_date=env_var("TELEMETRY_FIRST_DATE"),
             ),
             "duckdb": DuckDBResource(),
             "contracts": ContractsResource(),

@@ -20,6 +20,12 @@ Decisions, each for a reader we do not control:
   the old file) sees the old catalog or the new one, and a crash leaves the old one in place;
   anything an analyst created in the old file is gone, which is why the README says -readonly.
 
+One file per access tier (``lib/tiers.py`` says what each shows): the engineer's at the
+configured path, the analyst's and viewer's beside it (``lake.analyst.duckdb``,
+``lake.viewer.duckdb``). A tier's view hides columns with ``COLUMNS(lambda c: ...)``, evaluated
+when the view is queried, so a hidden column is a binder error, not a NULL; the viewer's views
+add ``where <user count> >= k``; a schema a tier does not show is not created at all.
+
 On S3 the views read ``s3://`` URLs. The writer binds them through the lake's own fsspec
 filesystem; an analyst's DuckDB needs the httpfs extension (``INSTALL httpfs; LOAD httpfs;``)
 and credentials (``CREATE SECRET (TYPE s3, PROVIDER credential_chain)``, plus ``ENDPOINT`` for
@@ -38,13 +44,14 @@ from dataclasses import dataclass, field
 
 import duckdb
 
+from pipelines.lib import tiers
 from pipelines.lib.rollups.run import GRAIN_KEYS, MODELS
 from pipelines.lib.schemas import event_types
 from pipelines.lib.storage import Lake
+from pipelines.lib.tiers import EVENTS, QUALITY, ROLLUPS, Exposure
 
 # Readable by the duckdb-cli 1.5.x shell and the 1.4 LTS shell alike (storage header 67).
 STORAGE_VERSION = "v1.4.0"
-EVENTS, ROLLUPS, QUALITY = "events", "rollups", "quality"
 SCHEMAS = (EVENTS, ROLLUPS, QUALITY)
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
@@ -135,10 +142,16 @@ def view_specs() -> list[ViewSpec]:
 
 
 def catalog_version(specs: list[ViewSpec] | None = None) -> str:
-    """A short hash of every view's name and source (glob, partition key, read options, storage
-    format): it changes exactly when the set of tables the catalog can show changes."""
+    """A short hash of every tier's views (name, source, glob, partition key, read options,
+    hidden columns, the row filter with k as a placeholder) and the storage format: it changes
+    exactly when what a catalog can show changes."""
     specs = view_specs() if specs is None else specs
-    lines = sorted(_view_sql(s, "<root>") for s in specs)
+    lines = sorted(
+        f"{tier}: {_view_sql(s, '<root>', shown, '<k>')}"
+        for tier in tiers.TIERS
+        for s in specs
+        if (shown := tiers.exposure(tier, s.schema, s.name)) is not None
+    )
     digest = hashlib.sha256("\n".join([STORAGE_VERSION, *lines]).encode("utf-8"))
     return digest.hexdigest()[:12]
 
@@ -150,6 +163,8 @@ class CatalogResult:
     skipped: dict[str, str] = field(default_factory=dict)  # schema.view -> why
     version: str = ""
     seconds: float = 0.0
+    tier: str = tiers.ENGINEER
+    withheld: list[str] = field(default_factory=list)  # schema.view the tier does not show
 
 
 def write_catalog(
@@ -157,34 +172,82 @@ def write_catalog(
     path: str,
     *,
     specs: list[ViewSpec] | None = None,
+    tier: str = tiers.ENGINEER,
+    viewer_min_users: int = tiers.DEFAULT_VIEWER_MIN_USERS,
     log: Callable[[str], None] = lambda _msg: None,
 ) -> CatalogResult:
-    """Write the catalog at ``path`` (a local file) with a view per table that has files."""
+    """Write ``tier``'s catalog at ``path`` (a local file) with a view per table of the tier
+    that has files."""
     started = time.monotonic()
     specs = view_specs() if specs is None else specs
+    tiers.check_tier(tier)
+    tiers.check_min_users(viewer_min_users)
     root = lake_location(lake)
-    present, skipped = [], {}
+    present, skipped, withheld = [], {}, []
     for spec in specs:
-        if _has_files(lake, spec.glob):
-            present.append(spec)
+        shown = tiers.exposure(tier, spec.schema, spec.name)
+        if shown is None:
+            withheld.append(spec.qualified)
+        elif _has_files(lake, spec.glob):
+            present.append((spec, shown))
         else:
             skipped[spec.qualified] = f"no files match {spec.glob}"
-            log(f"catalog: skipping {spec.qualified}: no files match {spec.glob} yet")
+            log(f"catalog ({tier}): skipping {spec.qualified}: no files match {spec.glob} yet")
 
     final = os.path.abspath(path)
     folder, name = os.path.split(final)
     # The lake's own atomic publish, on the catalog's (always local) folder.
     with Lake(folder).staged_file(name) as staging:
-        _build(lake, staging, root, present)
+        _build(lake, staging, root, present, _tier_schemas(tier, specs), viewer_min_users)
         # A WAL beside the target belongs to the file being replaced (a read-write session that
         # crashed); DuckDB refuses to open the new file with it ("WAL does not match database").
         with contextlib.suppress(FileNotFoundError):
             os.remove(f"{final}.wal")
-    written = [s.qualified for s in present]
-    log(f"catalog: wrote {len(written)} views to {final}")
+    written = [s.qualified for s, _ in present]
+    log(f"catalog ({tier}): wrote {len(written)} views to {final}")
     return CatalogResult(
-        final, written, skipped, catalog_version(specs), time.monotonic() - started
+        final,
+        written,
+        skipped,
+        catalog_version(specs),
+        time.monotonic() - started,
+        tier,
+        withheld,
     )
+
+
+def write_tier_catalogs(
+    lake: Lake,
+    engineer_path: str,
+    *,
+    tier_names: tuple[str, ...] = tiers.TIERS,
+    viewer_min_users: int = tiers.DEFAULT_VIEWER_MIN_USERS,
+    specs: list[ViewSpec] | None = None,
+    log: Callable[[str], None] = lambda _msg: None,
+) -> dict[str, CatalogResult]:
+    """One catalog file per tier: the engineer's at ``engineer_path``, the others beside it
+    (``tiers.tier_path``). Each file is published atomically on its own."""
+    return {
+        tier: write_catalog(
+            lake,
+            tiers.tier_path(engineer_path, tier),
+            specs=specs,
+            tier=tier,
+            viewer_min_users=viewer_min_users,
+            log=log,
+        )
+        for tier in tier_names
+    }
+
+
+def _tier_schemas(tier: str, specs: list[ViewSpec]) -> list[str]:
+    """The schemas a tier's file has: those with at least one view it may show, so a schema the
+    tier never shows is a "does not exist" error rather than an empty namespace."""
+    return [
+        schema
+        for schema in SCHEMAS
+        if any(s.schema == schema and tiers.exposure(tier, s.schema, s.name) for s in specs)
+    ]
 
 
 def lake_location(lake: Lake) -> str:
@@ -196,27 +259,45 @@ def lake_location(lake: Lake) -> str:
     raise ValueError(f"the catalog can point at a local or s3:// lake, not {lake.root!r}")
 
 
-def view_statements(lake: Lake, specs: list[ViewSpec] | None = None) -> list[str]:
-    """The ``CREATE VIEW`` statements for ``specs`` over this lake (whether or not files exist)."""
+def view_statements(
+    lake: Lake,
+    specs: list[ViewSpec] | None = None,
+    *,
+    tier: str = tiers.ENGINEER,
+    viewer_min_users: int = tiers.DEFAULT_VIEWER_MIN_USERS,
+) -> list[str]:
+    """The ``CREATE VIEW`` statements of ``tier`` for ``specs`` over this lake (whether or not
+    files exist)."""
     root = lake_location(lake)
-    return [_view_sql(s, root) for s in (view_specs() if specs is None else specs)]
+    return [
+        _view_sql(s, root, shown, viewer_min_users)
+        for s in (view_specs() if specs is None else specs)
+        if (shown := tiers.exposure(tier, s.schema, s.name)) is not None
+    ]
 
 
-def _build(lake: Lake, staging: str, root: str, specs: list[ViewSpec]) -> None:
+def _build(
+    lake: Lake,
+    staging: str,
+    root: str,
+    specs: list[tuple[ViewSpec, Exposure]],
+    schemas: list[str],
+    viewer_min_users: int,
+) -> None:
     con = duckdb.connect(staging, config={"storage_compatibility_version": STORAGE_VERSION})
     try:
         if not lake.is_local:
             # CREATE VIEW reads the files' footers to bind; without httpfs, read them via fsspec.
             con.register_filesystem(lake.fs)
         con.execute("begin")
-        for schema in SCHEMAS:
+        for schema in schemas:
             # DDL names cannot be bound parameters: they are validated identifiers from code.
             con.execute(f"create schema {_identifier(schema)}")
-        for spec in specs:
-            con.execute(_view_sql(spec, root))
+        for spec, shown in specs:
+            con.execute(_view_sql(spec, root, shown, viewer_min_users))
             con.execute(
                 f"comment on view {_identifier(spec.schema)}.{_identifier(spec.name)} "
-                f"is {_literal(spec.description)}"
+                f"is {_literal(spec.description + _tier_note(shown, viewer_min_users))}"
             )
         con.execute("commit")
         con.execute("checkpoint")  # everything in the file itself, no .wal beside it
@@ -224,17 +305,58 @@ def _build(lake: Lake, staging: str, root: str, specs: list[ViewSpec]) -> None:
         con.close()
 
 
-def _view_sql(spec: ViewSpec, root: str) -> str:
+def _view_sql(
+    spec: ViewSpec,
+    root: str,
+    shown: Exposure | None = None,
+    viewer_min_users: int | str = tiers.DEFAULT_VIEWER_MIN_USERS,
+) -> str:
     # DuckDB cannot bind parameters in CREATE VIEW ("This type of statement can't be prepared")
     # nor in COMMENT ON, and a view must store its path anyway: the path is spliced in as a SQL
-    # string literal (single quotes doubled by _literal), the names are validated identifiers.
+    # string literal (single quotes doubled by _literal), the names are validated identifiers,
+    # k an int (or the version hash's placeholder).
+    shown = shown or Exposure()
     pattern = _literal(f"{root}/{spec.glob}")
     key = _literal(spec.partition_key)
     return (
         f"create view {_identifier(spec.schema)}.{_identifier(spec.name)} as "
-        f"select * from read_parquet({pattern}, hive_partitioning = true, "
+        f"select {_select_list(shown)} from read_parquet({pattern}, hive_partitioning = true, "
         f"hive_types = {{{key}: 'DATE'}}, union_by_name = true)"
+        + _row_filter(shown, viewer_min_users)
     )
+
+
+def _select_list(shown: Exposure) -> str:
+    """``*``, or a COLUMNS lambda that drops the hidden columns. Evaluated per query, so it also
+    drops a key-id column that only later files have (a plain EXCLUDE list would fail to bind
+    on a name the files lack, and let a new one through)."""
+    tests = []
+    if shown.hidden_columns:
+        names = ", ".join(_literal(n) for n in shown.hidden_columns)
+        tests.append(f"c not in ({names})")
+    if shown.hide_key_ids:
+        tests.append(f"not regexp_full_match(c, {_literal(tiers.KEY_ID_PATTERN)})")
+    return f"columns(lambda c: {' and '.join(tests)})" if tests else "*"
+
+
+def _row_filter(shown: Exposure, viewer_min_users: int | str) -> str:
+    if shown.user_count_column is None:
+        return ""
+    if not (isinstance(viewer_min_users, int) or viewer_min_users == "<k>"):
+        raise ValueError(f"viewer_min_users must be an int, not {viewer_min_users!r}")
+    # A NULL count is not >= k: a row that does not say how many users it covers is withheld.
+    return f" where {_identifier(shown.user_count_column)} >= {viewer_min_users}"
+
+
+def _tier_note(shown: Exposure, viewer_min_users: int) -> str:
+    notes = []
+    if shown.hidden_columns:
+        notes.append(f"Hidden in this tier: {', '.join(shown.hidden_columns)}.")
+    if shown.hide_key_ids:
+        notes.append("Key-id columns (pii_key_id...) are hidden in this tier.")
+    if shown.user_count_column:
+        notes.append(f"Rows with {shown.user_count_column} below {viewer_min_users} are withheld.")
+    return "".join(f" {n}" for n in notes)
 
 
 def _has_files(lake: Lake, rel_glob: str) -> bool:

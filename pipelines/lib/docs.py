@@ -217,7 +217,7 @@ def stored_tables(schemas: Mapping[str, EventSchema]) -> dict[str, StoredTable]:
             "create table fates (file_id integer, line_no bigint, fate varchar, event_type varchar)"
         )
         con.execute("create table landing_files (file_id integer, landing_file varchar)")
-        con.execute("create table pii_hashes (raw varchar, hashed varchar)")
+        con.execute("create table pii_hashes (raw varchar, hashed varchar, hashed_prev varchar)")
         with tempfile.TemporaryDirectory(prefix="telemetry-docs-") as root:
             for event_type, schema in schemas.items():
                 compiled = compile_schema(schema)

@@ -23,10 +23,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.lib import pii
+
+# PiiKey lives in keyring.py; callers may still import it from here.
+from pipelines.lib.keyring import Keyring, PiiKey
 from pipelines.lib.landing import LandingFile, ReadStats, iter_line_batches, list_landing_files
 from pipelines.lib.paths import events_file, ledger_file, quarantine_file
+from pipelines.lib.privacy.registry import ERASED, erased_users, move_to_erased
 from pipelines.lib.reasons import REASONS
-from pipelines.lib.schemas import load_event_schemas
+from pipelines.lib.schemas import kept_field_names, load_event_schemas
 from pipelines.lib.sql import connect, load_sql
 from pipelines.lib.sqlschema import CompiledSchema, check_query, compile_schema, rows_view
 from pipelines.lib.storage import Lake, write_parquet, write_table
@@ -47,15 +51,6 @@ class IngestSettings:
     quarantine_text_bytes: int = 16 << 10
 
 
-@dataclass(frozen=True)
-class PiiKey:
-    secret: bytes
-
-    @property
-    def key_id(self) -> str:
-        return pii.key_id(self.secret)
-
-
 @dataclass
 class IngestResult:
     day: date
@@ -64,6 +59,7 @@ class IngestResult:
     rows: dict[str, int] = field(default_factory=dict)
     quarantined: dict[str, int] = field(default_factory=dict)
     duplicates: int = 0
+    erased: int = 0
     rows_landed_late: int = 0
     bytes_written: dict[str, int] = field(default_factory=dict)
     truncated_files: list[str] = field(default_factory=list)
@@ -150,8 +146,14 @@ def _strict_recheck(con: duckdb.DuckDBPyConnection, suspects: str, update: str) 
         con.unregister("strict_failures")
 
 
-def _check(con: duckdb.DuckDBPyConnection, schemas: dict[str, CompiledSchema], key: PiiKey) -> None:
+def _check(
+    con: duckdb.DuckDBPyConnection,
+    schemas: dict[str, CompiledSchema],
+    key: PiiKey,
+    previous: PiiKey | None,
+) -> None:
     inner, outer = pii.hmac_pads(key.secret)
+    prev_inner, prev_outer = pii.hmac_pads(previous.secret) if previous else (None, None)
     for event_type, compiled in schemas.items():
         con.execute(check_query(compiled), {"event_type": event_type})
     # The union is structural (one branch per event type); table names come from the schemas.
@@ -169,14 +171,23 @@ def _check(con: duckdb.DuckDBPyConnection, schemas: dict[str, CompiledSchema], k
     for compiled in schemas.values():
         con.execute(rows_view(compiled))
     # Identifiers repeat (a user has many events): hash each distinct one once, then join.
+    # `bridged` marks the values that also get the previous key's hash (user_id only).
     identifiers = [
-        f"select {c.expr} as raw from rows_{t}"
+        f"select {c.expr} as raw, {str(c.name == BRIDGED_COLUMN).lower()} as bridged from rows_{t}"
         for t, compiled in schemas.items()
         for c in compiled.columns
         if c.pii_handling == "hash"
     ]
     con.execute("create view pii_identifiers as\n" + "\nunion all\n".join(identifiers))
-    con.execute(load_sql("ingest/pii_hashes.sql"), {"pii_ipad": inner, "pii_opad": outer})
+    con.execute(
+        load_sql("ingest/pii_hashes.sql"),
+        {
+            "pii_ipad": inner,
+            "pii_opad": outer,
+            "pii_prev_ipad": prev_inner,
+            "pii_prev_opad": prev_outer,
+        },
+    )
 
 
 def _scrub_column(values: pa.Array, scrub: Callable[[str], str]) -> pa.Array:
@@ -189,32 +200,54 @@ def _scrub_column(values: pa.Array, scrub: Callable[[str], str]) -> pa.Array:
     return pc.take(cleaned, encoded.indices)
 
 
+# The hashed identifier that, after a key rotation, also carries the previous key's hash.
+BRIDGED_COLUMN = "user_id"
+BRIDGE_COLUMN = "user_id_prev"
+
 # Columns every event table adds after the schema's own, with their meaning (docs and the UI's
 # column schema read them from here).
 ADDED_COLUMNS = {
     "event_ts": "`timestamp_ms` as a UTC timestamp (the same instant).",
     "pii_key_id": "Fingerprint of the key that hashed this row's identifiers.",
+    BRIDGE_COLUMN: "During the overlap after a PII key rotation: `user_id` hashed with the "
+    "previous key (64 hex characters), so the user joins rows of the days before the rotation; "
+    "null otherwise. See pii_retention.md.",
     "landing_dt": "Arrival date A: the `dt=` folder of the landing file the row was read from.",
     "landing_file": "That landing file, as a path relative to the lake root.",
     "landing_line": "Line number of the event in that file (the first line is 1).",
 }
 
 
+def read_events(con: duckdb.DuckDBPyConnection, urls: list[str]) -> duckdb.DuckDBPyRelation:
+    """Event files of one type over several partitions as one relation. Partitions written
+    before ``user_id_prev`` was added lack that column: it reads as null there (and is added as
+    null when no file has it), so SQL over old and new partitions alike may refer to it."""
+    relation = con.read_parquet(urls, hive_partitioning=True, union_by_name=True)
+    if BRIDGE_COLUMN not in relation.columns:
+        relation = relation.project(f"*, null::varchar as {BRIDGE_COLUMN}")
+    return relation
+
+
 def events_query(compiled: CompiledSchema) -> str:
     """The rows of one event type that are kept, typed, identifiers replaced by their HMAC."""
     selected, joins = [], []
+    bridge = f"null::varchar as {BRIDGE_COLUMN}"
     for column in compiled.columns:
         if column.pii_handling == "hash":
             alias = f"h_{column.name}"
             joins.append(f"left join pii_hashes as {alias} on {alias}.raw = {column.expr}")
             selected.append(f"{alias}.hashed as {column.name}")
+            if column.name == BRIDGED_COLUMN:
+                bridge = f"{alias}.hashed_prev as {BRIDGE_COLUMN}"
         else:
             selected.append(f"{column.expr} as {column.name}")
+    selected.append(bridge)
     body = ",\n        ".join(selected)
     names = "".join(f"    {c.name},\n" for c in compiled.columns)
     return (
         f"select\n{names}    cast(epoch_ms(timestamp_ms) as timestamptz) as event_ts,\n"
-        "    $pii_key_id as pii_key_id,\n    landing_dt,\n    landing_file,\n    landing_line\n"
+        f"    $pii_key_id as pii_key_id,\n    {BRIDGE_COLUMN},\n"
+        "    landing_dt,\n    landing_file,\n    landing_line\n"
         f"from (\n    select\n        {body},\n"
         "        c.landing_dt,\n        l.landing_file,\n        c.line_no as landing_line\n"
         f"    from rows_{compiled.event_type} as c\n"
@@ -268,6 +301,7 @@ def _redacted_quarantine(
     """Quarantined lines with identifiers hashed and free text scrubbed (a cold path: bad lines)."""
     source = con.sql(load_sql("ingest/quarantine_lines.sql")).to_arrow_table()
     limit = settings.quarantine_text_bytes
+    kept = kept_field_names()
     texts, truncated = [], []
     for text, raw, line_bytes in zip(
         source.column("line_text").to_pylist(),
@@ -282,7 +316,7 @@ def _redacted_quarantine(
             cut = len(excerpt) < line_bytes
             text = excerpt.decode("utf-8", errors="replace")
         # A lone surrogate (legal in Python's JSON, not in UTF-8) must not fail the run.
-        redacted = pii.redact_line(text.rstrip("\r\n"), key.secret).encode("utf-8", "replace")
+        redacted = pii.redact_line(text.rstrip("\r\n"), key.secret, kept).encode("utf-8", "replace")
         truncated.append(cut or len(redacted) > limit)
         texts.append(redacted[:limit].decode("utf-8", errors="ignore"))
     details = [
@@ -316,6 +350,7 @@ def ledger_schema(event_types: list[str]) -> pa.Schema:
         ("quarantined", pa.int64()),
         *[(f"quarantined_{r}", pa.int64()) for r in REASONS],
         ("duplicates", pa.int64()),
+        (ERASED, pa.int64()),
         ("rows_landed_late", pa.int64()),
         ("pii_key_id", pa.string()),
     ]
@@ -345,6 +380,8 @@ def _ledger(
             c[f"quarantined_{reason}"] += lines
         elif fate == "duplicate":
             c["duplicates"] += lines
+        elif fate == ERASED:
+            c[ERASED] += lines
         else:
             raise RuntimeError(f"{files[file_id].path}: {lines} line(s) with no fate ({fate})")
     schema = ledger_schema(event_types)
@@ -366,18 +403,81 @@ def _ledger(
     return pa.Table.from_pylist(rows, schema=schema)
 
 
+def _erased_for(lake: Lake, day: date) -> list[str]:
+    """Hashed ids of users erased by a request received on or after ``day``: landing may still
+    hold their raw lines, and a rebuild must not bring their rows back."""
+    registry = erased_users(lake)
+    keep = pc.greater_equal(registry["received_on"], pa.scalar(day, pa.date32()))
+    return sorted(registry.filter(keep)["hashed_id"].to_pylist())
+
+
+def _mark_erased(
+    con: duckdb.DuckDBPyConnection, schemas: dict[str, CompiledSchema], erased: list[str]
+) -> None:
+    """Valid lines of erased users end as 'erased' (counted in the ledger), not as rows."""
+    if not erased:
+        return
+    # One branch per event type with a user_id (structural: names come from the schemas).
+    branches = [
+        f"select r.file_id, r.line_no from rows_{t} as r inner join pii_hashes as h "
+        f"on h.raw = {c.expr} where h.hashed in (select unnest($erased)) "
+        "or h.hashed_prev in (select unnest($erased))"
+        for t, compiled in schemas.items()
+        for c in compiled.columns
+        if c.name == BRIDGED_COLUMN
+    ]
+    con.execute(
+        "create temp table erased_lines as\n" + "\nunion all\n".join(branches),
+        {"erased": erased},
+    )
+    con.execute(load_sql("ingest/mark_erased.sql"))
+
+
+def _drop_erased_quarantine(
+    quarantine: pa.Table, ledger: pa.Table, erased: list[str]
+) -> tuple[pa.Table, pa.Table]:
+    """Quarantined lines that name an erased user (hashed, in their redacted text) are dropped
+    and counted as erased in the ledger, per landing file and reason."""
+    if not erased or quarantine.num_rows == 0:
+        return quarantine, ledger
+    hits = pc.match_substring_regex(quarantine["text"], "|".join(erased))
+    hits = pc.fill_null(hits, False)
+    dropped = quarantine.filter(hits)
+    if dropped.num_rows == 0:
+        return quarantine, ledger
+    per_file: dict[str, Counter[str]] = {}
+    counts = dropped.group_by(["landing_file", "reason"]).aggregate([("line_no", "count")])
+    for landing_file, reason, n in zip(
+        counts["landing_file"].to_pylist(),
+        counts["reason"].to_pylist(),
+        counts["line_no_count"].to_pylist(),
+        strict=True,
+    ):
+        per_file.setdefault(landing_file, Counter())[f"quarantined_{reason}"] += n
+    ledger, _ = move_to_erased(ledger, per_file)
+    return quarantine.filter(pc.invert(hits)), ledger
+
+
 def ingest_partition(
     lake: Lake,
     day: date,
-    key: PiiKey,
+    keys: Keyring | PiiKey,
     settings: IngestSettings | None = None,
     log: Callable[[str], None] = lambda _msg: None,
 ) -> IngestResult:
-    """Build events/, quarantine/ and ledger/ for one event date; idempotent and atomic per file."""
+    """Build events/, quarantine/ and ledger/ for one event date; idempotent and atomic per file.
+
+    Every row of the partition shares the event date ``day``, so one key hashes it all: the
+    keyring's key for ``day``, and within the overlap after a rotation also the previous key
+    (``user_id_prev``). A plain ``PiiKey`` is a keyring of that one key."""
     settings = settings or IngestSettings()
+    # Before any data is read: a day no key covers fails here, naming the setting.
+    key = keys.key_for(day) if isinstance(keys, Keyring) else keys
+    previous = keys.previous_for(day) if isinstance(keys, Keyring) else None
     started = time.perf_counter()
     schemas = compiled_schemas()
     files = list_landing_files(lake, landing_dates(day))
+    erased = _erased_for(lake, day)
     result = IngestResult(day=day, files=len(files))
     with tempfile.TemporaryDirectory(prefix="telemetry-ingest-") as scratch:
         if settings.temp_directory is None:
@@ -396,7 +496,8 @@ def ingest_partition(
             )
             # Lines DuckDB's lenient parser accepted that strict JSON may not.
             _strict_recheck(con, "ingest/lenient_lines.sql", "ingest/mark_malformed.sql")
-            _check(con, schemas, key)
+            _check(con, schemas, key, previous)
+            _mark_erased(con, schemas, erased)
             # Rejected lines are rare: re-parse them strictly, so a duplicate key or absurd
             # nesting anywhere in them is reported as malformed JSON, whatever else is wrong.
             _strict_recheck(con, "ingest/rejected_lines.sql", "ingest/mark_rejected_malformed.sql")
@@ -414,6 +515,7 @@ def ingest_partition(
                 result.rows[event_type] = rows
                 result.bytes_written[event_type] = size
             quarantine = _redacted_quarantine(con, key, settings)
+            quarantine, ledger = _drop_erased_quarantine(quarantine, ledger, erased)
             _, result.bytes_written["quarantine"] = write_table(
                 lake, quarantine_file(day), quarantine
             )
@@ -422,6 +524,7 @@ def ingest_partition(
             con.close()
     result.lines_taken = sum(ledger.column("lines_taken").to_pylist())
     result.duplicates = sum(ledger.column("duplicates").to_pylist())
+    result.erased = sum(ledger.column(ERASED).to_pylist())
     result.rows_landed_late = sum(ledger.column("rows_landed_late").to_pylist())
     result.quarantined = {
         r: n for r in REASONS if (n := sum(ledger.column(f"quarantined_{r}").to_pylist()))

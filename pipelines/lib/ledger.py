@@ -64,7 +64,10 @@ def audit_ledger(lake: Lake, day: date) -> LedgerAudit:
     quarantined = 0
     for row in rows:
         audit.lines_taken += row["lines_taken"]
-        accounted = row["rows_written"] + row["quarantined"] + row["duplicates"]
+        # An erasure moves lines from rows or quarantined to erased (older ledgers lack it).
+        accounted = (
+            row["rows_written"] + row["quarantined"] + row["duplicates"] + (row.get("erased") or 0)
+        )
         by_type = sum(row[f"rows_{t}"] for t in types)
         by_reason = sum(row[f"quarantined_{r}"] for r in REASONS)
         if (row["lines_taken"], row["rows_written"], row["quarantined"]) != (

@@ -185,12 +185,11 @@ def scrub_json_strings(json_text: str) -> str:
 
 # --- quarantined lines ---------------------------------------------------------------------------
 
-_ID_KEYS = "|".join(re.escape(key) for key in sorted(HASHED_KEYS, key=len, reverse=True))
-# Finds identifier values in text that is not (or not only) valid JSON. The value group always
+# Finds `key: value` pairs in text that is not (or not only) valid JSON. The value group always
 # ends the match, so a replacement keeps the key and the opening quote for readability.
-_ID_VALUE_RE = re.compile(
+_KEY_VALUE_RE = re.compile(
     # The key, quoted with " or ' and possibly backslash-escaped (JSON embedded in a string).
-    rf"(?P<quote>\\*[\"'])(?:{_ID_KEYS})(?P=quote)\s*:\s*"
+    r"(?P<quote>\\*[\"'])(?P<key>[^\"'\\]{1,256})(?P=quote)\s*:\s*"
     r"(?:"
     # Escaped-quote value of embedded JSON: stop at the next backslash, the escaped closing quote.
     r'\\+"(?P<escaped>[^"\\]*)'
@@ -211,20 +210,24 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"non-standard JSON constant {name}")
 
 
-def _redact_text(text: str, secret: bytes) -> str:
-    """Hash identifier values found by pattern, and scrub everything between them.
+def _redact_text(text: str, secret: bytes, kept: frozenset[str]) -> str:
+    """Redact by pattern: the value of a key in ``kept`` is kept (scrubbed; a container's own
+    pairs redacted in turn), any other key's value is hashed, and everything between is scrubbed.
 
     Hashes are emitted verbatim rather than scrubbed afterwards: a 64-hex digest sometimes holds a
     Luhn-valid digit run, and a scrubbed hash would no longer match the parsed-line hash.
     """
     parts: list[str] = []
     position = 0
-    for match in _ID_VALUE_RE.finditer(text):
+    for match in _KEY_VALUE_RE.finditer(text):
         value = match.lastgroup
         assert value is not None  # every alternative of the value is a named group
         start = match.start(value)
         parts.append(scrub_text(text[position:start]))
-        parts.append(hmac_hex(secret, match.group(value)))
+        if match.group("key") in kept and match.group("key") not in HASHED_KEYS:
+            parts.append(_redact_text(match.group(value), secret, kept))
+        else:
+            parts.append(hmac_hex(secret, match.group(value)))
         position = match.end()
     parts.append(scrub_text(text[position:]))
     return "".join(parts)
@@ -238,34 +241,42 @@ def _hash_identifier(value: object, secret: bytes) -> str | None:
     return hmac_hex(secret, json.dumps(value, separators=(",", ":"), ensure_ascii=False))
 
 
-def _redact_json(value: object, secret: bytes) -> object:
+def _redact_json(value: object, secret: bytes, kept: frozenset[str]) -> object:
     if isinstance(value, str):
         # Not just scrub_text: strings often carry embedded JSON with identifiers of their own.
-        return _redact_text(value, secret)
+        return _redact_text(value, secret, kept)
     if isinstance(value, list):
-        return [_redact_json(item, secret) for item in value]
+        return [_redact_json(item, secret, kept) for item in value]
     if isinstance(value, dict):
         return {
-            _redact_text(key, secret): (
-                _hash_identifier(item, secret) if key in HASHED_KEYS else _redact_json(item, secret)
+            _redact_text(key, secret, kept): (
+                _redact_json(item, secret, kept)
+                if key in kept and key not in HASHED_KEYS
+                else _hash_identifier(item, secret)
             )
             for key, item in value.items()
         }
     return value
 
 
-def redact_line(text: str, secret: bytes) -> str:
+def redact_line(text: str, secret: bytes, kept: frozenset[str]) -> str:
     """Make a quarantined raw line safe to keep: identifiers hashed, free-text PII scrubbed.
 
-    A line that parses as JSON is redacted structurally and re-serialised compactly; anything else
-    (truncated, single-quoted, garbage) is redacted by pattern, keeping its shape visible.
+    ``kept`` names the fields whose values are kept (scrubbed): the schemas' fields that are not
+    hashed. The value under any other key is hashed like an identifier, since a key the schemas do
+    not know (``usr_id``, a typo) may hold one. A line that parses as JSON is redacted
+    structurally and re-serialised compactly; anything else (truncated, single-quoted, garbage) is
+    redacted by pattern, keeping its shape visible.
     """
     try:
         parsed = json.loads(text, parse_constant=_reject_constant)
         # allow_nan=False: 1e400 parses to inf, which must not come back out as invalid JSON.
         return json.dumps(
-            _redact_json(parsed, secret), separators=(",", ":"), ensure_ascii=False, allow_nan=False
+            _redact_json(parsed, secret, kept),
+            separators=(",", ":"),
+            ensure_ascii=False,
+            allow_nan=False,
         )
     except (ValueError, RecursionError):
         # RecursionError: absurdly deep nesting is garbage too, and patterns handle it flat.
-        return _redact_text(text, secret)
+        return _redact_text(text, secret, kept)

@@ -48,3 +48,25 @@ def load_event_schemas(directory: Path | None = None) -> dict[str, EventSchema]:
 
 def event_types() -> list[str]:
     return list(load_event_schemas())
+
+
+@cache
+def kept_field_names() -> frozenset[str]:
+    """Every field name the schemas declare, at any depth, except the hashed ones: the keys whose
+    values a redacted quarantined line may keep (scrubbed). Any other key's value is hashed."""
+    names: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for name, spec in (node.get("properties") or {}).items():
+                if not (isinstance(spec, dict) and spec.get("x-pii-handling") == "hash"):
+                    names.add(name)
+            for child in node.values():
+                walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    for schema in load_event_schemas().values():
+        walk(schema.document)
+    return frozenset(names)

@@ -5,6 +5,8 @@
 -- Partners: a request_id's first request, first ranking and an item's first impression.
 -- partner_missing: the violation is a partner not found, which D + 1 (if not yet ingested)
 --   may still hold.
+-- user_id_prev: around a PII key rotation the days read are hashed with different keys; rows of
+--   the overlap carry the previous key's hash too, so user agreement is checked through it.
 with
 
 requests as (
@@ -12,6 +14,7 @@ requests as (
         event_id,
         request_id,
         user_id,
+        user_id_prev,
         timestamp_ms,
         k,
         experiment_id,
@@ -25,6 +28,7 @@ rankings as (
         event_id,
         request_id,
         user_id,
+        user_id_prev,
         timestamp_ms,
         experiment_id,
         bucket,
@@ -38,6 +42,7 @@ impressions as (
         event_id,
         request_id,
         user_id,
+        user_id_prev,
         timestamp_ms,
         canonical_id,
         position,
@@ -50,6 +55,7 @@ clicks as (
         event_id,
         request_id,
         user_id,
+        user_id_prev,
         timestamp_ms,
         canonical_id,
         engagement_type,
@@ -63,6 +69,7 @@ request_partners as (
     select
         request_id,
         user_id,
+        user_id_prev,
         k,
         experiment_id,
         bucket,
@@ -220,6 +227,7 @@ chain_events as (
         event_id,
         request_id,
         user_id,
+        user_id_prev,
         timestamp_ms
     from day_rankings
     union all
@@ -228,6 +236,7 @@ chain_events as (
         event_id,
         request_id,
         user_id,
+        user_id_prev,
         timestamp_ms
     from day_impressions
     union all
@@ -236,6 +245,7 @@ chain_events as (
         event_id,
         request_id,
         user_id,
+        user_id_prev,
         timestamp_ms
     from day_clicks
 ),
@@ -250,7 +260,12 @@ user_agrees_with_request as (
         false as partner_missing
     from chain_events as e
     inner join request_partners as p on e.request_id = p.request_id
-    where e.user_id is distinct from p.user_id
+    where not (
+        e.user_id is not distinct from p.user_id
+        -- Across a key rotation the two sides may be hashed with different keys: they agree
+        -- when the newer side's hash under the previous key is the older side's hash.
+        or coalesce(e.user_id_prev = p.user_id or e.user_id = p.user_id_prev, false)
+    )
 ),
 
 experiment_agrees_with_request as (

@@ -1,4 +1,5 @@
--- Grain: one row per staged line, saying where it ended: row, quarantined or duplicate.
+-- Grain: one row per staged line, saying where it ended: row, quarantined or duplicate (a row of
+--   an erased user becomes 'erased' afterwards: mark_erased.sql).
 -- Parameters: none; reads `staged`, `checked_all` (every checked line of every type) and `dropped`.
 -- A line with no reason and no check result would be lost: it is marked 'unaccounted' so the
 -- ingest refuses to publish rather than drop it silently.

@@ -1,6 +1,7 @@
 -- Grain: one row per (experiment_id, bucket) with requests in the period.
 -- Parameters: $period_start, $period_end (dates, inclusive; the weekly rollup: Monday..Sunday).
--- Inputs: views request, ranking, impression, click, error over the period's days.
+-- Inputs: views request, ranking, impression, click, error over the period's days; table
+--   user_links (sql/rollups/user_links.sql: users bridged across a PII key rotation).
 -- Exposed requests are those with at least one impression; each contributes its impressions n
 --   and clicks c, summed as the sufficient statistics of a request-clustered CTR. Only events
 --   inside the period count, so a request just before the period ends may be assigned but not
@@ -76,12 +77,13 @@ exposed as (
 
 assigned as (
     select
-        experiment_id,
-        bucket,
+        q.experiment_id,
+        q.bucket,
         count(*) as requests_assigned,
-        count(distinct user_id) as users_assigned
-    from requests
-    group by experiment_id, bucket
+        count(distinct coalesce(l.previous_id, q.user_id)) as users_assigned
+    from requests as q
+    left join user_links as l on q.user_id = l.current_id
+    group by q.experiment_id, q.bucket
 ),
 
 sufficient as (

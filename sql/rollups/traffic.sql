@@ -4,6 +4,9 @@
 --   dimensions and is_all_traffic = false.
 -- Parameters: $period_start, $period_end (dates, inclusive: one day, a Monday..Sunday week or a
 --   calendar month).
+-- Users across a PII key rotation: counted as their hash under the previous key where an event
+--   of the period links the two (user_id_prev; table user_links, sql/rollups/user_links.sql), as
+--   in traffic_merged.sql.
 -- Inputs: views request, ranking, impression, click, error over the period's days, and
 --   request_dims over the requests of $period_start - 1 .. $period_end (an event's request may
 --   precede midnight).
@@ -50,6 +53,17 @@ rankings as (
 
 -- Distinct (dimensions, value) pairs first: a distinct count over grouping sets would hash every
 -- unnested item and every impression twice over.
+users as (
+    select
+        r.experiment_id,
+        r.bucket,
+        r.surface,
+        r.device_type,
+        coalesce(l.previous_id, r.user_id) as user_key
+    from requests as r
+    left join user_links as l on r.user_id = l.current_id
+),
+
 ranked_items as (
     select distinct
         r.experiment_id,
@@ -125,8 +139,8 @@ request_stats as (
         device_type,
         grouping(experiment_id, bucket, surface, device_type) = 15 as is_all_traffic,
         count(*) as requests,
-        count(distinct user_id) as distinct_users
-    from requests
+        count(distinct user_key) as distinct_users
+    from users
     group by grouping sets ((experiment_id, bucket, surface, device_type), ())
 ),
 

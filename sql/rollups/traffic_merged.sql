@@ -2,6 +2,10 @@
 --   all-traffic row), for a week or a month, merged exactly from the daily pieces of its days:
 --   counts add up; distinct counts, percentiles and means are recomputed from the days' distinct
 --   members and per-event values (traffic_parts), never from daily ratios.
+-- Users across a PII key rotation: a user_id hashed with the new key is counted as the hash
+--   under the previous key it is linked to (part user_links, from the overlap days of the
+--   period), so each user is counted once when the period has a day of the overlap on which the
+--   user was seen; one rotation per period is bridged.
 -- Parameters: $period_start, $period_end (dates, inclusive: a Monday..Sunday week or a month).
 -- Inputs: views period_traffic_daily (the traffic_daily rows of the period's days) and
 --   period_traffic_parts (their traffic_parts rows).
@@ -48,18 +52,27 @@ counts as (
     group by grouping sets ((experiment_id, bucket, surface, device_type), ())
 ),
 
+user_links as (
+    select distinct
+        split_part(member, ':', 1) as previous_id,
+        split_part(member, ':', 2) as current_id
+    from period_traffic_parts
+    where part_name = 'user_links'
+),
+
 members as (
     -- Each distinct member once per dimension combination, however many days it appears on:
     -- counting rows of this is a distinct count, without a distinct aggregate per grouping set.
     select distinct
-        experiment_id,
-        bucket,
-        surface,
-        device_type,
-        part_name,
-        member
-    from period_traffic_parts
-    where member is not null
+        p.experiment_id,
+        p.bucket,
+        p.surface,
+        p.device_type,
+        p.part_name,
+        coalesce(l.previous_id, p.member) as member
+    from period_traffic_parts as p
+    left join user_links as l on p.part_name = 'users' and p.member = l.current_id
+    where p.member is not null and p.part_name <> 'user_links'
 ),
 
 group_members as (

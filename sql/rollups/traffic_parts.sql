@@ -4,6 +4,10 @@
 --   click: measure set). These are the exact, mergeable pieces a week or a month needs for its
 --   distinct counts, percentiles and means, so those are recomputed from events' values without
 --   rescanning the events.
+-- user_links (one member per (user_id_prev, user_id) pair, as 'previous:current', dimensions
+--   null): within the overlap after a PII key rotation, which new hash is which previous one, so
+--   a week or month spanning the rotation counts each user once (traffic_merged.sql); none
+--   outside the overlap.
 -- Parameters: $period_start, $period_end (dates, inclusive; the daily build: one day).
 -- Inputs: the same views as traffic.sql.
 with
@@ -83,6 +87,19 @@ users as (
     from requests
 ),
 
+link_parts as (
+    -- A link holds for every dimension, so its dimensions are null.
+    select
+        null::varchar as experiment_id,
+        null::varchar as bucket,
+        null::varchar as surface,
+        null::varchar as device_type,
+        'user_links' as part_name,
+        previous_id || ':' || current_id as member,
+        null::double as measure
+    from user_links
+),
+
 items_ranked as (
     select distinct
         r.experiment_id,
@@ -157,6 +174,8 @@ dwells as (
 
 final as (
     select * from users
+    union all
+    select * from link_parts
     union all
     select * from items_ranked
     union all

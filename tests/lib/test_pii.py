@@ -28,6 +28,9 @@ from pipelines.lib.pii import (
 
 KEY = b"k" * 32
 OTHER_KEY = b"o" * 32
+# The non-identifier keys these tests use, standing for the schemas' fields (kept_field_names()).
+KEPT = frozenset({"event", "ctx", "items", "note", "message", "score", "raw", "ts", "x", "n"})
+KEPT |= frozenset({"email", "a@b.com"})
 
 
 def h(value: str) -> str:
@@ -255,7 +258,7 @@ def test_redact_line_parsed_nested() -> None:
         "message": "failed for <email> from <ipv4>",
         "score": 0.5,
     }
-    assert redact_line(line, KEY) == json.dumps(expected, separators=(",", ":"))
+    assert redact_line(line, KEY, KEPT) == json.dumps(expected, separators=(",", ":"))
 
 
 @pytest.mark.parametrize(
@@ -276,7 +279,7 @@ def test_redact_line_parsed_nested() -> None:
     ],
 )
 def test_redact_line_parsed_values(line: str, expected: str) -> None:
-    assert redact_line(line, KEY) == expected
+    assert redact_line(line, KEY, KEPT) == expected
 
 
 # --- redact_line: lines that do not parse --------------------------------------------------------
@@ -314,26 +317,26 @@ def test_redact_line_parsed_values(line: str, expected: str) -> None:
     ],
 )
 def test_redact_line_unparseable(line: str, expected: str) -> None:
-    assert redact_line(line, KEY) == expected
+    assert redact_line(line, KEY, KEPT) == expected
 
 
 def test_redact_line_hashes_are_not_scrubbed_afterwards() -> None:
     # A digest with a Luhn-valid digit run must still come out whole.
     value = next(str(n) for n in range(100_000) if scrub_text(h(str(n))) != h(str(n)))
-    assert redact_line(f'{{"user_id": "{value}", "x', KEY) == hashed(
+    assert redact_line(f'{{"user_id": "{value}", "x', KEY, KEPT) == hashed(
         '{"user_id": "HASH", "x', value
     )
 
 
 def test_redact_line_survives_absurd_nesting() -> None:
     line = "[" * 100_000 + '{"user_id": "abc"}'
-    assert redact_line(line, KEY) == "[" * 100_000 + hashed('{"user_id": "HASH"}', "abc")
+    assert redact_line(line, KEY, KEPT) == "[" * 100_000 + hashed('{"user_id": "HASH"}', "abc")
 
 
 def test_redact_line_same_id_hashes_alike_in_both_branches() -> None:
-    parsed = json.loads(redact_line('{"user_id":"u-123"}', KEY))
+    parsed = json.loads(redact_line('{"user_id":"u-123"}', KEY, KEPT))
     assert parsed["user_id"] == h("u-123")
-    assert redact_line('{"user_id":"u-123","ts":', KEY) == hashed(
+    assert redact_line('{"user_id":"u-123","ts":', KEY, KEPT) == hashed(
         '{"user_id":"HASH","ts":', "u-123"
     )
 
@@ -345,7 +348,7 @@ _ID_TEXT = st.text(st.characters(exclude_characters='"\\', exclude_categories=("
 def test_redact_line_never_leaks_an_id_from_a_truncated_line(raw_id: str) -> None:
     prefix, suffix = '{"event":"click","user_id":"', '","ts":17'
     assume(raw_id not in prefix + suffix)
-    redacted = redact_line(prefix + raw_id + suffix, KEY)
+    redacted = redact_line(prefix + raw_id + suffix, KEY, KEPT)
     assert redacted == prefix + h(raw_id) + suffix
     assert raw_id not in redacted
 
@@ -354,6 +357,33 @@ def test_redact_line_never_leaks_an_id_from_a_truncated_line(raw_id: str) -> Non
 def test_redact_line_branches_agree_for_plain_ids(raw_id: str) -> None:
     encoded = json.dumps(raw_id, ensure_ascii=False)
     assume(encoded == f'"{raw_id}"')  # ids json.dumps would escape are hashed raw when truncated
-    whole = json.loads(redact_line(f'{{"user_id":{encoded}}}', KEY))
+    whole = json.loads(redact_line(f'{{"user_id":{encoded}}}', KEY, KEPT))
     assert whole == {"user_id": h(raw_id)}
-    assert redact_line(f'{{"user_id":{encoded}', KEY) == hashed('{"user_id":"HASH"', raw_id)
+    assert redact_line(f'{{"user_id":{encoded}', KEY, KEPT) == hashed('{"user_id":"HASH"', raw_id)
+
+
+# --- redact_line: keys the schemas do not know -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"usr_id": "u-000123", "event": "click"}',
+        '{"usr_id": "u-000123", "event": "cl',
+        "{'usr_id': 'u-000123', 'event': 'click'}",
+        '{"ctx": {"customer": "u-000123"}, "event": "click"}',
+        '{"ctx": {"customer": "u-000123"}, "ev',
+    ],
+)
+def test_redact_line_hashes_the_value_of_an_unknown_key(line: str) -> None:
+    redacted = redact_line(line, KEY, KEPT)
+    assert "u-000123" not in redacted
+    assert h("u-000123") in redacted
+
+
+def test_the_schemas_fields_are_kept_and_identifiers_are_not() -> None:
+    from pipelines.lib.schemas import kept_field_names
+
+    kept = kept_field_names()
+    assert {"event_id", "request_id", "message", "filters", "items", "position"} <= kept
+    assert not kept & HASHED_KEYS

@@ -308,14 +308,16 @@ def reference_traffic(events: Events, first: date, last: date) -> dict[tuple, di
 
 
 def reference_hourly(events: Events, day: date) -> dict[tuple, dict]:
-    """hourly.sql: per UTC hour with any event of the day, the count of each type and the p95 of
-    the rankings' latency."""
+    """hourly.sql: per UTC hour with any event of the day, the count of each type, the distinct
+    users of all its events and the p95 of the rankings' latency."""
     counts: dict[int, Counter] = defaultdict(Counter)
     latencies: dict[int, list[float]] = defaultdict(list)
+    users: dict[int, set] = defaultdict(set)
     for event_type in EVENT_TYPES:
         for e in events.of(event_type, day):
             hour = e["timestamp_ms"] // HOUR_MS
             counts[hour][event_type] += 1
+            users[hour].add(e.get("user_id"))
             if event_type == "ranking":
                 latencies[hour].append(e["latency_ms"])
     rows = {}
@@ -327,14 +329,16 @@ def reference_hourly(events: Events, day: date) -> dict[tuple, dict]:
             "impressions": n["impression"],
             "clicks": n["click"],
             "errors": n["error"],
+            "distinct_users": len(users[hour] - {None}),
             "latency_p95_ms": quantile(latencies[hour], 0.95),
         }
     return rows
 
 
 def reference_errors(events: Events, day: date) -> dict[tuple, dict]:
-    """errors.sql: per (component, severity, error_code): count, distinct request_ids (nulls
-    excluded), first and last seen, rank by count (1 + the number of codes seen more often)."""
+    """errors.sql: per (component, severity, error_code): count, distinct request_ids and
+    user_ids (nulls excluded), first and last seen, rank by count (1 + the number of codes seen
+    more often)."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for e in events.of("error", day):
         groups[(e["component"], e["severity"], e["error_code"])].append(e)
@@ -347,6 +351,7 @@ def reference_errors(events: Events, day: date) -> dict[tuple, dict]:
             "error_code": key[2],
             "errors": len(errs),
             "distinct_requests": len({e["request_id"] for e in errs} - {None}),
+            "distinct_users": len({e.get("user_id") for e in errs} - {None}),
             "first_seen": ms_to_datetime(min(times)),
             "last_seen": ms_to_datetime(max(times)),
         }

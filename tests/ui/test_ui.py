@@ -1,5 +1,9 @@
-"""The Dagster UI path for real: dagster-webserver and dagster-daemon on 127.0.0.1, a run launched
-through the GraphQL API the UI calls, and the asset graph rendered in headless Chromium.
+"""The Dagster UI path for real: dagster-webserver on 127.0.0.1, a run launched through the
+GraphQL API the UI calls, and the asset graph rendered in headless Chromium.
+
+The instance launches runs as they are submitted (DefaultRunCoordinator), without a daemon: a
+daemon would also start every schedule and sensor, which are on by default, and their runs over
+the sample lake would compete with the one under test (tests/ops covers them).
 
 Marked ``ui`` (deselect locally with ``-m "not ui"``); ``.ci/run`` installs Chromium and runs them.
 """
@@ -65,7 +69,11 @@ def dagster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     root = tmp_path_factory.mktemp("ui")
     home = root / "dagster_home"
     home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\nnux:\n  enabled: false\n")
+    (home / "dagster.yaml").write_text(
+        "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
+        "run_coordinator:\n  module: dagster.core.run_coordinator\n"
+        "  class: DefaultRunCoordinator\n"
+    )
     lake = root / "lake"
     manifest = generate(
         SampleConfig(start=__import__("datetime").date(2025, 6, 2), days=1, requests_per_day=40),
@@ -73,21 +81,13 @@ def dagster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     )
     env = {**os.environ, "DAGSTER_HOME": str(home), "TELEMETRY_LAKE_ROOT": str(lake)}
     port = _free_port()
-    logs = {name: open(root / f"{name}.log", "w") for name in ("webserver", "daemon")}  # noqa: SIM115
+    logs = {"webserver": open(root / "webserver.log", "w")}  # noqa: SIM115
     processes = [
         subprocess.Popen(
             [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port)],
             cwd=PROJECT_ROOT,
             env=env,
             stdout=logs["webserver"],
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        ),
-        subprocess.Popen(
-            [str(BIN / "dagster-daemon"), "run"],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=logs["daemon"],
             stderr=subprocess.STDOUT,
             start_new_session=True,
         ),
@@ -119,7 +119,7 @@ def test_materialise_one_day_through_graphql(dagster):
         assert time.monotonic() < deadline, f"run {run_id} still {status.value}"
         time.sleep(1)
         status = client.get_run_status(run_id)
-    assert status.value == "SUCCESS", (dagster["root"] / "daemon.log").read_text()[-3000:]
+    assert status.value == "SUCCESS", (dagster["root"] / "webserver.log").read_text()[-3000:]
 
     expected = dagster["manifest"]["partitions"][DAY]["rows"]
     for event_type, rows in expected.items():

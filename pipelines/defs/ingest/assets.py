@@ -91,6 +91,7 @@ def _summary(result: IngestResult) -> str:
         *[f"| rows `{t}` | {n} |" for t, n in result.rows.items()],
         *[f"| quarantined `{r}` | {n} |" for r, n in result.quarantined.items()],
         f"| duplicates dropped | {result.duplicates} |",
+        f"| erased (users who asked) | {result.erased} |",
     ]
     if result.truncated_files:
         lines += ["", f"Truncated files: {', '.join(result.truncated_files)}"]
@@ -117,7 +118,7 @@ def build_ingest_assets(
     ):
         day = date.fromisoformat(context.partition_key)
         result = ingest_partition(
-            lake.lake(), day, pii.pii_key(), duckdb.ingest_settings(), log=context.log.info
+            lake.lake(), day, pii.keyring(), duckdb.ingest_settings(), log=context.log.info
         )
         common = {
             "seconds": round(result.seconds, 3),
@@ -151,6 +152,7 @@ def build_ingest_assets(
                 "rows": result.rows_total,
                 "quarantined": result.quarantined_total,
                 "duplicates": result.duplicates,
+                "erased": result.erased,
                 "landing_files": result.files,
                 "bytes_written": result.bytes_written[LEDGER],
                 "summary": dg.MetadataValue.md(_summary(result)),

@@ -74,7 +74,8 @@ CONSISTENCY_RULES = (
         "user_agrees_with_request",
         CONSISTENCY,
         ("ranking", "impression", "click"),
-        "A request's events carry the request's hashed `user_id`.",
+        "A request's events carry the request's hashed `user_id` (around a PII key rotation, "
+        "or one side's `user_id_prev` equals the other's `user_id`).",
     ),
     Rule(
         "experiment_agrees_with_request",

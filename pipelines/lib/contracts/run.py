@@ -26,7 +26,7 @@ from pipelines.lib.contracts.rules import (
     VALIDITY,
 )
 from pipelines.lib.contracts.verdict import Thresholds
-from pipelines.lib.ingest import QUARANTINE_SCHEMA, READS_DAYS_AFTER
+from pipelines.lib.ingest import QUARANTINE_SCHEMA, READS_DAYS_AFTER, read_events
 from pipelines.lib.paths import contracts_file, events_dir, quality_file
 from pipelines.lib.schemas import event_types
 from pipelines.lib.sql import lake_connection, load_sql
@@ -124,7 +124,7 @@ def _register_inputs(
     neighbours = _ingested(found)
     urls = {t: [*own[t], *[url for f in found.values() for url in f.get(t, [])]] for t in types}
     for t in CHAIN_TYPES:
-        con.read_parquet(urls[t], hive_partitioning=True).create_view(t)
+        read_events(con, urls[t]).create_view(t)
     day_urls = [url for files in own.values() for url in files]
     con.read_parquet(day_urls, hive_partitioning=True, union_by_name=True).create_view("day_events")
     later = _later_quarantine(lake, day)

@@ -29,7 +29,8 @@ TRAFFIC = {
     "clicks_purchase": "Clicks with engagement_type purchase.",
     "errors": "Error events (attributed through their request_id; one without a request_id "
     "counts in the row of unknown dimensions).",
-    "distinct_users": "Distinct hashed user_id among the requests.",
+    "distinct_users": "Distinct hashed user_id among the requests (across a PII key rotation, "
+    "a user_id linked to its previous key's hash through user_id_prev counts once).",
     "coverage_mean": "Mean of ranking.coverage.",
     "distinct_items_ranked": "Distinct canonical_id among the rankings' items.",
     "distinct_items_impressed": "Distinct canonical_id among the impressions.",
@@ -59,6 +60,8 @@ HOURLY = {
     "impressions": "Impression events in the hour.",
     "clicks": "Click events in the hour.",
     "errors": "Error events in the hour.",
+    "distinct_users": "Distinct hashed user_id among all the hour's events (the users the row "
+    "covers; the viewer tier withholds rows below its k).",
     "latency_p95_ms": "95th percentile of ranking.latency_ms in the hour (linear interpolation).",
 }
 
@@ -68,6 +71,8 @@ ERRORS = {
     "error_code": "The error code (upper snake case).",
     "errors": "Error events with this component, severity and code.",
     "distinct_requests": "Distinct request_id they carry (requests affected).",
+    "distinct_users": "Distinct hashed user_id they carry (users affected; an error without one "
+    "adds none). The viewer tier withholds rows below its k.",
     "first_seen": "Earliest timestamp (UTC).",
     "last_seen": "Latest timestamp (UTC).",
     "rank_by_count": "1 for the most frequent code of the day (ties share a rank): the top codes.",
@@ -115,8 +120,11 @@ COMPLIANCE = {
 
 PARTS = {
     **{k: _DIMENSIONS[k] for k in ("experiment_id", "bucket", "surface", "device_type")},
-    "part_name": "users, items_ranked, items_impressed or sessions (a distinct member), or "
-    "latency_ms, coverage or dwell_ms (one event's value).",
-    "member": "The distinct member: a hashed user_id, a canonical_id or a hashed session_id.",
+    "part_name": "users, items_ranked, items_impressed or sessions (a distinct member), "
+    "user_links (after a PII key rotation, within the overlap) or latency_ms, coverage or "
+    "dwell_ms (one event's value).",
+    "member": "The distinct member: a hashed user_id, a canonical_id or a hashed session_id; "
+    "for user_links `user_id_prev:user_id`, so a week or month counts a user once across the "
+    "rotation.",
     "measure": "The event's value (ranking.latency_ms, ranking.coverage, click.dwell_ms).",
 }

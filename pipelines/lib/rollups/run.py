@@ -14,7 +14,7 @@ import duckdb
 import pyarrow as pa
 
 from pipelines.lib.contracts.run import VIOLATIONS_SCHEMA
-from pipelines.lib.ingest import QUARANTINE_SCHEMA, ledger_schema
+from pipelines.lib.ingest import QUARANTINE_SCHEMA, ledger_schema, read_events
 from pipelines.lib.paths import PART_FILE, contracts_dir, events_dir, ledger_dir, quarantine_dir
 from pipelines.lib.rollups import columns, experiments
 from pipelines.lib.rollups.change import with_change
@@ -249,7 +249,8 @@ def _register(con: duckdb.DuckDBPyConnection, lake: Lake, model: Model, first: d
     for t in types:
         eve = lake.parquet_urls(events_dir(t, before))
         period_urls = [url for d in _days(first, last) for url in urls[(t, d)]]
-        con.read_parquet([*eve, *period_urls], hive_partitioning=True).create_view(t)
+        read_events(con, [*eve, *period_urls]).create_view(t)
+    con.execute(load_sql("rollups/user_links.sql"), {"period_start": first, "period_end": last})
     con.sql("select * from request").create_view("request_dims")
     con.from_arrow(_pii_fields()).create_view("pii_fields")
     for table in model.reads:

@@ -1,0 +1,102 @@
+"""The monthly partner bundle: the viewer tier's rollups of one month, small cells withheld,
+published as ``bundles/YYYY-MM/`` with a manifest and checksums (``lib/bundles.py``), checked by
+``python -m pipelines.verify_bundle``. It depends on exactly the rollup partitions it packages:
+the month's days, the weeks with a day in the month, and the month."""
+
+from datetime import date
+
+import dagster as dg
+
+from pipelines.defs.catalog.assets import CatalogResource
+from pipelines.defs.ingest.assets import OWNERS
+from pipelines.defs.partitions import daily_partitions, monthly_partitions
+from pipelines.defs.resources import DuckDBResource, LakeResource, lake_on_s3
+from pipelines.lib.bundles import build_bundle
+from pipelines.lib.rollups.run import MODELS, MONTH
+from pipelines.lib.tiers import USER_COUNT_COLUMNS
+
+PARTNER_BUNDLE = "partner_bundle"
+GROUP = "bundles"
+
+# Built once every rollup it packages exists (the last week of a month ends in the next one, so
+# that is up to a week after the month; the latest month only, as on_missing does, so deploying
+# this does not backfill every past month), and rebuilt when one of them is re-materialised (a
+# late day rippled into its week and month), once that run is over: partners always find the
+# bundle of the rollups as they stand.
+BUILD_WHEN_ROLLUPS_READY = (
+    dg.AutomationCondition.in_latest_time_window()
+    & dg.AutomationCondition.missing()
+    & ~dg.AutomationCondition.any_deps_missing()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+    & (
+        dg.AutomationCondition.missing().newly_true() | dg.AutomationCondition.any_deps_updated()
+    ).since_last_handled()
+).with_label("build when its rollups are ready") | (
+    ~dg.AutomationCondition.missing()
+    & dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("rebuild when one of its rollups changed")
+
+
+def _deps() -> list[dg.AssetDep]:
+    # Days and weeks: the ones overlapping the month (a week across the month's first or last
+    # day included); before the first partition date there are none, which is not an error.
+    spread = dg.TimeWindowPartitionMapping(allow_nonexistent_upstream_partitions=True)
+    return [
+        dg.AssetDep(m.name, partition_mapping=None if m.grain == MONTH else spread)
+        for m in MODELS
+        if m.name in USER_COUNT_COLUMNS
+    ]
+
+
+def build_partner_bundle_asset(on_s3: bool = False) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=PARTNER_BUNDLE,
+        deps=_deps(),
+        partitions_def=monthly_partitions(),
+        group_name=GROUP,
+        owners=OWNERS,
+        kinds={"duckdb", "parquet", *(["s3"] if on_s3 else [])},
+        automation_condition=BUILD_WHEN_ROLLUPS_READY,
+        description="The viewer tier's rollups of one month for partners: one Parquet file per "
+        "rollup with a user count (rows covering fewer than k users withheld), manifest.json "
+        "(rows, schema, SHA-256 per file) and SHA256SUMS, published as bundles/YYYY-MM/. "
+        "Check a copy with `python -m pipelines.verify_bundle <folder or s3 url>`.",
+    )
+    def partner_bundle(
+        context: dg.AssetExecutionContext,
+        lake: LakeResource,
+        catalog: CatalogResource,
+        duckdb: DuckDBResource,
+    ) -> dg.MaterializeResult:
+        result = build_bundle(
+            lake.lake(),
+            date.fromisoformat(context.partition_key),
+            viewer_min_users=catalog.min_users(),
+            first_date=daily_partitions().start.date(),
+            memory_limit=duckdb.memory_limit,
+            threads=duckdb.threads,
+        )
+        return dg.MaterializeResult(
+            metadata={
+                "path": result.path,
+                "dagster/row_count": result.rows,
+                "rows_withheld": result.rows_withheld,
+                "viewer_min_users": catalog.min_users(),
+                "files": dg.MetadataValue.json(
+                    {f.name: {"rows": f.rows, "sha256": f.sha256} for f in result.files}
+                ),
+                "seconds": round(result.seconds, 3),
+            }
+        )
+
+    return partner_bundle
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(
+        assets=dg.with_source_code_references([build_partner_bundle_asset(lake_on_s3())])
+    )

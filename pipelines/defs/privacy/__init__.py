@@ -1,0 +1,1 @@
+"""Privacy operations: erasure requests and subject-access exports."""

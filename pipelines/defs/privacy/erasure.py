@@ -1,0 +1,184 @@
+"""Erasure (the right to be forgotten) in Dagster: the ``erase_users`` job, and the sensor that
+starts it when a request file lands in ``{root}/requests/erasure/``.
+
+The job is an op job: it rewrites partitions of assets that other jobs build, and records each as
+an ``AssetMaterialization`` with the request in its metadata, so an asset's history shows what an
+erasure changed. It succeeds only after its own proof scan found no row holding the users' hashes.
+"""
+
+import hashlib
+from datetime import UTC, datetime
+
+import dagster as dg
+from pydantic import Field
+
+from pipelines.defs.ops.retention import RetentionResource
+from pipelines.defs.resources import DuckDBResource, LakeResource, PiiResource, RollupsResource
+from pipelines.lib.ops.landing_watch import list_landing
+from pipelines.lib.privacy.audit import landing_notes, write_audit
+from pipelines.lib.privacy.erasure import Erasure, Rewrite, erase
+from pipelines.lib.privacy.landing import scrub_landing
+from pipelines.lib.privacy.rebuild import Rebuilt, rebuild_rollups
+from pipelines.lib.privacy.requests import (
+    ErasureRequestError,
+    load_request,
+    parse_request,
+    pending_requests,
+    retire_request,
+)
+
+ERASE_JOB = "erase_users"
+ERASE_OP = "erase"
+
+
+class PrivacyResource(dg.ConfigurableResource):
+    """What an erasure keeps. By default the request file (the only place the raw ids are, with
+    landing/) is replaced by a redacted copy in ``requests/erasure/processed/``: set
+    ``keep_request_files`` to keep it as it came (e.g. under a legal hold). By default landing/
+    keeps its raw lines until retention deletes them (the audit says when): set
+    ``rewrite_landing`` to remove the users' lines from landing files at once (the landing sensor
+    then re-runs the days that read them)."""
+
+    keep_request_files: bool = False
+    rewrite_landing: bool = False
+
+
+class EraseConfig(dg.Config):
+    request_file: str = Field(
+        "", description="A request in the lake, e.g. requests/erasure/r-2026-001.json"
+    )
+    request_id: str = Field("", description="Without a file: the request's id ...")
+    user_ids: list[str] = Field(default_factory=list, description="... and the raw user ids.")
+
+
+def _materializations(erasure: Erasure, rebuilt: Rebuilt) -> list[dg.AssetMaterialization]:
+    meta = {"erasure_request": erasure.request.request_id}
+    events = [
+        dg.AssetMaterialization(
+            r.table.removeprefix("events/") if r.table.startswith("events/") else r.table,
+            partition=r.day.isoformat(),
+            metadata={**meta, "rows_removed": r.rows_removed},
+        )
+        for r in erasure.rewrites
+        if r.day and r.table not in ("ledger", "landing")
+    ]
+    rollups = [
+        dg.AssetMaterialization(name, partition=start.isoformat(), metadata=meta)
+        for name, start in rebuilt.built
+    ]
+    return events + rollups
+
+
+@dg.op(
+    name=ERASE_OP,
+    description="Erase the request's users from events, quarantine and contracts, rebuild the "
+    "rollups they fed, prove nothing holds their hashes, append the audit entry, and move the "
+    "request to processed/.",
+)
+def erase_op(
+    context: dg.OpExecutionContext,
+    config: EraseConfig,
+    lake: LakeResource,
+    pii: PiiResource,
+    duckdb: DuckDBResource,
+    rollups: RollupsResource,
+    privacy: PrivacyResource,
+    retention: RetentionResource,
+) -> dg.MaterializeResult | None:
+    the_lake = lake.lake()
+    now = datetime.now(UTC)
+    try:
+        if config.request_file:
+            request = load_request(the_lake, config.request_file)
+        else:
+            data = {"request_id": config.request_id, "user_ids": config.user_ids}
+            request = parse_request(data, now)
+    except (ErasureRequestError, FileNotFoundError) as exc:
+        raise dg.Failure(description=str(exc)) from exc
+    erasure = erase(
+        the_lake,
+        request,
+        [key.secret for key in pii.keyring().all_keys()],
+        duckdb.memory_limit,
+        duckdb.threads,
+        duckdb.temp_directory,
+        log=context.log.info,
+    )
+    rebuilt = rebuild_rollups(the_lake, erasure.days, rollups.settings(duckdb), context.log.info)
+    if privacy.rewrite_landing:
+        rewritten = scrub_landing(the_lake, list(request.user_ids), list_landing(the_lake))
+        erasure.rewrites += [Rewrite("landing", r.path, None, r.lines_removed) for r in rewritten]
+        landing = []
+    else:
+        landing = landing_notes(
+            the_lake, erasure.days, retention.windows().landing_days_after_materialised
+        )
+    completed = datetime.now(UTC)
+    audit = write_audit(the_lake, erasure, rebuilt, landing, completed, context.run_id)
+    for event in _materializations(erasure, rebuilt):
+        context.log_event(event)
+    processed = retire_request(
+        the_lake, request, erasure.hashes, keep_raw=privacy.keep_request_files
+    )
+    context.add_output_metadata(
+        {
+            "request_id": request.request_id,
+            "hashed_ids": len(erasure.hashes),
+            "partitions_rewritten": len(erasure.rewrites),
+            **{f"rows_removed_{t.replace('/', '_')}": n for t, n in erasure.rows_removed().items()},
+            "rollups_rebuilt": len(rebuilt.built),
+            "rollups_not_recomputable": len(rebuilt.not_recomputable),
+            "landing_still_holding_raw_lines": [folder for folder, _ in landing],
+            "proof_rows_left": dg.MetadataValue.json(erasure.proof),
+            "audit_file": audit,
+            "processed_request": processed,
+        }
+    )
+    return None
+
+
+@dg.job(
+    name=ERASE_JOB,
+    description="Erase users on request: started by the erasure sensor for each file in "
+    "requests/erasure/, or by hand with request_id and user_ids in the op config.",
+)
+def erase_users():
+    erase_op()
+
+
+@dg.sensor(
+    name="erasure_requests_sensor",
+    job=erase_users,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Starts erase_users for each request file in requests/erasure/ (one run per "
+    "file content: a request already handled, or failed, is not started twice).",
+)
+def erasure_requests_sensor(
+    context: dg.SensorEvaluationContext, lake: LakeResource
+) -> dg.SensorResult:
+    the_lake = lake.lake()
+    requests = []
+    for path, _size in pending_requests(the_lake):
+        with the_lake.open(path) as handle:
+            digest = hashlib.sha256(handle.read()).hexdigest()[:16]
+        requests.append(
+            dg.RunRequest(
+                run_key=f"erasure:{path}:{digest}",
+                run_config=dg.RunConfig(ops={ERASE_OP: EraseConfig(request_file=path)}),
+                tags={"telemetry/trigger": "erasure_requests_sensor"},
+            )
+        )
+    return dg.SensorResult(
+        run_requests=requests,
+        skip_reason=None if requests else "no erasure request waiting",
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(
+        jobs=[erase_users],
+        sensors=[erasure_requests_sensor],
+        resources={"privacy": PrivacyResource()},
+    )

@@ -1,0 +1,82 @@
+"""The subject-access export in Dagster: ``export_user`` writes every row held for one user to
+``exports/<export id>/`` (rows.jsonl + manifest.json).
+
+The user is named by a request file in ``requests/export/`` (``{"user_id": "..."}``), deleted once
+the export is written, so the raw id is never stored by Dagster. Giving ``user_id`` in the run
+config also works, but Dagster keeps run config in its run storage: use it only where that storage
+may hold personal data.
+"""
+
+import json
+from datetime import UTC, datetime
+
+import dagster as dg
+from pydantic import Field
+
+from pipelines.defs.resources import DuckDBResource, LakeResource, PiiResource
+from pipelines.lib.privacy.exports import export_user
+
+EXPORT_JOB = "export_user"
+EXPORT_REQUESTS_DIR = "requests/export"
+
+
+class ExportConfig(dg.Config):
+    request_file: str = Field(
+        "", description='A file in the lake, e.g. requests/export/ticket-42.json: {"user_id": ...}'
+    )
+    user_id: str = Field("", description="Or the raw user id itself (kept in Dagster's storage).")
+
+
+@dg.op(
+    name="export",
+    description="Write every row held for the user (all event types and the quarantine) as JSON "
+    "Lines, with a manifest of counts per type and the time range.",
+)
+def export_op(
+    context: dg.OpExecutionContext,
+    config: ExportConfig,
+    lake: LakeResource,
+    pii: PiiResource,
+    duckdb: DuckDBResource,
+) -> None:
+    the_lake = lake.lake()
+    user_id = config.user_id
+    if config.request_file:
+        with the_lake.open(config.request_file) as handle:
+            user_id = json.load(handle).get("user_id", "")
+    if not isinstance(user_id, str) or not user_id:
+        raise dg.Failure(description="name the user: request_file (with user_id) or user_id")
+    export = export_user(
+        the_lake,
+        user_id,
+        [key.secret for key in pii.keyring().all_keys()],
+        datetime.now(UTC),
+        duckdb.memory_limit,
+        duckdb.threads,
+        duckdb.temp_directory,
+    )
+    if config.request_file:
+        the_lake.fs.rm(the_lake.path(config.request_file))
+    context.add_output_metadata(
+        {
+            "export_folder": the_lake.url(export.folder),
+            "rows": export.rows,
+            **{f"rows_{t}": n for t, n in export.counts.items()},
+            "first_event_ts": export.first_event_ts or "",
+            "last_event_ts": export.last_event_ts or "",
+        }
+    )
+
+
+@dg.job(
+    name=EXPORT_JOB,
+    description="Access and portability: every row held for one user, as one JSON Lines file "
+    "and a manifest, ready to hand over.",
+)
+def export_user_job():
+    export_op()
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(jobs=[export_user_job])

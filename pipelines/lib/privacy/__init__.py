@@ -1,0 +1,1 @@
+"""Privacy operations as plain functions: erasure and the subject-access export."""

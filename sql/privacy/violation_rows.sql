@@ -1,0 +1,37 @@
+-- Grain: one row per contract violation that names an erased event, or whose detail holds one of
+--   the erased users' hashes.
+-- Inputs: view `violations` (the contracts' files).
+-- Parameters: $event_ids (varchar[]: the erased events and quarantined lines), $hashes (varchar[]).
+with
+
+wanted as (
+    select unnest($hashes) as hashed
+),
+
+by_event as (
+    select
+        violations.event_date,
+        violations.event_id,
+        violations.family,
+        violations.rule
+    from violations
+    where violations.event_id in (select unnest($event_ids))
+),
+
+by_detail as (
+    select
+        violations.event_date,
+        violations.event_id,
+        violations.family,
+        violations.rule
+    from violations
+    inner join wanted on contains(violations.detail, wanted.hashed)
+),
+
+final as (
+    select * from by_event
+    union
+    select * from by_detail
+)
+
+select * from final
