@@ -1,12 +1,13 @@
 """A generated landing zone through real Dagster materialisations, checked against what the
-generator says it wrote: exact counts, a balanced ledger, and no raw identifier at rest.
+generator says it wrote: exact counts, a balanced ledger, and no raw identifier at rest; then the
+landing sensor's decisions, an access export and an erasure on the same lake.
 Runs twice: on a local folder and on a real S3 API (a moto server on 127.0.0.1)."""
 
 from __future__ import annotations
 
 import gzip
 import re
-from datetime import date
+from datetime import UTC, date, datetime
 
 import dagster as dg
 import pyarrow.parquet as pq
@@ -26,7 +27,11 @@ from pipelines.defs.resources import (
 from pipelines.lib import pii
 from pipelines.lib.contracts.rules import COMPLETENESS, CONSISTENCY, FAMILIES, TIMELINESS, VALIDITY
 from pipelines.lib.ledger import audit_ledger
+from pipelines.lib.ops.landing_watch import decide, list_landing
 from pipelines.lib.paths import DATA_DOCS_DIR, contracts_file, events_file, quality_file
+from pipelines.lib.privacy.erasure import erase
+from pipelines.lib.privacy.exports import QUARANTINE, export_user
+from pipelines.lib.privacy.requests import parse_request
 from pipelines.lib.sample import SampleConfig, generate
 from pipelines.lib.schemas import event_types
 from tests.conftest import new_bucket
@@ -197,3 +202,36 @@ def test_contracts_find_exactly_the_generated_orphans_and_late_lines(sample):
         evaluations = {e.check_name: e for e in sample["checks"][key]}
         assert set(FAMILIES) <= set(evaluations)
         assert evaluations[CONSISTENCY].metadata["failed"].value == orphans
+
+
+def test_the_landing_sensor_an_export_and_an_erasure_on_this_backend(sample):
+    # Last in the module: the erasure changes the lake the tests above read.
+    lake, manifest = sample["lake"], sample["manifest"]
+    built = {date.fromisoformat(k) for k in manifest["partitions"]}
+    decision = decide(
+        lake, list_landing(lake), None, datetime(2026, 1, 1, tzinfo=UTC), min(built), _idle
+    )
+    # A restarted sensor (no cursor) re-runs none of the built days: their ledgers list every file.
+    assert not {run.day for run in decision.runs} & built
+    assert {d for d, why in decision.skipped.items() if why.startswith("up to date")} == built
+
+    with lake.open(next(iter(manifest["files"]))) as handle:
+        data = handle.read()
+    text = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+    user = re.search(rb'"user_id":"([^"]+)"', text).group(1).decode()
+    secret = TEST_KEY.encode()
+    export = export_user(lake, user, [secret], datetime(2026, 1, 1, tzinfo=UTC))
+    assert export.rows > 0 and lake.exists(f"{export.folder}/rows.jsonl")
+
+    request = parse_request({"request_id": "r-e2e", "user_ids": [user]}, datetime.now(UTC))
+    erasure = erase(lake, request, [secret])
+    assert set(erasure.proof.values()) == {0}
+    removed = erasure.rows_removed()
+    events_exported = sum(n for t, n in export.counts.items() if t != QUARANTINE)
+    assert sum(n for t, n in removed.items() if t.startswith("events/")) == events_exported
+    assert not lake.exists(export.folder)
+    assert all(audit_ledger(lake, day).passed for day in built)
+
+
+def _idle(day: date) -> bool:
+    return False

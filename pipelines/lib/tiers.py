@@ -12,10 +12,10 @@ Three tiers, one catalog file each (``lib/catalog.py`` writes them):
 * ``viewer``: rollups only, and of those only the models whose rows say how many users they
   cover (``USER_COUNT_COLUMNS``); a row covering fewer than k users (default 10) is withheld.
 
-Quarantine's ``text`` is hidden from analysts because it is a redacted *raw line*: identifiers
-are hashed only where a known key names them (``user_id``...) and the rest is scrubbed by
-pattern, so a producer's misspelt key (``usr_id``) or a truncated line can carry a raw id past
-both. The reason, detail, file and line stay: enough to find and fix a producer.
+Quarantine's ``text`` is hidden from analysts because it is a redacted *raw line*: identifiers,
+and the value under any key the schemas do not declare, are hashed, but free text is only
+scrubbed by pattern, so an identifier typed into a message or a garbled line can get past it. The
+reason, detail, file and line stay: enough to find and fix a producer.
 
 Key-id columns are matched by name pattern and evaluated when a view is *queried* (DuckDB's
 ``COLUMNS(lambda ...)``), so a key-id column that appears in later files is hidden without a
