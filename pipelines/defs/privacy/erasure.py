@@ -54,13 +54,14 @@ class EraseConfig(dg.Config):
 def _materializations(erasure: Erasure, rebuilt: Rebuilt) -> list[dg.AssetMaterialization]:
     meta = {"erasure_request": erasure.request.request_id}
     events = [
+        # events/<type> is the asset <type>; quarantine, contracts and ledger are assets too.
         dg.AssetMaterialization(
-            r.table.removeprefix("events/") if r.table.startswith("events/") else r.table,
+            r.table.removeprefix("events/"),
             partition=r.day.isoformat(),
             metadata={**meta, "rows_removed": r.rows_removed},
         )
         for r in erasure.rewrites
-        if r.day and r.table not in ("ledger", "landing")
+        if r.day  # exports and landing files are no asset partitions
     ]
     rollups = [
         dg.AssetMaterialization(name, partition=start.isoformat(), metadata=meta)
@@ -84,7 +85,7 @@ def erase_op(
     rollups: RollupsResource,
     privacy: PrivacyResource,
     retention: RetentionResource,
-) -> dg.MaterializeResult | None:
+) -> None:
     the_lake = lake.lake()
     now = datetime.now(UTC)
     try:
@@ -134,7 +135,6 @@ def erase_op(
             "processed_request": processed,
         }
     )
-    return None
 
 
 @dg.job(
