@@ -23,7 +23,9 @@ from pipelines.defs.resources import (
     DuckDBResource,
     LakeResource,
     PiiResource,
+    RollupsResource,
 )
+from pipelines.defs.rollups.assets import build_rollup_asset
 from pipelines.lib import pii
 from pipelines.lib.contracts.rules import COMPLETENESS, CONSISTENCY, FAMILIES, TIMELINESS, VALIDITY
 from pipelines.lib.ledger import audit_ledger
@@ -32,6 +34,7 @@ from pipelines.lib.paths import DATA_DOCS_DIR, contracts_file, events_file, qual
 from pipelines.lib.privacy.erasure import erase
 from pipelines.lib.privacy.exports import QUARANTINE, export_user
 from pipelines.lib.privacy.requests import parse_request
+from pipelines.lib.rollups.run import DAY, MODELS, rollup_dir
 from pipelines.lib.sample import SampleConfig, generate
 from pipelines.lib.schemas import event_types
 from tests.conftest import new_bucket
@@ -80,7 +83,12 @@ def sample(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             )
             assert result.success
             checks.setdefault(key, []).extend(result.get_asset_check_evaluations())
-    return {"lake": lake_resource.lake(), "manifest": manifest, "checks": checks}
+    return {
+        "lake": lake_resource.lake(),
+        "manifest": manifest,
+        "checks": checks,
+        "resources": resources,
+    }
 
 
 def _ledger(lake) -> list[dict]:
@@ -202,6 +210,23 @@ def test_contracts_find_exactly_the_generated_orphans_and_late_lines(sample):
         evaluations = {e.check_name: e for e in sample["checks"][key]}
         assert set(FAMILIES) <= set(evaluations)
         assert evaluations[CONSISTENCY].metadata["failed"].value == orphans
+
+
+def test_daily_rollups_count_what_ingest_stored(sample):
+    lake, manifest = sample["lake"], sample["manifest"]
+    daily = [build_rollup_asset(m, daily_partitions()) for m in MODELS if m.grain == DAY]
+    resources = {**sample["resources"], "rollups": RollupsResource()}
+    for key, expected in sorted(manifest["partitions"].items()):
+        result = dg.materialize(daily, resources=resources, partition_key=key)
+        assert result.success
+        traffic = lake.read_partition(rollup_dir("traffic_daily", DAY, date.fromisoformat(key)))
+        everything = [r for r in traffic.to_pylist() if r["is_all_traffic"]]
+        requests = expected["rows"].get("request", 0)
+        # One all-traffic row whenever the day has any event (none for a day of rejected lines).
+        assert len(everything) <= 1 and sum(r["requests"] for r in everything) == requests
+        assert everything or not any(expected["rows"].values())
+        hourly = lake.read_partition(rollup_dir("traffic_hourly", DAY, date.fromisoformat(key)))
+        assert sum(hourly.column("requests").to_pylist()) == requests
 
 
 def test_the_landing_sensor_an_export_and_an_erasure_on_this_backend(sample):
