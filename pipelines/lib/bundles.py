@@ -23,7 +23,6 @@ checksums across deliveries.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -38,12 +37,11 @@ import pyarrow.parquet as pq
 from pipelines.lib import tiers
 from pipelines.lib.rollups.run import DAY, GRAIN_KEYS, MODELS, MONTH, WEEK, period, rollup_dir
 from pipelines.lib.sql import lake_connection, load_sql
-from pipelines.lib.storage import Lake
+from pipelines.lib.storage import Lake, sha256_hex
 
 MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
 MANIFEST_FORMAT = 1
-_CHUNK_BYTES = 1 << 20
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -213,14 +211,7 @@ def schema_fields(schema: pa.Schema) -> list[dict[str, object]]:
 
 def _sha256_local(path: str) -> str:
     with open(path, "rb") as handle:
-        return _sha256(handle)
-
-
-def _sha256(handle) -> str:
-    digest = hashlib.sha256()
-    while chunk := handle.read(_CHUNK_BYTES):
-        digest.update(chunk)
-    return digest.hexdigest()
+        return sha256_hex(handle)
 
 
 class BundleError(ValueError):
@@ -259,7 +250,7 @@ def verify_bundle(location: str, storage_options: dict | None = None) -> Verifie
 
     def sha(name: str) -> str:
         with fs.open(f"{base}/{name}", "rb") as handle:
-            return _sha256(handle)
+            return sha256_hex(handle)
 
     sums = _read_sums(fs, f"{base}/{SUMS}")
     try:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import hashlib
 import os
 import shutil
 import tempfile
@@ -110,6 +111,18 @@ class Lake:
             raise FileNotFoundError(f"no Parquet files in {self.url(rel_dir)}")
         return pa.concat_tables(
             [pq.read_table(self.path(f.path), filesystem=self.fs) for f in files]
+        )
+
+    def glob_urls(self, rel_pattern: str) -> list[str]:
+        """The files matching a glob relative to the root, as addresses DuckDB reads, sorted; one
+        listing of the lake rather than a check per partition. Dot-named (staging) files are
+        left out."""
+        self.fs.invalidate_cache()
+        prefix = self._base + "/"
+        return sorted(
+            self.url(path.removeprefix(prefix))
+            for path in self.fs.glob(self.path(rel_pattern))
+            if not path.rsplit("/", 1)[-1].startswith(".")
         )
 
     def partition_rows(self, rel_dir: str) -> int:
@@ -274,6 +287,14 @@ def write_parquet(
                 rows += batch.num_rows
         size = os.path.getsize(local)
     return rows, size
+
+
+def sha256_hex(handle: IO[bytes]) -> str:
+    """The SHA-256 of a stream (a local or lake file), read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    while block := handle.read(1 << 20):
+        digest.update(block)
+    return digest.hexdigest()
 
 
 def write_table(lake: Lake, rel: str, table: pa.Table) -> tuple[int, int]:

@@ -8,30 +8,20 @@ wanted as (
     select unnest($hashes) as hashed
 ),
 
-by_event as (
-    select
-        violations.event_date,
-        violations.event_id,
-        violations.family,
-        violations.rule
-    from violations
-    where violations.event_id in (select unnest($event_ids))
-),
-
-by_detail as (
-    select
-        violations.event_date,
-        violations.event_id,
-        violations.family,
-        violations.rule
-    from violations
-    inner join wanted on contains(violations.detail, wanted.hashed)
-),
-
 final as (
-    select * from by_event
-    union
-    select * from by_detail
+    select distinct
+        violations.event_date,
+        violations.event_id,
+        violations.family,
+        violations.rule
+    from violations
+    where
+        violations.event_id in (select unnest($event_ids))
+        or exists (
+            select 1
+            from wanted
+            where contains(violations.detail, wanted.hashed)
+        )
 )
 
 select * from final

@@ -81,15 +81,8 @@ def _day_paths(lake: Lake, event_type: str, day: date) -> list[str] | None:
 def _later_quarantine(lake: Lake, day: date) -> list[str]:
     """Quarantine files of the partitions after the window: where D's late lines end up."""
     first = f"event_date={(day + timedelta(days=READS_DAYS_AFTER + 1)).isoformat()}"
-    # One listing of the lake, not an existence check per partition.
-    lake.fs.invalidate_cache()
-    files = lake.fs.glob(lake.path("quarantine/event_date=*/*.parquet"))
-    found = sorted(tuple(path.rsplit("/", 2)[-2:]) for path in files)
-    return [
-        lake.url(f"quarantine/{folder}/{name}")
-        for folder, name in found
-        if folder >= first and not name.startswith(".")
-    ]
+    files = lake.glob_urls("quarantine/event_date=*/*.parquet")
+    return [url for url in files if url.rsplit("/", 2)[-2] >= first]
 
 
 def _neighbour_urls(lake: Lake, day: date) -> dict[str, dict[str, list[str]]]:

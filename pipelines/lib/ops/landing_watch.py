@@ -17,12 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-import pyarrow.parquet as pq
-
 from pipelines.lib.ingest import landing_dates, reading_partitions
 from pipelines.lib.landing import LANDING_SUFFIXES, RETIRED_MARKER
 from pipelines.lib.ops.calendar import daily_run_due
-from pipelines.lib.paths import landing_dir, ledger_file
+from pipelines.lib.paths import landing_dir, ledger_dir
 from pipelines.lib.storage import Lake
 
 # landing dt -> {file path relative to the lake root: size in bytes}
@@ -125,12 +123,10 @@ def decide(
 
 def _ledger_files(lake: Lake, day: date) -> dict[str, int] | None:
     """The landing files (and their sizes) the partition's last ingest read; None if never."""
-    rel = ledger_file(day)
-    if not lake.exists(rel):
+    rel = ledger_dir(day)
+    if not lake.parquet_files(rel):
         return None
-    table = pq.read_table(
-        lake.path(rel), filesystem=lake.fs, columns=["landing_file", "file_bytes"]
-    )
+    table = lake.read_partition(rel)
     return dict(
         zip(table["landing_file"].to_pylist(), table["file_bytes"].to_pylist(), strict=True)
     )

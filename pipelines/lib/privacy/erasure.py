@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipelines.lib.ingest import read_events
 from pipelines.lib.ops.compact import CHECKSUM_KEY, ROWS_KEY, SORTED_BY_KEY, TARGET_KEY
 from pipelines.lib.paths import contracts_dir, events_dir, ledger_dir, quarantine_dir
 from pipelines.lib.privacy.exports import EXPORTS_DIR, exports_holding
@@ -133,25 +134,13 @@ def proof(con: duckdb.DuckDBPyConnection, lake: Lake, hashes: list[str]) -> dict
     return counts
 
 
-def _files(lake: Lake, pattern: str) -> list[str]:
-    lake.fs.invalidate_cache()
-    return sorted(
-        lake.url(path[len(lake.path("")) + 1 :]) for path in lake.fs.glob(lake.path(pattern))
-    )
-
-
 def _find(con: duckdb.DuckDBPyConnection, lake: Lake, hashes: list[str]) -> _Found:
     found = _Found()
     for event_type in event_types():
-        files = _files(lake, f"events/event_type={event_type}/event_date=*/*.parquet")
+        files = lake.glob_urls(f"events/event_type={event_type}/event_date=*/*.parquet")
         if not files:
             continue
-        events = con.read_parquet(files, hive_partitioning=True, union_by_name=True)
-        if "user_id" not in events.columns:
-            continue
-        if "user_id_prev" not in events.columns:
-            events = events.select("*, cast(null as varchar) as user_id_prev")
-        events.create_view("user_events", replace=True)
+        read_events(con, files).create_view("user_events", replace=True)
         rows = con.sql(load_sql("privacy/user_rows.sql"), params={"hashes": hashes}).fetchall()
         for day, event_id, landing_file in rows:
             found.events.setdefault(event_type, defaultdict(set))[day].add(event_id)
@@ -159,7 +148,7 @@ def _find(con: duckdb.DuckDBPyConnection, lake: Lake, hashes: list[str]) -> _Fou
                 f"rows_{event_type}"
             ] += 1
             found.event_ids.add(event_id)
-    files = _files(lake, "quarantine/event_date=*/*.parquet")
+    files = lake.glob_urls("quarantine/event_date=*/*.parquet")
     if files:
         con.read_parquet(files, hive_partitioning=True, union_by_name=True).create_view(
             "quarantined", replace=True
@@ -172,7 +161,7 @@ def _find(con: duckdb.DuckDBPyConnection, lake: Lake, hashes: list[str]) -> _Fou
             ] += 1
             if event_id:
                 found.event_ids.add(event_id)
-    files = _files(lake, "contracts/event_date=*/*.parquet")
+    files = lake.glob_urls("contracts/event_date=*/*.parquet")
     if files:
         con.read_parquet(files, hive_partitioning=True, union_by_name=True).create_view(
             "violations", replace=True

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from pipelines.lib import pii
+from pipelines.lib.ingest import read_events
 from pipelines.lib.schemas import event_types
 from pipelines.lib.sql import lake_connection, load_sql
-from pipelines.lib.storage import Lake
+from pipelines.lib.storage import Lake, sha256_hex
 
 EXPORTS_DIR = "exports"
 ROWS_FILE = "rows.jsonl"
@@ -59,23 +60,18 @@ def export_user(
     ):
         with open(os.path.join(staging, ROWS_FILE), "w", encoding="utf-8") as out:
             for event_type in event_types():
-                files = lake.fs.glob(lake.path(f"events/event_type={event_type}/*/*.parquet"))
-                if not files:
+                urls = lake.glob_urls(f"events/event_type={event_type}/*/*.parquet")
+                if not urls:
                     continue
-                urls = [lake.url(p[len(lake.path("")) + 1 :]) for p in sorted(files)]
-                events = con.read_parquet(urls, hive_partitioning=True, union_by_name=True)
-                if "user_id_prev" not in events.columns:
-                    events = events.select("*, cast(null as varchar) as user_id_prev")
-                events.create_view("user_events", replace=True)
+                read_events(con, urls).create_view("user_events", replace=True)
                 rows = con.sql(load_sql("privacy/export_rows.sql"), params={"hashes": hashes})
                 lines = rows.fetchall()
                 export.counts[event_type] = len(lines)
                 for line, stamp in lines:
                     out.write(line + "\n")
                     stamps.append(stamp)
-            files = lake.fs.glob(lake.path("quarantine/*/*.parquet"))
-            if files:
-                urls = [lake.url(p[len(lake.path("")) + 1 :]) for p in sorted(files)]
+            urls = lake.glob_urls("quarantine/*/*.parquet")
+            if urls:
                 con.read_parquet(urls, hive_partitioning=True, union_by_name=True).create_view(
                     "quarantined", replace=True
                 )
@@ -88,6 +84,8 @@ def export_user(
         if stamps:
             export.first_event_ts, export.last_event_ts = min(stamps), max(stamps)
         rows_path = os.path.join(staging, ROWS_FILE)
+        with open(rows_path, "rb") as handle:
+            rows_sha256 = sha256_hex(handle)
         manifest = {
             "export_id": export.export_id,
             "generated_at": now.isoformat(),
@@ -96,9 +94,7 @@ def export_user(
             "rows_by_type": export.counts,
             "first_event_ts": export.first_event_ts,
             "last_event_ts": export.last_event_ts,
-            "files": {
-                ROWS_FILE: {"sha256": _sha256(rows_path), "bytes": os.path.getsize(rows_path)}
-            },
+            "files": {ROWS_FILE: {"sha256": rows_sha256, "bytes": os.path.getsize(rows_path)}},
             "note": "Identifiers are stored keyed-hashed; each line is one stored row, with "
             "its table in `table`.",
         }
@@ -120,11 +116,3 @@ def exports_holding(lake: Lake, hashes: list[str]) -> list[str]:
         if wanted & set(manifest.get("hashed_ids", [])):
             holding.append(f"{EXPORTS_DIR}/{name}")
     return holding
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
