@@ -15,11 +15,17 @@ file). A re-ingest after a compaction therefore cannot leave stale part files be
   old folder aside, new folder in; between them a reader finds no folder (the partition looks not
   yet built, a read fails or skips it), never a mix. Staging left by a crash is removed by the
   next publish of the same folder.
-* S3 (no rename): every new file is PUT under its deterministic name (a PUT is visible whole or
-  not at all), then the keys of the folder not in the new set are deleted. Until those deletes
-  finish a raw ``*.parquet`` glob sees the new files beside the old ones (rows twice, or the old
-  files of a compaction beside a re-ingest's ``part-00000.parquet``); a later issue adds a
-  manifest that readers follow instead of globs.
+* S3 (no rename): a partition is always one object under a deterministic name (``PART_FILE``:
+  ingest, rollups, erasure rewrites and, on S3, compaction all write exactly that file), so a
+  re-materialisation is one PUT that replaces it, visible whole or not at all: a reader, the
+  catalog's views and a raw ``*.parquet`` glob alike see the old rows or the new ones, never both,
+  and a retried write lands on the same key, never beside it. We chose deterministic names over a
+  manifest per partition because one object per partition needs no reader to learn a protocol
+  (every glob, DuckDB view and external tool stays correct); the price is no splitting of a
+  partition into several files on S3 (a large day is one file of many row groups). After the PUT,
+  keys of the folder outside the new set are deleted: only files of another layout (a folder
+  compacted on a local lake, then copied) are ever there, and until that delete a raw glob sees
+  them beside the new file.
 
 ``staged_file`` keeps the single-file publish (``os.replace``) for files outside partitions, such
 as the analysts' catalog.

@@ -27,6 +27,7 @@ from pipelines.defs.ops.compact import (
 from pipelines.defs.partitions import daily_partitions
 from pipelines.defs.resources import DuckDBResource, LakeResource, PiiResource
 from pipelines.lib import storage
+from pipelines.lib.ingest import IngestSettings, ingest_partition
 from pipelines.lib.ledger import audit_ledger
 from pipelines.lib.ops import compact
 from pipelines.lib.ops.compact import (
@@ -38,7 +39,7 @@ from pipelines.lib.ops.compact import (
 )
 from pipelines.lib.paths import events_dir
 from pipelines.lib.settings import ConfigError
-from tests.conftest import DAY, event, line
+from tests.conftest import DAY, KEY, event, line, new_bucket
 
 ROWS = 600
 SMALL_FILES = 12
@@ -293,3 +294,28 @@ def test_sensor_requests_the_compact_job_once_per_file_listing(lake):
 
     compact_partition(lake.lake, "impression", DAY, CompactionSettings())
     assert isinstance(evaluate(), dg.SkipReason)
+
+
+def test_on_s3_a_compaction_replaces_the_partition_with_one_object(
+    s3_endpoint, s3_credentials, lake
+):
+    # S3 has no rename: the sorted rewrite keeps ingest's one deterministic object, which a
+    # single PUT replaces, even with a target that splits a local partition after every row group.
+    _land_impressions(lake)
+    s3 = storage.Lake(
+        f"s3://{new_bucket(s3_endpoint)}/lake", {"client_kwargs": {"endpoint_url": s3_endpoint}}
+    )
+    for path in (lake.root / "landing").rglob("*.jsonl"):
+        s3.fs.pipe_file(s3.path(str(path.relative_to(lake.root))), path.read_bytes())
+    ingest_partition(s3, DAY, KEY, IngestSettings())
+    rel = events_dir("impression", DAY)
+    before = s3.read_partition(rel)
+
+    result = compact_partition(s3, "impression", DAY, ONE_GROUP_PER_FILE)
+    assert result.compacted and result.passed
+    assert [f.path for f in s3.parquet_files(rel)] == [f"{rel}/part-00000.parquet"]
+    after = s3.read_partition(rel)
+    assert _multiset(after) == _multiset(before)
+    rows = after.to_pylist()
+    assert rows == sorted(rows, key=_sort_key)
+    assert compact_partition(s3, "impression", DAY, ONE_GROUP_PER_FILE).compacted is False

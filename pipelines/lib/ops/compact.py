@@ -33,7 +33,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.lib.paths import events_dir
+from pipelines.lib.paths import PART_FILE, events_dir
 from pipelines.lib.settings import ConfigError
 from pipelines.lib.sql import lake_connection, load_sql
 from pipelines.lib.storage import FileInfo, Lake
@@ -227,9 +227,11 @@ def _write_sorted(
     folder: str,
     tag: str,
     settings: CompactionSettings,
+    split: bool,
 ) -> list[str]:
-    """Stream the sorted rows into ``folder``, starting a new file once one reaches the target;
-    returns the local paths written, in order."""
+    """Stream the sorted rows into ``folder``, starting a new file once one reaches the target
+    (with ``split``; else one file of row groups, named as ingest names it); returns the local
+    paths written, in order."""
     reader = con.sql(load_sql("ops/compaction_order.sql"), params={"files": urls}).to_arrow_reader(
         ROW_GROUP_ROWS
     )
@@ -242,12 +244,13 @@ def _write_sorted(
             # DuckDB hands out whole vectors: cut them to row groups, so a file can end after any.
             for offset in range(0, batch.num_rows, settings.row_group_rows):
                 if writer is None:
-                    paths.append(os.path.join(folder, f"part-{len(paths):05d}-{tag}.parquet"))
+                    name = f"part-{len(paths):05d}-{tag}.parquet" if split else PART_FILE
+                    paths.append(os.path.join(folder, name))
                     sink = pa.OSFile(paths[-1], "wb")
                     writer = pq.ParquetWriter(sink, schema, compression="zstd")
                 group = batch.slice(offset, settings.row_group_rows).cast(plain)
                 writer.write_batch(group, row_group_size=settings.row_group_rows)
-                if sink.tell() >= settings.target_file_bytes:
+                if split and sink.tell() >= settings.target_file_bytes:
                     writer.close()
                     sink.close()
                     writer = sink = None
@@ -257,7 +260,7 @@ def _write_sorted(
         if sink is not None:
             sink.close()
     if not paths:  # a day without events keeps one empty file, as ingest writes it
-        paths.append(os.path.join(folder, f"part-00000-{tag}.parquet"))
+        paths.append(os.path.join(folder, f"part-00000-{tag}.parquet" if split else PART_FILE))
         pq.write_table(schema.empty_table(), paths[0], compression="zstd")
     return paths
 
@@ -324,6 +327,9 @@ def compact_partition(
                 staging,
                 _file_tag(before, settings),
                 settings,
+                # S3 has no rename: a partition kept as one object under ingest's name is
+                # replaced by one PUT, which no reader can see half of (lib/storage.py).
+                split=lake.is_local,
             )
             after = _fingerprint(con, written)
             if after != before:
