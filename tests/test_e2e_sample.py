@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import gzip
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import pyarrow.parquet as pq
@@ -17,7 +17,7 @@ from pipelines.defs.contracts.assets import build_contracts_asset
 from pipelines.defs.contracts.checks import build_family_check
 from pipelines.defs.ingest.assets import build_ingest_assets
 from pipelines.defs.ingest.checks import LEDGER_BALANCES, build_ledger_check
-from pipelines.defs.partitions import daily_partitions
+from pipelines.defs.partitions import daily_partitions, monthly_partitions, weekly_partitions
 from pipelines.defs.resources import (
     ContractsResource,
     DuckDBResource,
@@ -28,13 +28,29 @@ from pipelines.defs.resources import (
 from pipelines.defs.rollups.assets import build_rollup_asset
 from pipelines.lib import pii
 from pipelines.lib.contracts.rules import COMPLETENESS, CONSISTENCY, FAMILIES, TIMELINESS, VALIDITY
+from pipelines.lib.ingest import IngestSettings, ingest_partition, reading_partitions
 from pipelines.lib.ledger import audit_ledger
 from pipelines.lib.ops.landing_watch import decide, list_landing
-from pipelines.lib.paths import DATA_DOCS_DIR, contracts_file, events_file, quality_file
+from pipelines.lib.paths import (
+    DATA_DOCS_DIR,
+    contracts_dir,
+    contracts_file,
+    events_file,
+    ledger_dir,
+    quality_file,
+)
 from pipelines.lib.privacy.erasure import erase
 from pipelines.lib.privacy.exports import QUARANTINE, export_user
 from pipelines.lib.privacy.requests import parse_request
-from pipelines.lib.rollups.run import DAY, MODELS, rollup_dir
+from pipelines.lib.rollups.run import (
+    DAY,
+    MODELS,
+    MODELS_BY_NAME,
+    MONTH,
+    WEEK,
+    build_rollup,
+    rollup_dir,
+)
 from pipelines.lib.sample import SampleConfig, generate
 from pipelines.lib.schemas import event_types
 from tests.conftest import new_bucket
@@ -229,13 +245,94 @@ def test_daily_rollups_count_what_ingest_stored(sample):
         assert sum(hourly.column("requests").to_pylist()) == requests
 
 
+def _all_traffic(lake, name: str, grain: str, start: date) -> dict:
+    rows = lake.read_partition(rollup_dir(name, grain, start)).to_pylist()
+    [everything] = [r for r in rows if r["is_all_traffic"]]
+    # The dimension rows split the same traffic: each event is counted in exactly one of them.
+    for metric in ("requests", "clicks"):
+        assert sum(r[metric] for r in rows if not r["is_all_traffic"]) == everything[metric]
+    return everything
+
+
+def test_weekly_and_monthly_rollups_merge_their_days(sample):
+    lake, manifest = sample["lake"], sample["manifest"]
+    resources = {**sample["resources"], "rollups": RollupsResource()}
+    month_start = START.replace(day=1)
+    june = [month_start + timedelta(days=n) for n in range(30)]
+    week = [START + timedelta(days=n) for n in range(7)]
+    # A week or a month needs every one of its days ingested: the days the sample left untouched
+    # are ingested empty, directly, for speed (the sample's own days went through Dagster).
+    keyring = resources["pii"].keyring()
+    for day in june:
+        if not lake.parquet_files(ledger_dir(day)):
+            ingest_partition(lake, day, keyring, IngestSettings(memory_limit="1GB"))
+    # The daily pieces the weeks and months are merged from, directly where the test above did
+    # not build them through Dagster.
+    for day in june:
+        for name in ("traffic_daily", "traffic_parts"):
+            if not lake.parquet_files(rollup_dir(name, DAY, day)):
+                build_rollup(lake, MODELS_BY_NAME[name], day)
+    for grain, partitions_def, key in (
+        (WEEK, weekly_partitions(), START),
+        (MONTH, monthly_partitions(), month_start),
+    ):
+        assets = [build_rollup_asset(m, partitions_def) for m in MODELS if m.grain == grain]
+        result = dg.materialize(assets, resources=resources, partition_key=key.isoformat())
+        assert result.success
+
+    days = {day: _all_traffic(lake, "traffic_daily", DAY, day) for day in june}
+    stored = {
+        event_type: sum(p["rows"].get(event_type, 0) for p in manifest["partitions"].values())
+        for event_type in event_types()
+    }
+    assert stored["request"] > 0 and stored["click"] > 0
+    weekly = _all_traffic(lake, "traffic_weekly", WEEK, START)
+    monthly = _all_traffic(lake, "traffic_monthly", MONTH, month_start)
+    for metric in ("requests", "clicks"):
+        assert weekly[metric] == sum(days[d][metric] for d in week)
+        assert monthly[metric] == sum(days[d][metric] for d in june)
+    # Every generated request is in this week and month.
+    assert weekly["requests"] == monthly["requests"] == stored["request"]
+    assert weekly["clicks"] == monthly["clicks"] == stored["click"]
+
+    # Every request belongs to one experiment; each has a control and a treatment bucket.
+    experiments = lake.read_partition(rollup_dir("experiments_weekly", WEEK, START)).to_pylist()
+    assigned = {
+        (e["experiment_id"], bucket)
+        for e in manifest["config"]["experiments"]
+        for bucket in e["buckets"]
+    }
+    assert {(r["experiment_id"], r["bucket"]) for r in experiments} == assigned
+    assert sum(r["requests_assigned"] for r in experiments) == stored["request"]
+    assert all(0 < r["requests"] <= r["requests_assigned"] for r in experiments)
+
+    compliance = lake.read_partition(rollup_dir("compliance_monthly", MONTH, month_start))
+    sections: dict[str, dict[str, int]] = {}
+    for row in compliance.to_pylist():
+        sections.setdefault(row["section"], {})[row["item"]] = row["item_count"]
+    for item, count in sections["stored_rows"].items():
+        assert count == stored[item.split("/")[0]], item
+    assert {i.split("/")[0] for i in sections["stored_rows"]} == set(event_types())
+    quarantined: dict[str, int] = {}
+    for partition in manifest["partitions"].values():
+        for reason, n in partition["quarantined"].items():
+            quarantined[reason] = quarantined.get(reason, 0) + n
+    assert sections["quarantined"] == quarantined
+    duplicates = sum(p["duplicates"] for p in manifest["partitions"].values())
+    assert sections["duplicates"] == {"exact_duplicate": duplicates}
+    violations = sum(lake.partition_rows(contracts_dir(day)) for day in june)
+    assert sum(sections.get("contract_violations", {}).values()) == violations
+
+
 def test_the_landing_sensor_an_export_and_an_erasure_on_this_backend(sample):
     # Last in the module: the erasure changes the lake the tests above read.
     lake, manifest = sample["lake"], sample["manifest"]
-    built = {date.fromisoformat(k) for k in manifest["partitions"]}
-    decision = decide(
-        lake, list_landing(lake), None, datetime(2026, 1, 1, tzinfo=UTC), min(built), _idle
-    )
+    listing = list_landing(lake)
+    # The ingested days that read a landing file: the sample's, and any a test above added.
+    ingested = {date.fromisoformat(d.removeprefix("event_date=")) for d in lake.list_dirs("ledger")}
+    built = ingested & {d for dt in listing for d in reading_partitions(dt)}
+    assert {date.fromisoformat(k) for k in manifest["partitions"]} <= built
+    decision = decide(lake, listing, None, datetime(2026, 1, 1, tzinfo=UTC), min(built), _idle)
     # A restarted sensor (no cursor) re-runs none of the built days: their ledgers list every file.
     assert not {run.day for run in decision.runs} & built
     assert {d for d, why in decision.skipped.items() if why.startswith("up to date")} == built

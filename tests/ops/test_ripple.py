@@ -1,9 +1,12 @@
-"""Late data ripples end to end, through real Dagster runs into a tmp_path lake: one late file
-re-runs exactly its day (ingest, contracts, daily rollups), then the automation conditions
-rebuild exactly that day's week and month, and nothing else."""
+"""Late data ripples end to end, through real Dagster runs: one late file re-runs exactly its day
+(ingest, contracts, daily rollups), then the automation conditions rebuild exactly that day's week
+and month, and nothing else. Runs twice: on a tmp_path lake and on a real S3 API (a moto server on
+127.0.0.1)."""
 
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 import dagster as dg
 import pytest
@@ -12,8 +15,11 @@ import pipelines.definitions
 from pipelines.defs.ops.schedules import DAILY_JOB
 from pipelines.defs.ops.sensors import build_landing_sensor
 from pipelines.defs.resources import LakeResource
+from pipelines.lib.ingest import IngestSettings, ingest_partition
+from pipelines.lib.paths import events_dir, landing_dir
 from pipelines.lib.rollups.run import MODELS_BY_NAME, build_rollup
-from tests.conftest import event, line
+from pipelines.lib.storage import Lake
+from tests.conftest import KEY, event, line, new_bucket
 
 # A Sunday that ends both its week (Mon 08-25 .. Sun 08-31) and its month (August 2025).
 D = date(2025, 8, 31)
@@ -40,14 +46,40 @@ def chain(day: date, seconds: float, n: int) -> list[bytes]:
     return lines
 
 
-@pytest.fixture
-def setting(lake, monkeypatch, tmp_path):
-    monkeypatch.setenv("TELEMETRY_LAKE_ROOT", str(lake.root))
+class Setting(NamedTuple):
+    defs: dg.Definitions
+    instance: dg.DagsterInstance
+    resource: LakeResource  # the lake the definitions run on, for the sensor's context
+    lake: Lake
+
+
+@pytest.fixture(params=["local", "s3"])
+def setting(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[Setting]:
+    endpoint = None
+    if request.param == "s3":
+        request.getfixturevalue("s3_credentials")
+        endpoint = request.getfixturevalue("s3_endpoint")
+        root = f"s3://{new_bucket(endpoint)}/lake"
+        monkeypatch.setenv("TELEMETRY_S3_ENDPOINT_URL", endpoint)
+    else:
+        root = str(tmp_path / "lake")
+        monkeypatch.delenv("TELEMETRY_S3_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("TELEMETRY_LAKE_ROOT", root)
     monkeypatch.setenv("TELEMETRY_CATALOG", str(tmp_path / "lake.duckdb"))
     monkeypatch.setenv("TELEMETRY_FIRST_DATE", "2025-08-01")
     defs = dg.load_from_defs_folder(path_within_project=Path(pipelines.definitions.__file__).parent)
+    resource = LakeResource(root=root, s3_endpoint_url=endpoint)
     with dg.instance_for_test() as instance:
-        yield defs, instance
+        yield Setting(defs, instance, resource, resource.lake())
+
+
+def land(lake: Lake, dt: date, name: str, lines: list[bytes]) -> None:
+    """Drop a landing file, on either backend."""
+    folder = lake.path(landing_dir(dt))
+    lake.fs.makedirs(folder, exist_ok=True)  # a no-op on S3
+    lake.fs.pipe_file(f"{folder}/{name}", b"\n".join(lines) + b"\n")
 
 
 def _materialised(instance: dg.DagsterInstance, run_id: str) -> set[tuple[str, str]]:
@@ -60,16 +92,16 @@ def _materialised(instance: dg.DagsterInstance, run_id: str) -> set[tuple[str, s
     }
 
 
-def test_one_late_file_rebuilds_exactly_its_day_week_and_month(lake, setting):
-    defs, instance = setting
+def test_one_late_file_rebuilds_exactly_its_day_week_and_month(setting: Setting):
+    defs, instance, resource, lake = setting
     # August as the daily schedule left it (built directly, for speed), then D through Dagster.
     august = [date(2025, 8, 1) + timedelta(days=n) for n in range(31)]
     for day in august:
-        lake.land(day, "part-00000.jsonl", chain(day, 3600, 2 if day < D else 5))
+        land(lake, day, "part-00000.jsonl", chain(day, 3600, 2 if day < D else 5))
     for day in august:
-        lake.ingest(day)
+        ingest_partition(lake, day, KEY, IngestSettings())
         for name in ("traffic_daily", "traffic_parts"):
-            build_rollup(lake.lake, MODELS_BY_NAME[name], day)
+            build_rollup(lake, MODELS_BY_NAME[name], day)
     daily = defs.resolve_job_def(DAILY_JOB)
     assert daily.execute_in_process(partition_key=D.isoformat(), instance=instance).success
     for job, key in (("rollups_weekly", WEEK), ("rollups_monthly", MONTH)):
@@ -88,16 +120,12 @@ def test_one_late_file_rebuilds_exactly_its_day_week_and_month(lake, setting):
     # Two days late, before 02:00: D has been built and has not read the file; 09-01 is
     # neither built nor due; 09-02 and 09-03 are not due.
     sensor = build_landing_sensor(clock=lambda: at(2025, 9, 2, 1))
-    context = dg.build_sensor_context(
-        instance=instance, resources={"lake": LakeResource(root=str(lake.root))}
-    )
+    context = dg.build_sensor_context(instance=instance, resources={"lake": resource})
     seen = sensor(context)
     assert seen.run_requests == []
-    lake.land(date(2025, 9, 2), "part-00000.jsonl", chain(D, 7200, 3))
+    land(lake, date(2025, 9, 2), "part-00000.jsonl", chain(D, 7200, 3))
     context = dg.build_sensor_context(
-        instance=instance,
-        cursor=seen.cursor,
-        resources={"lake": LakeResource(root=str(lake.root))},
+        instance=instance, cursor=seen.cursor, resources={"lake": resource}
     )
     [request] = sensor(context).run_requests
     assert request.partition_key == D.isoformat()
@@ -109,7 +137,7 @@ def test_one_late_file_rebuilds_exactly_its_day_week_and_month(lake, setting):
     rebuilt_day = _materialised(instance, rerun.run_id)
     assert {p for _, p in rebuilt_day} == {D.isoformat()}
     assert {"click", "contracts", "traffic_daily"} <= {a for a, _ in rebuilt_day}
-    assert len(lake.events("click", D)) == 8
+    assert lake.read_partition(events_dir("click", D)).num_rows == 8
     ledger = next(
         m for m in rerun.get_asset_materialization_events() if m.asset_key == dg.AssetKey("ledger")
     )
