@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--scale-rounds", type=_positive, default=1, help="rounds of the 10x day")
     parser.add_argument(
+        "--memory-limit",
+        default="2GB",
+        help="DuckDB memory_limit of the ingest (the run's memory bound, DuckDBResource's default)",
+    )
+    parser.add_argument(
+        "--steps",
+        type=lambda text: [name for name in text.split(",") if name],
+        default=[],
+        help="comma-separated steps to run (default: every step), e.g. baseline,ingest",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="only run one ingest in-process under cProfile and print the top entries",
@@ -97,7 +109,7 @@ def measure(step: Step, job: Job) -> dict[str, Any]:
 
 
 def run_rounds(
-    inputs: Inputs, steps: Sequence[Step], rounds: int, work_dir: str, sample_lines: int
+    inputs: Inputs, steps: Sequence[Step], rounds: int, work_dir: str, base: Job
 ) -> dict[str, list[dict[str, Any]]]:
     """Every built step once per round, interleaved (the order rotates from round to round)."""
     built = [s for s in steps if s.built]
@@ -108,9 +120,7 @@ def run_rounds(
             label = f"{inputs.lines:,} lines, round {n + 1}/{rounds}, {step.name}"
             log(f"{label}: running")
             scratch = os.path.join(work_dir, "scratch", step.name)
-            job = Job(
-                inputs.lake, DAY.isoformat(), inputs.files, scratch, sample_lines=sample_lines
-            )
+            job = replace(base, lake=inputs.lake, files=inputs.files, scratch=scratch)
             result = measure(step, job)
             runs[step.name].append(result)
             log(f"{label}: {result['seconds']:.2f} s, {result['peak_rss_kib'] / 1024:.0f} MB")
@@ -118,20 +128,21 @@ def run_rounds(
 
 
 def run_suite(
-    inputs: Inputs, steps: Sequence[Step], rounds: int, work_dir: str, sample_lines: int
+    inputs: Inputs, steps: Sequence[Step], rounds: int, work_dir: str, base: Job
 ) -> dict[str, Any]:
     """Measure ``steps`` on ``inputs``; the result is what the JSON file holds."""
     # The contracts and rollup steps reuse ingested copies of the inputs (the day, and a week of
     # such days); build them anew for each run so they reflect the current ingest code.
     for suffix in ("-ingested", "-week"):
         shutil.rmtree(f"{inputs.lake.rstrip('/')}{suffix}", ignore_errors=True)
-    runs = run_rounds(inputs, steps, rounds, work_dir, sample_lines)
+    runs = run_rounds(inputs, steps, rounds, work_dir, base)
     rows = [report.step_row(s, runs[s.name], inputs.lines) for s in steps]
     return {
         "day": DAY.isoformat(),
         "lines": inputs.lines,
         "files": len(inputs.files),
         "rounds": rounds,
+        "memory_limit": base.memory_limit,
         "inputs": inputs.lake,
         "machine": report.machine(),
         "steps": rows,
@@ -156,7 +167,7 @@ def profile_ingest(inputs: Inputs, work_dir: str, events: int) -> None:
         lake = copy_landing(job)
         log(f"profile: ingest of {inputs.lines:,} lines under cProfile")
         profiler = cProfile.Profile()
-        profiler.runcall(ingest, lake, DAY, job.threads)
+        profiler.runcall(ingest, lake, DAY, job.threads, job.memory_limit)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
@@ -167,14 +178,23 @@ def profile_ingest(inputs: Inputs, work_dir: str, events: int) -> None:
     log(f"profile: full stats in {dump} (python -m pstats {dump.name}, or snakeviz)")
 
 
-def run_scale(small: dict[str, Any], args: argparse.Namespace, work_dir: str) -> dict[str, Any]:
+def run_scale(
+    small: dict[str, Any], args: argparse.Namespace, work_dir: str, base: Job
+) -> dict[str, Any]:
     """The in-scale steps on a day ``SCALE_FACTOR`` times larger, compared with ``small``."""
     big = prepare(work_dir, args.events * SCALE_FACTOR, args.seed)
-    steps = [s for s in STEPS if s.in_scale]
-    large = run_suite(big, steps, args.scale_rounds, work_dir, args.sample_lines)
+    steps = [s for s in selected(args) if s.in_scale]
+    large = run_suite(big, steps, args.scale_rounds, work_dir, base)
     scale = report.scale_summary(small, large)
     print("\n" + report.format_table(large) + "\n\n" + report.format_scale(scale), flush=True)
     return scale
+
+
+def selected(args: argparse.Namespace) -> list[Step]:
+    unknown = set(args.steps) - {s.name for s in STEPS}
+    if unknown:
+        raise SystemExit(f"--steps: no step named {', '.join(sorted(unknown))}")
+    return [s for s in STEPS if not args.steps or s.name in args.steps]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -184,10 +204,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile:
         profile_ingest(inputs, work_dir, args.events)
         return 0
-    result = run_suite(inputs, STEPS, args.rounds, work_dir, args.sample_lines)
+    base = Job(
+        "", DAY.isoformat(), (), "", sample_lines=args.sample_lines, memory_limit=args.memory_limit
+    )
+    result = run_suite(inputs, selected(args), args.rounds, work_dir, base)
     print(report.format_table(result), flush=True)
     if args.scale:
-        result["scale"] = run_scale(result, args, work_dir)
+        result["scale"] = run_scale(result, args, work_dir, base)
     log(f"results: {write_json(result, args.events)}")
     return 0
 

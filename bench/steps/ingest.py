@@ -29,13 +29,13 @@ def _log(message: str) -> None:
     log(f"  ingest: {message}")
 
 
-def ingest(lake: str, day: date, threads: int) -> IngestResult:
+def ingest(lake: str, day: date, threads: int, memory_limit: str) -> IngestResult:
     """``ingest_partition`` as the asset calls it, with the development PII key."""
     return ingest_partition(
         Lake(lake),
         day,
         Keyring.single(DEV_KEY),
-        IngestSettings(threads=threads),
+        IngestSettings(threads=threads, memory_limit=memory_limit),
         log=_log,
     )
 
@@ -43,7 +43,7 @@ def ingest(lake: str, day: date, threads: int) -> IngestResult:
 def run(job: Job) -> Measured:
     lake = copy_landing(job)
     started = time.perf_counter()
-    result = ingest(lake, date.fromisoformat(job.day), job.threads)
+    result = ingest(lake, date.fromisoformat(job.day), job.threads, job.memory_limit)
     seconds = time.perf_counter() - started
     detail = {
         "rows": result.rows_total,
