@@ -271,3 +271,20 @@ def test_assets_are_kinded_s3_when_the_lake_is_on_s3(monkeypatch):
     monkeypatch.setenv("TELEMETRY_LAKE_ROOT", "/tmp/lake")
     [ingest] = ingest_defs().assets
     assert ingest.specs_by_key[dg.AssetKey("click")].kinds == {"duckdb", "parquet"}
+
+
+def test_the_executor_is_deployment_configuration(monkeypatch):
+    from pipelines.defs import executor, resources
+
+    monkeypatch.setenv("TELEMETRY_EXECUTOR", "k8s")
+    assert executor.defs().executor.name == "k8s"
+    monkeypatch.setenv("TELEMETRY_EXECUTOR", "multiprocess")
+    assert executor.defs().executor.name == "multiprocess"
+    monkeypatch.setenv("TELEMETRY_EXECUTOR", "celery")
+    with pytest.raises(ValueError, match="TELEMETRY_EXECUTOR='celery': set one of multiprocess"):
+        executor.defs()
+    # The per-run DuckDB bounds come from the environment too.
+    monkeypatch.setenv("TELEMETRY_DUCKDB_MEMORY_LIMIT", "512MB")
+    monkeypatch.setenv("TELEMETRY_DUCKDB_THREADS", "1")
+    with dg.build_resources({"duckdb": resources.defs().resources["duckdb"]}) as built:
+        assert (built.duckdb.memory_limit, built.duckdb.threads) == ("512MB", 1)

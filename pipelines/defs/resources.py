@@ -128,6 +128,18 @@ def env_var(name: str) -> dg.EnvVar | None:
     return dg.EnvVar(name) if os.environ.get(name) else None
 
 
+def _duckdb_bounds() -> dict[str, dg.EnvVar]:
+    """The per-run memory bound, threads and spill directory, where the environment sets them
+    (a pod's size is deployment configuration, not code)."""
+    bounds = {
+        "memory_limit": env_var("TELEMETRY_DUCKDB_MEMORY_LIMIT"),
+        "temp_directory": env_var("TELEMETRY_DUCKDB_TEMP_DIRECTORY"),
+    }
+    if os.environ.get("TELEMETRY_DUCKDB_THREADS"):
+        bounds["threads"] = dg.EnvVar.int("TELEMETRY_DUCKDB_THREADS")
+    return {name: value for name, value in bounds.items() if value is not None}
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
     return dg.Definitions(
@@ -144,7 +156,7 @@ def defs() -> dg.Definitions:
                 environment=env_var("TELEMETRY_ENV"),
                 first_date=env_var("TELEMETRY_FIRST_DATE"),
             ),
-            "duckdb": DuckDBResource(),
+            "duckdb": DuckDBResource(**_duckdb_bounds()),
             "contracts": ContractsResource(),
             "rollups": RollupsResource(),
         }
