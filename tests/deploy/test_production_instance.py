@@ -1,9 +1,9 @@
 """deploy/dagster.yaml exercised for real: a Postgres-backed instance with the queued run
 coordinator, dagster-webserver and the daemon, running an asset backfill of 14 days (of the ingest
 assets; of every daily asset with TELEMETRY_TEST_BACKFILL=daily) against a lake on the moto S3
-API, each run with the multiprocess executor; its files equal one-by-one runs of the same days. The Kubernetes run
-launcher is the one part swapped out (there is no cluster here), and its configuration is loaded by
-dagster-k8s itself in a test of its own."""
+API, each run with the multiprocess executor; its files equal one-by-one runs of the same days.
+The Kubernetes run launcher is the one part swapped out (there is no cluster here), and its
+configuration is loaded by dagster-k8s itself in a test of its own."""
 
 import json
 import os
