@@ -4,13 +4,14 @@ and stopped after, like the moto server in tests/conftest.py."""
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import free_port
 
 PASSWORD = "telemetry-test"
 
@@ -20,12 +21,6 @@ def _bindir() -> Path | None:
         return initdb.parent
     found = shutil.which("initdb")
     return Path(found).parent if found else None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +39,7 @@ def postgres() -> Iterator[dict[str, str]]:
         as_owner = ["runuser", "-u", "postgres", "--"]
     (folder / "pwfile").write_text(PASSWORD)
     os.chmod(folder / "pwfile", 0o644)
-    data, port = folder / "data", _free_port()
+    data, port = folder / "data", free_port()
     env = {**os.environ, "PGPASSWORD": PASSWORD}
 
     def run(tool: str, *args: str) -> None:

@@ -7,7 +7,6 @@ configuration is loaded by dagster-k8s itself in a test of its own."""
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -26,8 +25,7 @@ import pipelines.definitions
 from pipelines.lib.paths import PROJECT_ROOT
 from pipelines.lib.sample import SampleConfig, generate
 from pipelines.lib.storage import Lake
-from tests.conftest import new_bucket
-from tests.deploy.conftest import _free_port
+from tests.conftest import free_port, new_bucket, stop, wait_until_serving
 
 PRODUCTION = PROJECT_ROOT / "deploy" / "dagster.yaml"
 BIN = Path(sys.executable).parent
@@ -114,16 +112,6 @@ def _post(port: int, query: str, variables: dict) -> dict:
     return body["data"]
 
 
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
 def _lake_rows(lake: Lake) -> dict[str, list[str]]:
     """Every Parquet file of the lake outside landing/, as its rows in a canonical order."""
     rows = {}
@@ -202,7 +190,7 @@ def test_a_14_day_backfill_on_the_production_instance_matches_one_by_one_runs(
             cwd=home, env=env, capture_output=True, text=True, timeout=180,
         )  # fmt: skip
         assert stopped.returncode == 0, stopped.stderr[-3000:]
-    port = _free_port()
+    port = free_port()
     logs = {name: open(tmp_path / f"{name}.log", "w") for name in ("webserver", "daemon")}  # noqa: SIM115
     processes = [
         subprocess.Popen(
@@ -223,14 +211,7 @@ def test_a_14_day_backfill_on_the_production_instance_matches_one_by_one_runs(
         )
 
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2)
-                break
-            except OSError:
-                assert time.monotonic() < deadline and processes[0].poll() is None, tail()
-                time.sleep(1)
+        wait_until_serving(f"http://127.0.0.1:{port}/server_info", processes[0], tail)
         span = {"start": DAYS[0].isoformat(), "end": DAYS[-1].isoformat()}
         launched = _post(
             port,
@@ -258,11 +239,11 @@ def test_a_14_day_backfill_on_the_production_instance_matches_one_by_one_runs(
         runs = _post(port, BACKFILL_RUNS, {"id": backfill_id})["runsOrError"]["results"]
     finally:
         for process in processes:
-            _stop(process)
+            stop(process)
         for handle in logs.values():
             handle.close()
 
-    assert status["status"] == "COMPLETED", f"{status}\n{tail()}"
+    assert status["status"] == "COMPLETED_SUCCESS", f"{status}\n{tail()}"
     # The daemon's runs log to its output: each ran its steps in subprocesses.
     assert "Executing steps using multiprocess executor" in (tmp_path / "daemon.log").read_text()
     assert runs and {r["status"] for r in runs} == {"SUCCESS"}, runs

@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +24,7 @@ from dagster_graphql import DagsterGraphQLClient
 
 from pipelines.lib.paths import PROJECT_ROOT
 from pipelines.lib.sample import SampleConfig, generate
+from tests.conftest import free_port, stop, wait_until_serving
 
 pytestmark = pytest.mark.ui
 
@@ -48,22 +46,6 @@ GROUPS = ("ingest", "contracts", "rollups", "catalog")
 BIN = Path(sys.executable).parent
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
 @pytest.fixture(scope="module")
 def dagster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     root = tmp_path_factory.mktemp("ui")
@@ -80,7 +62,7 @@ def dagster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         str(lake),
     )
     env = {**os.environ, "DAGSTER_HOME": str(home), "TELEMETRY_LAKE_ROOT": str(lake)}
-    port = _free_port()
+    port = free_port()
     logs = {"webserver": open(root / "webserver.log", "w")}  # noqa: SIM115
     processes = [
         subprocess.Popen(
@@ -93,19 +75,15 @@ def dagster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         ),
     ]
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2)
-                break
-            except OSError:
-                if time.monotonic() > deadline or processes[0].poll() is not None:
-                    pytest.fail((root / "webserver.log").read_text()[-3000:])
-                time.sleep(1)
+        wait_until_serving(
+            f"http://127.0.0.1:{port}/server_info",
+            processes[0],
+            lambda: (root / "webserver.log").read_text()[-3000:],
+        )
         yield {"port": port, "lake": lake, "root": root, "manifest": manifest}
     finally:
         for process in processes:
-            _stop(process)
+            stop(process)
         for handle in logs.values():
             handle.close()
 
