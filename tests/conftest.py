@@ -86,6 +86,26 @@ class LakeHelper:
         return sorted(rows, key=lambda r: (r["landing_file"], r["line_no"]))
 
 
+# The longest modules first. CI runs the suite on two pytest-xdist workers (one module per worker
+# at a time); started last, the backfill alone would keep the run going long after the rest ended.
+LONGEST_FIRST = (
+    "tests/deploy/",
+    "tests/ops/test_ripple.py",
+    "tests/test_e2e_sample.py",
+    "tests/ops/test_concurrency.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        return next(
+            (n for n, prefix in enumerate(LONGEST_FIRST) if item.nodeid.startswith(prefix)),
+            len(LONGEST_FIRST),
+        )
+
+    items.sort(key=rank)  # stable: every other module keeps its place
+
+
 @pytest.fixture
 def lake(tmp_path: Path) -> LakeHelper:
     return LakeHelper(tmp_path / "lake")
