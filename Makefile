@@ -2,7 +2,7 @@
 PYTHON ?= .venv/bin/python
 export DAGSTER_HOME := $(CURDIR)
 
-.PHONY: install demo test dev sample docs lint format bench clean
+.PHONY: install demo test dev sample docs schemas-check lint format bench clean
 
 .venv/bin/python:
 	python3 -m venv .venv
@@ -14,7 +14,7 @@ demo: .venv/bin/python  ## a week of sample events through every asset, into dat
 	$(PYTHON) -m pip install -q -e . && $(PYTHON) -m pipelines.demo
 
 test: install
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest -n auto --dist loadfile
 
 dev:  ## the Dagster UI on the same lake, http://127.0.0.1:3000
 	.venv/bin/dagster dev -h 127.0.0.1 -p 3000
@@ -24,6 +24,9 @@ sample:
 
 docs:
 	$(PYTHON) -m pipelines.docs
+
+schemas-check:  ## classify each schema change; fail a breaking one without a major bump
+	$(PYTHON) -m pipelines.schemas check
 
 lint:
 	$(PYTHON) -m ruff check pipelines tests bench && $(PYTHON) -m ruff format --check pipelines tests bench

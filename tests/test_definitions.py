@@ -30,6 +30,15 @@ ROLLUP_ASSETS = {
     "traffic_monthly",
     "compliance_monthly",
 }
+REPORT_ASSETS = {"report_daily", "report_weekly"}
+SLO_METRICS = ["latency_p95_ms", "latency_p99_ms", "error_rate", "ctr", "quarantine_share"]
+SLO_CHECKS = {
+    *(f"slo_{m}" for m in [*SLO_METRICS, "late_share"]),
+    *(
+        f"anomaly_{m}"
+        for m in ["requests", "impressions", "clicks", "errors", *SLO_METRICS, "late_share"]
+    ),
+}
 
 
 @pytest.fixture
@@ -42,7 +51,8 @@ def defs(monkeypatch: pytest.MonkeyPatch, tmp_path) -> dg.Definitions:
 
 def test_definitions_load_with_expected_keys(defs):
     keys = {k.to_user_string() for k in defs.resolve_all_asset_keys()}
-    assert keys == INGEST_ASSETS | {"contracts"} | ROLLUP_ASSETS | {"catalog", "partner_bundle"}
+    others = {"contracts", "catalog", "partner_bundle"}
+    assert keys == INGEST_ASSETS | ROLLUP_ASSETS | REPORT_ASSETS | others
     graph = defs.resolve_asset_graph()
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
     gates = {
@@ -55,7 +65,8 @@ def test_definitions_load_with_expected_keys(defs):
     daily = INGEST_ASSETS | {"contracts", "traffic_daily", "traffic_parts", "traffic_hourly"}
     freshness = {(name, "freshness_check") for name in daily | {"errors_daily"}}
     compaction = {(t, "compaction_preserved_rows") for t in EVENT_TYPES}
-    assert checks == gates | freshness | compaction
+    slo = {("traffic_daily", name) for name in SLO_CHECKS}
+    assert checks == gates | freshness | compaction | slo
     # Gates block what depends on the day; freshness and compaction's proof are watched by their
     # own sensor and job, and no job that builds a day runs them.
     blocking = {
@@ -66,7 +77,7 @@ def test_definitions_load_with_expected_keys(defs):
     assert blocking == gates
     assert set(defs.resources) == {
         "lake", "pii", "duckdb", "contracts", "rollups", "catalog", "retention", "compaction",
-        "privacy",
+        "privacy", "slo", "alerts",
     }  # fmt: skip
 
 
@@ -84,6 +95,8 @@ def test_operations_are_scheduled_sensed_and_on_by_default(defs):
         "freshness_checks_sensor",
         "compaction_sensor",
         "erasure_requests_sensor",
+        "alerts_failed_runs",
+        "alerts_succeeded_runs",
     }
     assert all(s.default_status.value == "RUNNING" for s in repo.schedule_defs)
     assert all(s.default_status.value == "RUNNING" for s in repo.sensor_defs)
@@ -96,17 +109,22 @@ def test_operations_are_scheduled_sensed_and_on_by_default(defs):
     assert jobs == {
         "daily_lake", "ingest_daily", "contracts_daily", "rollups_daily", "rollups_weekly",
         "rollups_monthly", "retention", "compact", "erase_users", "export_user",
+        "replay_quarantine",
     }  # fmt: skip
     job_checks = {
         k.name for k in repo.get_job("daily_lake").asset_layer.asset_graph.asset_check_keys
     }
-    assert job_checks == {
-        "ledger_balances",
-        "completeness",
-        "consistency",
-        "validity",
-        "timeliness",
-    }
+    assert (
+        job_checks
+        == {
+            "ledger_balances",
+            "completeness",
+            "consistency",
+            "validity",
+            "timeliness",
+        }
+        | SLO_CHECKS
+    )
 
 
 def test_every_asset_is_described_grouped_owned_and_kinded(defs):
@@ -122,12 +140,20 @@ def test_every_asset_is_described_grouped_owned_and_kinded(defs):
             if name in ("contracts", "catalog")
             else "bundles"
             if name == "partner_bundle"
+            else "reports"
+            if name in REPORT_ASSETS
             else "ingest"
         )
         assert node.group_name == group, key
         assert node.owners == ["team:data-platform"], key
-        # The catalog is a DuckDB file of views: it writes no Parquet.
-        kinds = {"duckdb"} if name == "catalog" else {"duckdb", "parquet"}
+        # The catalog is a DuckDB file of views and reports are Markdown/HTML: no Parquet.
+        kinds = (
+            {"duckdb"}
+            if name == "catalog"
+            else {"duckdb", "html", "markdown"}
+            if name in REPORT_ASSETS
+            else {"duckdb", "parquet"}
+        )
         assert kinds <= set(node.kinds), key
 
 

@@ -17,7 +17,7 @@ from typing import IO, Any
 import pandas as pd
 
 from bench.steps import Job, Measured
-from pipelines.lib.schemas import load_event_schemas
+from pipelines.lib.schemas import accepted_versions
 from pipelines.lib.validate import reference_validator
 
 
@@ -39,7 +39,12 @@ def _lines(job: Job) -> Iterator[bytes]:
 
 def _validate(job: Job) -> tuple[dict[str, list[dict[str, Any]]], Counter[str]]:
     """Valid events grouped by type, and counts of what was read and what failed."""
-    validators = {t: reference_validator(s.document) for t, s in load_event_schemas().items()}
+    # Each event is held to the schema version it names, as ingest does.
+    validators = {
+        (t, s.version): reference_validator(s.document)
+        for t, versions in accepted_versions().items()
+        for s in versions
+    }
     events: dict[str, list[dict[str, Any]]] = defaultdict(list)
     counts: Counter[str] = Counter()
     for line in _lines(job):
@@ -49,10 +54,14 @@ def _validate(job: Job) -> tuple[dict[str, list[dict[str, Any]]], Counter[str]]:
         except ValueError:
             counts["malformed_json"] += 1
             continue
-        event_type = event.get("event_type") if isinstance(event, dict) else None
-        validator = validators.get(event_type)
+        event_type, version = (
+            (event.get("event_type"), event.get("schema_version"))
+            if isinstance(event, dict)
+            else (None, None)
+        )
+        validator = validators.get((event_type, version))
         if validator is None:
-            counts["unknown_event_type"] += 1
+            counts["unknown_event_type_or_version"] += 1
         elif not validator.is_valid(event):
             counts["schema_violation"] += 1
         else:

@@ -2,6 +2,7 @@
 environment when definitions load (``EnvVar``), validated when a run starts."""
 
 import os
+from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
@@ -12,6 +13,7 @@ from pipelines.lib.ingest import IngestSettings
 from pipelines.lib.keyring import Keyring
 from pipelines.lib.paths import default_lake_root
 from pipelines.lib.rollups.run import RollupSettings
+from pipelines.lib.slo.config import SloConfig, load_slo_config
 from pipelines.lib.storage import Lake
 
 
@@ -117,6 +119,19 @@ class RollupsResource(dg.ConfigurableResource):
         )
 
 
+class SloResource(dg.ConfigurableResource):
+    """The SLO file: ``slo.yaml`` at the project root, or ``path`` (TELEMETRY_SLO_FILE). Read and
+    validated when a step that uses it starts."""
+
+    path: str | None = None
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self.config()
+
+    def config(self) -> SloConfig:
+        return load_slo_config(Path(self.path) if self.path else None)
+
+
 def lake_on_s3() -> bool:
     """Whether TELEMETRY_LAKE_ROOT points at S3 (read when definitions load, for asset kinds)."""
     return os.environ.get("TELEMETRY_LAKE_ROOT", "").startswith("s3://")
@@ -159,5 +174,6 @@ def defs() -> dg.Definitions:
             "duckdb": DuckDBResource(**_duckdb_bounds()),
             "contracts": ContractsResource(),
             "rollups": RollupsResource(),
+            "slo": SloResource(path=env_var("TELEMETRY_SLO_FILE")),
         }
     )

@@ -45,8 +45,9 @@ from dataclasses import dataclass, field
 import duckdb
 
 from pipelines.lib import tiers
+from pipelines.lib.downgrade import downgrade_columns, downgrade_view_name
 from pipelines.lib.rollups.run import GRAIN_KEYS, MODELS
-from pipelines.lib.schemas import event_types
+from pipelines.lib.schemas import accepted_versions, event_types, load_event_schemas
 from pipelines.lib.storage import Lake
 from pipelines.lib.tiers import EVENTS, QUALITY, ROLLUPS, Exposure
 
@@ -60,17 +61,24 @@ _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
 @dataclass(frozen=True)
 class ViewSpec:
     """One view: ``schema.name`` over the Parquet files matching ``glob`` (relative to the lake
-    root), with ``partition_key`` (a Hive folder ``key=YYYY-MM-DD``) typed as a date."""
+    root), with ``partition_key`` (a Hive folder ``key=YYYY-MM-DD``) typed as a date. A view of
+    some columns only (``columns``, e.g. an event table as an older schema version saw it) shows
+    them as its table ``table`` would in each tier."""
 
     schema: str
     name: str
     glob: str
     partition_key: str
     description: str
+    columns: tuple[str, ...] = ()  # empty: every column
+    table: str | None = None  # whose tier rules apply; default: the view's own name
 
     @property
     def qualified(self) -> str:
         return f"{self.schema}.{self.name}"
+
+    def exposure(self, tier: str) -> Exposure | None:
+        return tiers.exposure(tier, self.schema, self.table or self.name)
 
 
 def view_specs() -> list[ViewSpec]:
@@ -85,6 +93,23 @@ def view_specs() -> list[ViewSpec]:
             "(the partition) to read only those days.",
         )
         for t in event_types()
+    ]
+    current = load_event_schemas()
+    # For consumers pinned to an older version: its columns only (newer ones left out).
+    pinned = [
+        ViewSpec(
+            EVENTS,
+            downgrade_view_name(t, s.version),
+            f"events/event_type={t}/*/*.parquet",
+            "event_date",
+            f"Valid {t} events (every version) with the columns of schema version {s.version} "
+            f"only, for readers pinned to it; events.{t} has those of {current[t].version}.",
+            columns=(*downgrade_columns(t, s.version), "event_date"),
+            table=t,
+        )
+        for t, versions in accepted_versions().items()
+        for s in versions
+        if s.version != current[t].version
     ]
     rollups = [
         ViewSpec(
@@ -126,7 +151,7 @@ def view_specs() -> list[ViewSpec]:
             "Every rejected line: reason, detail, landing file and line, redacted text.",
         ),
     ]
-    specs = [*events, *rollups, *quality]
+    specs = [*events, *pinned, *rollups, *quality]
     for spec in specs:
         _check_identifier(spec.schema)
         _check_identifier(spec.name)
@@ -150,7 +175,7 @@ def catalog_version(specs: list[ViewSpec] | None = None) -> str:
         f"{tier}: {_view_sql(s, '<root>', shown, '<k>')}"
         for tier in tiers.TIERS
         for s in specs
-        if (shown := tiers.exposure(tier, s.schema, s.name)) is not None
+        if (shown := s.exposure(tier)) is not None
     )
     digest = hashlib.sha256("\n".join([STORAGE_VERSION, *lines]).encode("utf-8"))
     return digest.hexdigest()[:12]
@@ -185,7 +210,7 @@ def write_catalog(
     root = lake_location(lake)
     present, skipped, withheld = [], {}, []
     for spec in specs:
-        shown = tiers.exposure(tier, spec.schema, spec.name)
+        shown = spec.exposure(tier)
         if shown is None:
             withheld.append(spec.qualified)
         elif _has_files(lake, spec.glob):
@@ -244,9 +269,7 @@ def _tier_schemas(tier: str, specs: list[ViewSpec]) -> list[str]:
     """The schemas a tier's file has: those with at least one view it may show, so a schema the
     tier never shows is a "does not exist" error rather than an empty namespace."""
     return [
-        schema
-        for schema in SCHEMAS
-        if any(s.schema == schema and tiers.exposure(tier, s.schema, s.name) for s in specs)
+        schema for schema in SCHEMAS if any(s.schema == schema and s.exposure(tier) for s in specs)
     ]
 
 
@@ -272,7 +295,7 @@ def view_statements(
     return [
         _view_sql(s, root, shown, viewer_min_users)
         for s in (view_specs() if specs is None else specs)
-        if (shown := tiers.exposure(tier, s.schema, s.name)) is not None
+        if (shown := s.exposure(tier)) is not None
     ]
 
 
@@ -320,17 +343,21 @@ def _view_sql(
     key = _literal(spec.partition_key)
     return (
         f"create view {_identifier(spec.schema)}.{_identifier(spec.name)} as "
-        f"select {_select_list(shown)} from read_parquet({pattern}, hive_partitioning = true, "
+        f"select {_select_list(shown, spec.columns)} from read_parquet({pattern}, "
+        "hive_partitioning = true, "
         f"hive_types = {{{key}: 'DATE'}}, union_by_name = true)"
         + _row_filter(shown, viewer_min_users)
     )
 
 
-def _select_list(shown: Exposure) -> str:
-    """``*``, or a COLUMNS lambda that drops the hidden columns. Evaluated per query, so it also
-    drops a key-id column that only later files have (a plain EXCLUDE list would fail to bind
-    on a name the files lack, and let a new one through)."""
+def _select_list(shown: Exposure, columns: tuple[str, ...] = ()) -> str:
+    """``*``, or a COLUMNS lambda that keeps ``columns`` (when given) and drops the hidden ones.
+    Evaluated per query, so it also drops a key-id column that only later files have (a plain
+    EXCLUDE list would fail to bind on a name the files lack, and let a new one through), and
+    keeps a listed column that older files lack."""
     tests = []
+    if columns:
+        tests.append(f"c in ({', '.join(_literal(n) for n in columns)})")
     if shown.hidden_columns:
         names = ", ".join(_literal(n) for n in shown.hidden_columns)
         tests.append(f"c not in ({names})")

@@ -53,7 +53,7 @@ from pipelines.lib.paths import (
 )
 from pipelines.lib.reasons import REASONS
 from pipelines.lib.rollups.docs import ROLLUPS_PAGE, render_rollups
-from pipelines.lib.schemas import EventSchema, load_event_schemas
+from pipelines.lib.schemas import EventSchema, accepted_versions, load_event_schemas
 from pipelines.lib.settings import DEFAULT_FIRST_DATE
 from pipelines.lib.sql import load_sql
 from pipelines.lib.sqlschema import check_query, compile_schema, rows_view
@@ -82,8 +82,8 @@ REASON_DOCS = {
     "(E > A+{before}); kept by partition A.",
     "unknown_event_type": "not a JSON object, or `event_type` is missing, not a string or not one "
     "of {types}.",
-    "unknown_schema_version": "`schema_version` is not the published version of the event type "
-    "({versions}).",
+    "unknown_schema_version": "`schema_version` is not a version ingest accepts for the event type "
+    "({versions}): a published version of the type's current major.",
     "schema_violation": "the event breaks its schema; `detail` lists every break as "
     "`<json-pointer>:<keyword>`.",
     "conflicting_duplicate": "an earlier copy of the same `event_id` (in (dt, file name, line) "
@@ -394,8 +394,12 @@ _EVENTS_INTRO = """\
 Producers write one event per line (JSON Lines, UTF-8, optionally gzip-compressed) into
 `{landing}/`, where the date is the day the file arrived (see
 [partitioning.md](partitioning.md)). Each event is one JSON object: its `event_type` picks one of
-the schemas below and its `schema_version` must be that schema's published version. The schemas
-live in `schemas/events/` (JSON Schema 2020-12), and ingest checks them with these rules:
+the schemas below and its `schema_version` must be one of the versions of that schema ingest
+accepts; the line is checked against the schema of its own version and stored in the current
+version's shape (the fields an older version lacks are null). The schemas live in
+`schemas/events/` (JSON Schema 2020-12): every published version as `<type>/<version>.json`, the
+current one linked as `<type>.json` (versioning rules: `python -m pipelines.schemas check`).
+Ingest checks them with these rules:
 
 - strict JSON only: RFC 8259 with no duplicate keys, no `NaN`/`Infinity`, no number that overflows
   a double, valid UTF-8 (no lone surrogates);
@@ -500,8 +504,9 @@ def _event_section(schema: EventSchema, table: StoredTable) -> str:
         f"**{doc.get('title', schema.event_type)}.** {doc.get('description', '')}{closed}",
         "",
         f"- `$id`: `{doc.get('$id', '—')}`",
-        f"- schema version: `{schema.version}`",
-        f"- schema file: `schemas/events/{schema.path.name}`",
+        f"- schema version: `{schema.version}` (current); accepted: "
+        + ", ".join(md.code(v) for v in _accepted(schema)),
+        f"- schema file: `schemas/events/{schema.event_type}/{schema.version}.json`",
         f"- stored at: `{_pattern(events_file, schema.event_type)}`",
         "",
         md.table(
@@ -522,6 +527,12 @@ def _event_section(schema: EventSchema, table: StoredTable) -> str:
     return "\n".join(lines)
 
 
+def _accepted(schema: EventSchema) -> list[str]:
+    """The versions ingest accepts for the schema's type, in the registry the schema is from."""
+    versions = accepted_versions(schema.path.parent).get(schema.event_type, [schema])
+    return [s.version for s in versions]
+
+
 def _reason_values(schemas: Mapping[str, EventSchema]) -> dict[str, str]:
     w = window()
     return {
@@ -531,7 +542,7 @@ def _reason_values(schemas: Mapping[str, EventSchema]) -> dict[str, str]:
         "after_days": _days(w.after),
         "before_days": _days(w.before),
         "types": ", ".join(md.code(t) for t in schemas),
-        "versions": ", ".join(f"`{t}` {s.version}" for t, s in schemas.items()),
+        "versions": "; ".join(f"`{t}` {', '.join(_accepted(s))}" for t, s in schemas.items()),
     }
 
 

@@ -10,10 +10,11 @@ leaves every partition at its previous version.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -30,9 +31,16 @@ from pipelines.lib.landing import LandingFile, ReadStats, iter_line_batches, lis
 from pipelines.lib.paths import events_file, ledger_file, quarantine_file
 from pipelines.lib.privacy.registry import ERASED, erased_users, move_to_erased
 from pipelines.lib.reasons import REASONS
-from pipelines.lib.schemas import kept_field_names, load_event_schemas
+from pipelines.lib.schemas import accepted_versions, kept_field_names, load_event_schemas
 from pipelines.lib.sql import connect, load_sql
-from pipelines.lib.sqlschema import CompiledSchema, check_query, compile_schema, rows_view
+from pipelines.lib.sqlschema import (
+    CompiledSchema,
+    check_fits,
+    check_query,
+    check_table,
+    compile_schema,
+    rows_view,
+)
 from pipelines.lib.storage import Lake, write_parquet, write_table
 from pipelines.lib.validate import LENIENT_JSON_HINT, StrictJsonError, strict_loads
 
@@ -88,7 +96,19 @@ def reading_partitions(landing_dt: date) -> list[date]:
 
 
 def compiled_schemas() -> dict[str, CompiledSchema]:
+    """The current schema of each event type: the shape its table is stored in."""
     return {t: compile_schema(s) for t, s in load_event_schemas().items()}
+
+
+def compiled_versions() -> dict[str, list[CompiledSchema]]:
+    """Every version ingest accepts, per event type; each must fit the current table."""
+    current = compiled_schemas()
+    versions = {}
+    for event_type, schemas in accepted_versions().items():
+        versions[event_type] = [compile_schema(s) for s in schemas]
+        for compiled in versions[event_type]:
+            check_fits(compiled, current[event_type])
+    return versions
 
 
 def _stage(
@@ -98,13 +118,16 @@ def _stage(
     files: list[LandingFile],
     settings: IngestSettings,
     log: Callable[[str], None],
+    only_lines: dict[str, pa.Array] | None = None,
 ) -> list[ReadStats]:
-    schemas = load_event_schemas()
+    """Stage the lines of ``files`` that ``day`` owns; with ``only_lines`` (landing path -> line
+    numbers) only those lines of each file."""
+    versions = accepted_versions()
     params: dict[str, Any] = {
         "day": day,
         "max_line_bytes": settings.max_line_bytes,
-        "known_types": list(schemas),
-        "known_versions": [f"{t}/{s.version}" for t, s in schemas.items()],
+        "known_types": list(versions),
+        "known_versions": [f"{t}/{s.version}" for t, found in versions.items() for s in found],
         "lenient_hint": LENIENT_JSON_HINT,
         "days_late": READS_DAYS_AFTER,
         "days_early": READS_DAYS_BEFORE,
@@ -121,6 +144,8 @@ def _stage(
             batch_bytes=settings.batch_bytes,
             max_line_bytes=settings.max_line_bytes,
         ):
+            if only_lines is not None:
+                batch = batch.filter(pc.is_in(batch["line_no"], value_set=only_lines[landing.path]))
             con.register("line_batch", batch)
             con.execute(stage, {**params, "file_id": file_id, "landing_dt": landing.landing_dt})
             con.unregister("line_batch")
@@ -146,20 +171,18 @@ def _strict_recheck(con: duckdb.DuckDBPyConnection, suspects: str, update: str) 
         con.unregister("strict_failures")
 
 
-def _check(
-    con: duckdb.DuckDBPyConnection,
-    schemas: dict[str, CompiledSchema],
-    key: PiiKey,
-    previous: PiiKey | None,
-) -> None:
-    inner, outer = pii.hmac_pads(key.secret)
-    prev_inner, prev_outer = pii.hmac_pads(previous.secret) if previous else (None, None)
-    for event_type, compiled in schemas.items():
-        con.execute(check_query(compiled), {"event_type": event_type})
-    # The union is structural (one branch per event type); table names come from the schemas.
+def _route(con: duckdb.DuckDBPyConnection, versions: dict[str, list[CompiledSchema]]) -> None:
+    """Check every staged line against the schema of its own version, deduplicate, and give
+    every line its fate (table ``fates``)."""
+    for event_type, compiled_versions in versions.items():
+        for compiled in compiled_versions:
+            con.execute(check_query(compiled, by_version=True), {"event_type": event_type})
+    # The union is structural (one branch per accepted version); names come from the schemas.
     union = "\nunion all\n".join(
-        f"select file_id, line_no, violations, event_id, content_hash from checked_{t}"
-        for t in schemas
+        "select file_id, line_no, violations, event_id, content_hash "
+        f"from {check_table(compiled, by_version=True)}"
+        for compiled_versions in versions.values()
+        for compiled in compiled_versions
     )
     con.execute("create view checked_all as\n" + union)
     con.execute(
@@ -168,6 +191,20 @@ def _check(
     )
     con.execute(load_sql("ingest/dedup.sql"))
     con.execute(load_sql("ingest/fates.sql"))
+
+
+def _check(
+    con: duckdb.DuckDBPyConnection,
+    schemas: dict[str, CompiledSchema],
+    versions: dict[str, list[CompiledSchema]],
+    key: PiiKey,
+    previous: PiiKey | None,
+) -> None:
+    inner, outer = pii.hmac_pads(key.secret)
+    prev_inner, prev_outer = pii.hmac_pads(previous.secret) if previous else (None, None)
+    _route(con, versions)
+    # Rows of every version are read with the current schema: a valid line of an older version
+    # has none of the fields it lacks (additionalProperties: false), so they read as null.
     for compiled in schemas.values():
         con.execute(rows_view(compiled))
     # Identifiers repeat (a user has many events): hash each distinct one once, then join.
@@ -218,14 +255,23 @@ ADDED_COLUMNS = {
 }
 
 
-def read_events(con: duckdb.DuckDBPyConnection, urls: list[str]) -> duckdb.DuckDBPyRelation:
+def read_events(
+    con: duckdb.DuckDBPyConnection, urls: list[str], event_type: str | None = None
+) -> duckdb.DuckDBPyRelation:
     """Event files of one type over several partitions as one relation. Partitions written
-    before ``user_id_prev`` was added lack that column: it reads as null there (and is added as
-    null when no file has it), so SQL over old and new partitions alike may refer to it."""
+    before a column existed lack it: it reads as null there, and is added as null when no file
+    has it, so SQL over old and new partitions alike may refer to it. That holds for
+    ``user_id_prev``, and with ``event_type`` for every column of the type's current schema
+    (partitions written before its latest version was published)."""
     relation = con.read_parquet(urls, hive_partitioning=True, union_by_name=True)
-    if BRIDGE_COLUMN not in relation.columns:
-        relation = relation.project(f"*, null::varchar as {BRIDGE_COLUMN}")
-    return relation
+    expected = {BRIDGE_COLUMN: "varchar"}
+    if event_type is not None:
+        expected |= {c.name: c.sql_type for c in compiled_schemas()[event_type].columns}
+    # Names and types come from the schemas (validated identifiers), never from data.
+    missing = [
+        f"null::{kind} as {name}" for name, kind in expected.items() if name not in relation.columns
+    ]
+    return relation.project(", ".join(["*", *missing])) if missing else relation
 
 
 def events_query(compiled: CompiledSchema) -> str:
@@ -458,6 +504,29 @@ def _drop_erased_quarantine(
     return quarantine.filter(pc.invert(hits)), ledger
 
 
+@contextlib.contextmanager
+def _connection(settings: IngestSettings) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The run's DuckDB, spilling to ``settings.temp_directory`` or to a folder of its own."""
+    with tempfile.TemporaryDirectory(prefix="telemetry-ingest-") as scratch:
+        con = connect(settings.memory_limit, settings.threads, settings.temp_directory or scratch)
+        try:
+            yield con
+        finally:
+            con.close()
+
+
+def _register_files(con: duckdb.DuckDBPyConnection, files: list[LandingFile]) -> None:
+    con.register(
+        "landing_files",
+        pa.table(
+            {
+                "file_id": pa.array(range(len(files)), pa.int32()),
+                "landing_file": [f.path for f in files],
+            }
+        ),
+    )
+
+
 def ingest_partition(
     lake: Lake,
     day: date,
@@ -476,52 +545,37 @@ def ingest_partition(
     previous = keys.previous_for(day) if isinstance(keys, Keyring) else None
     started = time.perf_counter()
     schemas = compiled_schemas()
+    versions = compiled_versions()
     files = list_landing_files(lake, landing_dates(day))
     erased = _erased_for(lake, day)
     result = IngestResult(day=day, files=len(files))
-    with tempfile.TemporaryDirectory(prefix="telemetry-ingest-") as scratch:
-        if settings.temp_directory is None:
-            settings = IngestSettings(**{**settings.__dict__, "temp_directory": scratch})
-        con = connect(settings.memory_limit, settings.threads, settings.temp_directory)
-        try:
-            stats = _stage(con, lake, day, files, settings, log)
-            con.register(
-                "landing_files",
-                pa.table(
-                    {
-                        "file_id": pa.array(range(len(files)), pa.int32()),
-                        "landing_file": [f.path for f in files],
-                    }
-                ),
+    with _connection(settings) as con:
+        stats = _stage(con, lake, day, files, settings, log)
+        _register_files(con, files)
+        # Lines DuckDB's lenient parser accepted that strict JSON may not.
+        _strict_recheck(con, "ingest/lenient_lines.sql", "ingest/mark_malformed.sql")
+        _check(con, schemas, versions, key, previous)
+        _mark_erased(con, schemas, erased)
+        # Rejected lines are rare: re-parse them strictly, so a duplicate key or absurd
+        # nesting anywhere in them is reported as malformed JSON, whatever else is wrong.
+        _strict_recheck(con, "ingest/rejected_lines.sql", "ingest/mark_rejected_malformed.sql")
+        ledger = _ledger(con, day, files, stats, list(schemas), key)
+        for event_type, compiled in schemas.items():
+            reader = con.sql(
+                events_query(compiled), params={"pii_key_id": key.key_id}
+            ).to_arrow_reader(256 * 1024)
+            rows, size = write_parquet(
+                lake, events_file(event_type, day), reader, _scrubber(compiled)
             )
-            # Lines DuckDB's lenient parser accepted that strict JSON may not.
-            _strict_recheck(con, "ingest/lenient_lines.sql", "ingest/mark_malformed.sql")
-            _check(con, schemas, key, previous)
-            _mark_erased(con, schemas, erased)
-            # Rejected lines are rare: re-parse them strictly, so a duplicate key or absurd
-            # nesting anywhere in them is reported as malformed JSON, whatever else is wrong.
-            _strict_recheck(con, "ingest/rejected_lines.sql", "ingest/mark_rejected_malformed.sql")
-            ledger = _ledger(con, day, files, stats, list(schemas), key)
-            for event_type, compiled in schemas.items():
-                reader = con.sql(
-                    events_query(compiled), params={"pii_key_id": key.key_id}
-                ).to_arrow_reader(256 * 1024)
-                rows, size = write_parquet(
-                    lake, events_file(event_type, day), reader, _scrubber(compiled)
-                )
-                expected = sum(ledger.column(f"rows_{event_type}").to_pylist())
-                if rows != expected:
-                    raise RuntimeError(f"{event_type}: wrote {rows} rows, ledger says {expected}")
-                result.rows[event_type] = rows
-                result.bytes_written[event_type] = size
-            quarantine = _redacted_quarantine(con, key, settings)
-            quarantine, ledger = _drop_erased_quarantine(quarantine, ledger, erased)
-            _, result.bytes_written["quarantine"] = write_table(
-                lake, quarantine_file(day), quarantine
-            )
-            _, result.bytes_written["ledger"] = write_table(lake, ledger_file(day), ledger)
-        finally:
-            con.close()
+            expected = sum(ledger.column(f"rows_{event_type}").to_pylist())
+            if rows != expected:
+                raise RuntimeError(f"{event_type}: wrote {rows} rows, ledger says {expected}")
+            result.rows[event_type] = rows
+            result.bytes_written[event_type] = size
+        quarantine = _redacted_quarantine(con, key, settings)
+        quarantine, ledger = _drop_erased_quarantine(quarantine, ledger, erased)
+        _, result.bytes_written["quarantine"] = write_table(lake, quarantine_file(day), quarantine)
+        _, result.bytes_written["ledger"] = write_table(lake, ledger_file(day), ledger)
     result.lines_taken = sum(ledger.column("lines_taken").to_pylist())
     result.duplicates = sum(ledger.column("duplicates").to_pylist())
     result.erased = sum(ledger.column(ERASED).to_pylist())
@@ -532,3 +586,36 @@ def ingest_partition(
     result.truncated_files = [f.path for f, s in zip(files, stats, strict=True) if s.truncated]
     result.seconds = time.perf_counter() - started
     return result
+
+
+def revalidate_lines(
+    lake: Lake, day: date, lines: pa.Table, settings: IngestSettings | None = None
+) -> pa.Table:
+    """Route again, with the schemas as they are now, some landing lines partition ``day`` owns
+    (``lines``: landing_file, line_no): the same staging, checks and dedup as ``ingest_partition``
+    over just those lines. One row per line found: landing_file, line_no, fate ('row',
+    'duplicate' or 'quarantined') and reason (null unless quarantined). Refuses, like ingest, when
+    a landing date ``day`` reads was retired."""
+    settings = settings or IngestSettings()
+    wanted = {
+        path: pa.array(sorted(numbers), pa.int64()) for path, numbers in _group_lines(lines).items()
+    }
+    files = [f for f in list_landing_files(lake, landing_dates(day)) if f.path in wanted]
+    with _connection(settings) as con:
+        _stage(con, lake, day, files, settings, lambda _msg: None, only_lines=wanted)
+        _register_files(con, files)
+        _strict_recheck(con, "ingest/lenient_lines.sql", "ingest/mark_malformed.sql")
+        _route(con, compiled_versions())
+        _strict_recheck(con, "ingest/rejected_lines.sql", "ingest/mark_rejected_malformed.sql")
+        return con.sql(load_sql("ingest/line_verdicts.sql")).to_arrow_table()
+
+
+def _group_lines(lines: pa.Table) -> dict[str, list[int]]:
+    grouped = lines.group_by("landing_file").aggregate([("line_no", "list")])
+    return dict(
+        zip(
+            grouped["landing_file"].to_pylist(),
+            grouped["line_no_list"].to_pylist(),
+            strict=True,
+        )
+    )

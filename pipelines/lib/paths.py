@@ -34,6 +34,11 @@ def docs_dir() -> Path:
     return _project_dir("docs")
 
 
+def slo_file() -> Path:
+    """The default SLO file (TELEMETRY_SLO_FILE, through the ``slo`` resource, names another)."""
+    return PROJECT_ROOT / "slo.yaml"
+
+
 def default_lake_root() -> str:
     return str(PROJECT_ROOT / "data" / "lake")
 
@@ -89,3 +94,11 @@ def quality_file(event_date: date) -> str:
 
 
 DATA_DOCS_DIR = "reports/data_docs"
+
+
+def daily_report_dir(event_date: date) -> str:
+    return f"reports/daily/event_date={event_date.isoformat()}"
+
+
+def weekly_report_dir(week_start: date) -> str:
+    return f"reports/weekly/week_start={week_start.isoformat()}"

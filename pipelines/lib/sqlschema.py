@@ -496,30 +496,63 @@ def compile_schema(schema: EventSchema) -> CompiledSchema:
     )
 
 
-def check_query(compiled: CompiledSchema) -> str:
+def version_tag(version: str) -> str:
+    """A version as part of an SQL name: 1.10.0 -> v1_10_0."""
+    return "v" + version.replace(".", "_")
+
+
+def check_table(compiled: CompiledSchema, by_version: bool = False) -> str:
+    suffix = f"_{version_tag(compiled.version)}" if by_version else ""
+    return f"checked_{compiled.event_type}{suffix}"
+
+
+def check_query(compiled: CompiledSchema, by_version: bool = False) -> str:
     """``create table checked_<type>``: every staged line of the type with its violations and a
     content hash: the hash of its normalised values, so key order and white space do not make
     two copies of an event differ. Narrow on purpose: the day's rows are re-read from ``staged``
-    when written rather than held here twice."""
+    when written rather than held here twice.
+
+    ``by_version``: only the lines that declare this schema's version, into
+    ``checked_<type>_<version tag>`` (ingest checks each line against its own version)."""
     paths = ", ".join(_lit(p) for p in compiled.paths)
     derived = "".join(f",\n        {expr} as {name}" for name, expr in compiled.derived.items())
     event_id = compiled.paths.index(_prop_path("event_id")) + 1
+    version = f" and schema_version = {_lit(compiled.version)}" if by_version else ""
     # MATERIALIZED: DuckDB would otherwise inline the derived columns into every check that
     # uses them and compute each one several times per line.
     return (
-        f"create table checked_{compiled.event_type} as\n"
+        f"create table {check_table(compiled, by_version)} as\n"
         "with\n\nextracted as (\n    select\n        file_id,\n        line_no,\n"
         "        landing_dt,\n"
         f"        json_extract(line_text, [{paths}]) as vals,\n"
         f"        json_extract_string(line_text, [{paths}]) as strs,\n"
         "        json_keys(line_text) as keys\n    from staged\n"
-        "    where reason is null and event_type = $event_type\n),\n\n"
+        f"    where reason is null and event_type = $event_type{version}\n),\n\n"
         f"lines as materialized (\n    select *{derived}\n    from extracted\n)\n\n"
         "select\n    file_id,\n    line_no,\n    landing_dt,\n"
         f"    {compiled.violations} as violations,\n"
         f"    strs[{event_id}] as event_id,\n    hash(vals) as content_hash\n"
         "from lines"
     )
+
+
+def check_fits(version: CompiledSchema, current: CompiledSchema) -> None:
+    """Refuse a version whose lines cannot be stored in the current table: each of its fields
+    must be a column of the current version, stored with the same type and PII handling."""
+    columns = {c.name: c for c in current.columns}
+    for column in version.columns:
+        now = columns.get(column.name)
+        if now is None or (now.sql_type, now.pii_handling) != (
+            column.sql_type,
+            column.pii_handling,
+        ):
+            stored = "no column" if now is None else f"{now.sql_type} ({now.pii_handling})"
+            raise SchemaCompileError(
+                f"{version.event_type} {version.version}: field {column.name} "
+                f"({column.sql_type}, {column.pii_handling}) does not fit the table of "
+                f"{current.version} ({stored}); a change like this needs a new major version "
+                "(run python -m pipelines.schemas check)"
+            )
 
 
 def rows_view(compiled: CompiledSchema) -> str:

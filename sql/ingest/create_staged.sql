@@ -10,6 +10,7 @@ create table staged (
     reason varchar,
     detail varchar,
     event_type varchar,
+    schema_version varchar,
     event_date date,
     lenient_hint boolean
 )

@@ -1,6 +1,7 @@
 -- Grain: one row per line of one landing-file batch (`line_batch`) that partition $day owns.
 -- Parameters: $file_id, $landing_dt (the file's arrival date), $day (the partition),
---   $max_line_bytes, $known_types (varchar[]), $known_versions (varchar[] of 'type/version'),
+--   $max_line_bytes, $known_types (varchar[]), $known_versions (varchar[] of 'type/version': the
+--   versions ingest accepts; each line is checked against the schema of its own version),
 --   $lenient_hint (regex for lines DuckDB's lenient parser may accept but strict JSON does not),
 --   $days_late / $days_early (the window: partition D reads landing D-$days_early .. D+$days_late).
 -- A line is owned by its event date E when the partitions reading its landing date A
@@ -120,9 +121,10 @@ final as (
                 then 'event_type is not a published type'
             when
                 not list_contains($known_versions, head_type || '/' || coalesce(head_version, ''))
-                then 'schema_version is not a published version of ' || head_type
+                then 'schema_version is not an accepted version of ' || head_type
         end as detail,
         case when list_contains($known_types, head_type) then head_type end as event_type,
+        case when list_contains($known_types, head_type) then head_version end as schema_version,
         event_date,
         json_ok and regexp_matches(line_text, $lenient_hint) as lenient_hint
     from owned

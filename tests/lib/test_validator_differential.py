@@ -35,13 +35,15 @@ from pipelines.lib.ingest import IngestSettings, PiiKey, ingest_partition
 from pipelines.lib.ledger import audit_ledger
 from pipelines.lib.pii import DEV_KEY
 from pipelines.lib.reasons import REASONS
-from pipelines.lib.schemas import load_event_schemas
+from pipelines.lib.schemas import accepted_versions, load_event_schemas
 from pipelines.lib.sql import load_sql
 from pipelines.lib.sqlschema import check_query, compile_schema
 from pipelines.lib.storage import Lake
 from pipelines.lib.validate import StrictJsonError, explain, strict_loads
 
 SCHEMAS = load_event_schemas()
+# Each line is held to the schema of the version it names (any version of the current major).
+ACCEPTED = {t: {s.version: s for s in found} for t, found in accepted_versions().items()}
 TYPES = list(SCHEMAS)
 COMPILED = {t: compile_schema(s) for t, s in SCHEMAS.items()}
 EXAMPLES = {t: s.document["examples"][0] for t, s in SCHEMAS.items()}
@@ -643,9 +645,9 @@ def text_damage(draw: st.DrawFn, doc: dict[str, Any]) -> bytes:
     if how == "crlf":
         return (text + "\r").encode()
     if how == "raw_control":
-        return text.replace('"1.0.0"', '"1.0.0\t"', 1).encode()
+        return re.sub(r'"(\d+\.\d+\.\d+)"', '"\\1\t"', text, count=1).encode()
     if how == "lone_surrogate":
-        return text.replace('"1.0.0"', '"1.0.0\\ud800"', 1).encode()
+        return re.sub(r'"(\d+\.\d+\.\d+)"', r'"\1\\ud800"', text, count=1).encode()
     if how == "deep_nesting":
         depth = draw(st.sampled_from([5, 2000]))
         return (text[:-1] + ', "deep": ' + "[" * depth + "]" * depth + "}").encode()
@@ -654,7 +656,9 @@ def text_damage(draw: st.DrawFn, doc: dict[str, Any]) -> bytes:
             st.sampled_from(["clicks", "Click", "", "click\n", "click ", 1, None, ["click"]])
         )
         return _splice_value(doc, "event_type", json.dumps(value)).encode()
-    value = draw(st.sampled_from(["1.0", "1.0.1", "2.0.0", "", "1.0.0 ", 1, 1.0, None]))
+    value = draw(
+        st.sampled_from(["1.0", "1.0.1", "1.0.0", "1.1.0", "2.0.0", "", "1.0.0 ", 1, 1.0, None])
+    )
     return _splice_value(doc, "schema_version", json.dumps(value)).encode()
 
 
@@ -735,8 +739,9 @@ def reference_fate(raw: bytes) -> str | None:
     event_type = instance.get("event_type") if isinstance(instance, dict) else None
     if not isinstance(event_type, str) or event_type not in SCHEMAS:
         return "unknown_event_type"
-    schema = SCHEMAS[instance["event_type"]]
-    if instance.get("schema_version") != schema.version:
+    version = instance.get("schema_version")
+    schema = ACCEPTED[event_type].get(version) if isinstance(version, str) else None
+    if schema is None:
         return "unknown_schema_version"
     if explain(schema.document, instance):
         return "schema_violation"

@@ -1,6 +1,7 @@
 """The ingest assets: one per event type plus quarantine and ledger, built in one pass per day."""
 
 from datetime import date
+from typing import Any
 
 import dagster as dg
 import pyarrow as pa
@@ -98,6 +99,43 @@ def _summary(result: IngestResult) -> str:
     return "\n".join(lines)
 
 
+def ingest_metadata(result: IngestResult) -> dict[str, dict[str, Any]]:
+    """Each ingest asset's materialisation metadata for one day's ``result``."""
+    common = {
+        "seconds": round(result.seconds, 3),
+        "late_share": round(result.late_share, 6),
+    }
+    metadata: dict[str, dict[str, Any]] = {
+        event_type: {
+            "dagster/row_count": rows,
+            "rows": rows,
+            "bytes_written": result.bytes_written[event_type],
+            **common,
+        }
+        for event_type, rows in result.rows.items()
+    }
+    metadata[QUARANTINE] = {
+        "dagster/row_count": result.quarantined_total,
+        "quarantined": result.quarantined_total,
+        **{f"quarantined_{r}": n for r, n in result.quarantined.items()},
+        "truncated_files": len(result.truncated_files),
+        "bytes_written": result.bytes_written[QUARANTINE],
+        **common,
+    }
+    metadata[LEDGER] = {
+        "lines_taken": result.lines_taken,
+        "rows": result.rows_total,
+        "quarantined": result.quarantined_total,
+        "duplicates": result.duplicates,
+        "erased": result.erased,
+        "landing_files": result.files,
+        "bytes_written": result.bytes_written[LEDGER],
+        "summary": dg.MetadataValue.md(_summary(result)),
+        **common,
+    }
+    return metadata
+
+
 def build_ingest_assets(
     partitions_def: dg.PartitionsDefinition, on_s3: bool = False
 ) -> dg.AssetsDefinition:
@@ -120,45 +158,8 @@ def build_ingest_assets(
         result = ingest_partition(
             lake.lake(), day, pii.keyring(), duckdb.ingest_settings(), log=context.log.info
         )
-        common = {
-            "seconds": round(result.seconds, 3),
-            "late_share": round(result.late_share, 6),
-        }
-        for event_type, rows in result.rows.items():
-            yield dg.MaterializeResult(
-                asset_key=event_type,
-                metadata={
-                    "dagster/row_count": rows,
-                    "rows": rows,
-                    "bytes_written": result.bytes_written[event_type],
-                    **common,
-                },
-            )
-        yield dg.MaterializeResult(
-            asset_key=QUARANTINE,
-            metadata={
-                "dagster/row_count": result.quarantined_total,
-                "quarantined": result.quarantined_total,
-                **{f"quarantined_{r}": n for r, n in result.quarantined.items()},
-                "truncated_files": len(result.truncated_files),
-                "bytes_written": result.bytes_written[QUARANTINE],
-                **common,
-            },
-        )
-        yield dg.MaterializeResult(
-            asset_key=LEDGER,
-            metadata={
-                "lines_taken": result.lines_taken,
-                "rows": result.rows_total,
-                "quarantined": result.quarantined_total,
-                "duplicates": result.duplicates,
-                "erased": result.erased,
-                "landing_files": result.files,
-                "bytes_written": result.bytes_written[LEDGER],
-                "summary": dg.MetadataValue.md(_summary(result)),
-                **common,
-            },
-        )
+        for asset_key, metadata in ingest_metadata(result).items():
+            yield dg.MaterializeResult(asset_key=asset_key, metadata=metadata)
 
     return ingest
 

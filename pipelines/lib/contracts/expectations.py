@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from pipelines.lib.contracts.rules import COMPLETENESS, VALIDITY
-from pipelines.lib.schemas import EventSchema
+from pipelines.lib.schemas import EventSchema, accepted_versions
 
 # What a keyed hash (HMAC-SHA256, hex) looks like: a raw identifier in its place is a leak.
 HASHED_ID_PATTERN = "^[0-9a-f]{64}$"
@@ -73,6 +73,10 @@ def _validity(schema: EventSchema, column: str, spec: dict[str, Any], day: date)
                 note="within the UTC day D",
             )
         ]
+    if column == "schema_version":
+        # The table holds the rows of every version ingest accepts, not only the current one's.
+        accepted = accepted_versions().get(schema.event_type, [schema])
+        return [make("in_set", value_set=[s.version for s in accepted])]
     if spec.get("x-pii-handling") == "hash":
         return [make("pattern", regex=HASHED_ID_PATTERN)]
     if spec.get("type") not in _SCALARS or spec.get("x-pii-handling") == "scrub":

@@ -36,6 +36,7 @@ from great_expectations.expectations.metrics import (
 )
 
 from pipelines.lib.contracts.expectations import ExpectationSpec, expectation_specs
+from pipelines.lib.ingest import read_events
 from pipelines.lib.paths import DATA_DOCS_DIR
 from pipelines.lib.schemas import load_event_schemas
 from pipelines.lib.sql import lake_connection
@@ -159,9 +160,10 @@ def validate_day(
         schemas = load_event_schemas()
         for event_type, urls in own_urls.items():
             # Only the contract's columns: the lineage columns are ingest's, not the producer's.
-            raw.read_parquet(urls, hive_partitioning=False).select(
-                *schemas[event_type].properties
-            ).create_view(event_type)
+            # A partition written before the current schema version reads newer fields as null.
+            read_events(raw, urls, event_type).select(*schemas[event_type].properties).create_view(
+                event_type
+            )
 
         with tempfile.TemporaryDirectory(prefix="telemetry-lake-docs-") as scratch:
             docs_dir = os.path.join(scratch, "data_docs") if data_docs else None
