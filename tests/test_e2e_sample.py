@@ -18,14 +18,17 @@ from pipelines.defs.contracts.checks import build_family_check
 from pipelines.defs.ingest.assets import build_ingest_assets
 from pipelines.defs.ingest.checks import LEDGER_BALANCES, build_ledger_check
 from pipelines.defs.partitions import daily_partitions, monthly_partitions, weekly_partitions
+from pipelines.defs.reports.assets import build_report_asset
 from pipelines.defs.resources import (
     ContractsResource,
     DuckDBResource,
     LakeResource,
     PiiResource,
     RollupsResource,
+    SloResource,
 )
 from pipelines.defs.rollups.assets import build_rollup_asset
+from pipelines.defs.slo.checks import build_slo_checks
 from pipelines.lib import pii
 from pipelines.lib.contracts.rules import COMPLETENESS, CONSISTENCY, FAMILIES, TIMELINESS, VALIDITY
 from pipelines.lib.ingest import IngestSettings, ingest_partition, reading_partitions
@@ -35,13 +38,17 @@ from pipelines.lib.paths import (
     DATA_DOCS_DIR,
     contracts_dir,
     contracts_file,
+    daily_report_dir,
     events_file,
     ledger_dir,
     quality_file,
+    weekly_report_dir,
 )
 from pipelines.lib.privacy.erasure import erase
 from pipelines.lib.privacy.exports import QUARANTINE, export_user
 from pipelines.lib.privacy.requests import parse_request
+from pipelines.lib.reports.build import HTML_FILE, MARKDOWN_FILE
+from pipelines.lib.reports.data import DAILY, WEEKLY
 from pipelines.lib.rollups.run import (
     DAY,
     MODELS,
@@ -322,6 +329,48 @@ def test_weekly_and_monthly_rollups_merge_their_days(sample):
     assert sections["duplicates"] == {"exact_duplicate": duplicates}
     violations = sum(lake.partition_rows(contracts_dir(day)) for day in june)
     assert sum(sections.get("contract_violations", {}).values()) == violations
+
+
+def test_slo_checks_and_reports_on_this_backend(sample):
+    # After the weekly test above: every day of June is ingested and has its traffic_daily.
+    lake = sample["lake"]
+    resources = {**sample["resources"], "rollups": RollupsResource(), "slo": SloResource()}
+    traffic_daily = build_rollup_asset(MODELS_BY_NAME["traffic_daily"], daily_partitions())
+    checked = dg.materialize(
+        [traffic_daily, build_slo_checks(daily_partitions())],
+        resources=resources,
+        partition_key=START.isoformat(),
+    )
+    assert checked.success
+    evaluations = {e.check_name: e for e in checked.get_asset_check_evaluations()}
+    day = _all_traffic(lake, "traffic_daily", DAY, START)
+    assert len([n for n in evaluations if n.startswith(("slo_", "anomaly_"))]) == 16
+    assert evaluations["slo_error_rate"].metadata["measured"].value == day["error_rate"]
+    assert evaluations["slo_ctr"].metadata["measured"].value == day["ctr"]
+
+    week = START  # a Monday
+    # The weekly report reads every daily rollup of its days: build the ones still missing.
+    for weekday in (week + timedelta(days=n) for n in range(7)):
+        for model in (m for m in MODELS if m.grain == DAY):
+            if not lake.parquet_files(rollup_dir(model.name, DAY, weekday)):
+                build_rollup(lake, model, weekday)
+    for kind, partitions_def, key, folder in (
+        (DAILY, daily_partitions(), START, daily_report_dir(START)),
+        (WEEKLY, weekly_partitions(), week, weekly_report_dir(week)),
+    ):
+        result = dg.materialize(
+            [build_report_asset(kind, partitions_def)],
+            resources=resources,
+            partition_key=key.isoformat(),
+        )
+        assert result.success
+        [event] = result.get_asset_materialization_events()
+        with lake.open(f"{folder}/{MARKDOWN_FILE}") as handle:
+            assert event.materialization.metadata["report"].value == handle.read().decode()
+        with lake.open(f"{folder}/{HTML_FILE}") as handle:
+            html = handle.read().decode()
+        requests = day if kind == DAILY else _all_traffic(lake, "traffic_weekly", WEEK, week)
+        assert f'data-key="requests" data-value="{requests["requests"]}"' in html
 
 
 def test_the_landing_sensor_an_export_and_an_erasure_on_this_backend(sample):
