@@ -5,8 +5,9 @@
 Generates the week 2025-06-02 .. 2025-06-08 into TELEMETRY_LAKE_ROOT (default data/lake),
 materialises every asset and check in this project's Dagster instance (so `dagster dev` shows
 the runs): first the ingest of every day the landing files touch, then each day's contracts
-(which read the neighbouring days). Prints rows per event type, quarantine counts and the
-contract families' rates per day.
+(which read the neighbouring days), the rollups, the operational reports and the catalog. Prints
+rows per event type, quarantine counts, the contract families' rates per day and the weekly
+experiment evaluation, and where the day's report is.
 """
 
 from __future__ import annotations
@@ -19,7 +20,12 @@ from datetime import date, timedelta
 import duckdb
 
 from pipelines.lib.contracts.rules import FAMILIES
-from pipelines.lib.paths import PROJECT_ROOT, default_catalog_path, default_lake_root
+from pipelines.lib.paths import (
+    PROJECT_ROOT,
+    daily_report_dir,
+    default_catalog_path,
+    default_lake_root,
+)
 from pipelines.lib.progress import Progress
 from pipelines.lib.rollups.run import MODELS
 from pipelines.lib.sample import SampleConfig, generate
@@ -57,9 +63,10 @@ def _rows(title: str, columns: list[str], rows: list[tuple]) -> str:
 
 def _plan(touched: list[date]) -> list[tuple[object, list[date | None]]]:
     """Runs in order: the ingest of every day of the months the landing files touch (a month's
-    rollup needs all its days), then each day's contracts with its daily rollups (which read the
-    neighbouring days, and which the contracts' blocking checks gate), then every complete week
-    and month, then the analysts' catalog (unpartitioned: key None)."""
+    rollup needs all its days), then each day's contracts with its daily rollups and their SLO
+    checks (which read the neighbouring days, and which the contracts' blocking checks gate),
+    then every complete week and month, the operational reports of the demo's days and of the
+    complete weeks, then the analysts' catalog (unpartitioned: key None)."""
     import dagster as dg
 
     from pipelines.lib.rollups.run import MONTH, WEEK, period
@@ -68,6 +75,7 @@ def _plan(touched: list[date]) -> list[tuple[object, list[date | None]]]:
     last = period(MONTH, touched[-1].replace(day=1))[1]
     days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
     weeks = [d for d in days if d.weekday() == 0 and period(WEEK, d)[1] <= last]
+    demo_days = {DEMO_START + timedelta(days=n) for n in range(DEMO_DAYS)}
     months = [d for d in days if d.day == 1]
     daily = dg.AssetSelection.groups("contracts") | dg.AssetSelection.assets(
         *[m.name for m in MODELS if m.grain == "day"]
@@ -77,6 +85,8 @@ def _plan(touched: list[date]) -> list[tuple[object, list[date | None]]]:
         (daily, days),
         (dg.AssetSelection.assets(*[m.name for m in MODELS if m.grain == WEEK]), weeks),
         (dg.AssetSelection.assets(*[m.name for m in MODELS if m.grain == MONTH]), months),
+        (dg.AssetSelection.assets("report_daily"), [d for d in days if d in demo_days]),
+        (dg.AssetSelection.assets("report_weekly"), [w for w in weeks if w in demo_days]),
         (dg.AssetSelection.assets("catalog"), [None]),
     ]
 
@@ -154,7 +164,9 @@ def main() -> int:
         )
     )
     catalog = os.environ.get("TELEMETRY_CATALOG") or default_catalog_path()
+    report = f"{root}/{daily_report_dir(DEMO_START)}/report.html"
     print(f"\nLake: {root}   Browse it: DAGSTER_HOME={PROJECT_ROOT} dagster dev")
+    print(f"Operational report of {DEMO_START}: {report}")
     print(f"Catalog for analysts: {catalog}   (README: 'For analysts')")
     return 0
 
