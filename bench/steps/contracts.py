@@ -21,7 +21,7 @@ def ingested_day(job: Job, day: date) -> str:
     ready = f"{job.lake.rstrip('/')}-ingested"
     if not os.path.isdir(ready):
         lake = copy_landing(job)
-        ingest(lake, day, job.threads)
+        ingest(lake, day, job.threads, job.memory_limit)
         shutil.rmtree(f"{ready}.partial", ignore_errors=True)
         shutil.move(lake, f"{ready}.partial")
         os.rename(f"{ready}.partial", ready)

@@ -46,7 +46,7 @@ def ingested_week(job: Job, monday: date) -> str:
         shutil.rmtree(partial, ignore_errors=True)
         generate(replace(config, start=monday, days=7), partial)
         for n in range(-1, 7):
-            ingest(partial, monday + timedelta(days=n), job.threads)
+            ingest(partial, monday + timedelta(days=n), job.threads, job.memory_limit)
         # The week is merged from its days' rollups, which the daily step builds day by day.
         settings = RollupSettings(threads=job.threads)
         for n in range(7):
