@@ -20,6 +20,7 @@ from datetime import date, timedelta
 import duckdb
 
 from pipelines.lib.contracts.rules import FAMILIES
+from pipelines.lib.ops.calendar import days_between
 from pipelines.lib.paths import (
     PROJECT_ROOT,
     daily_report_dir,
@@ -73,7 +74,7 @@ def _plan(touched: list[date]) -> list[tuple[object, list[date | None]]]:
 
     first = touched[0].replace(day=1)
     last = period(MONTH, touched[-1].replace(day=1))[1]
-    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    days = days_between(first, last)
     weeks = [d for d in days if d.weekday() == 0 and period(WEEK, d)[1] <= last]
     demo_days = {DEMO_START + timedelta(days=n) for n in range(DEMO_DAYS)}
     months = [d for d in days if d.day == 1]

@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.lib import tiers
+from pipelines.lib.ops.calendar import days_between
 from pipelines.lib.rollups.run import DAY, GRAIN_KEYS, MODELS, MONTH, WEEK, period, rollup_dir
 from pipelines.lib.sql import lake_connection, load_sql
 from pipelines.lib.storage import Lake, sha256_hex
@@ -52,7 +53,7 @@ def bundle_dir(month_start: date) -> str:
 def bundle_periods(month_start: date, first_date: date | None = None) -> dict[str, list[date]]:
     """The period starts a month's bundle holds, per grain (see the module docstring)."""
     first, last = period(MONTH, month_start)
-    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    days = days_between(first, last)
     monday = first - timedelta(days=first.weekday())
     weeks = [monday + timedelta(weeks=n) for n in range((last - monday).days // 7 + 1)]
     floor = first_date or date.min

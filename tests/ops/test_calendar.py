@@ -53,3 +53,14 @@ def test_a_day_is_due_from_02_00_utc_the_next_day():
 def test_a_naive_time_is_refused():
     with pytest.raises(ValueError, match="no time zone"):
         calendar.previous_day(datetime(2025, 6, 3, 2))
+
+
+def test_days_between_includes_both_ends_and_crosses_months():
+    assert calendar.days_between(date(2025, 1, 30), date(2025, 2, 2)) == [
+        date(2025, 1, 30),
+        date(2025, 1, 31),
+        date(2025, 2, 1),
+        date(2025, 2, 2),
+    ]
+    assert calendar.days_between(date(2025, 6, 2), date(2025, 6, 2)) == [date(2025, 6, 2)]
+    assert calendar.days_between(date(2025, 6, 3), date(2025, 6, 2)) == []

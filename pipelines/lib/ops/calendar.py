@@ -19,6 +19,11 @@ MONTHLY_CRON = "0 5 1 * *"
 FRESHNESS_DEADLINE_CRON = "0 6 * * *"
 
 
+def days_between(first: date, last: date) -> list[date]:
+    """Every day from ``first`` through ``last``, both included (none if ``last`` < ``first``)."""
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
 def previous_day(at: datetime) -> date:
     """The day the daily run at ``at`` builds: the UTC day before."""
     return _utc_date(at) - timedelta(days=1)

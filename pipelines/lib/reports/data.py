@@ -12,6 +12,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from pipelines.lib.ops.calendar import days_between
 from pipelines.lib.paths import quarantine_dir
 from pipelines.lib.reports.health import Health, day_health, week_score
 from pipelines.lib.rollups.run import DAY, WEEK, period, rollup_dir
@@ -79,10 +80,6 @@ class _Reader:
         return rows[0]
 
 
-def _days(first: date, last: date) -> list[date]:
-    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
-
-
 def _quarantine(reader: _Reader, days: list[date]) -> list[dict[str, Any]]:
     files = [url for d in days for url in reader.files(quarantine_dir(d))]
     by_day = reader.table("quarantine_by_reason.sql", quarantine_glob=files)
@@ -115,7 +112,7 @@ def gather_daily(
     traffic = reader.files(rollup_dir("traffic_daily", DAY, day))
     headline = reader.one("headline.sql", traffic)
     # The days before may be missing (the lake's first weeks, a gap): the trend skips them.
-    before = _days(day - timedelta(days=TREND_DAYS - 1), day - timedelta(days=1))
+    before = days_between(day - timedelta(days=TREND_DAYS - 1), day - timedelta(days=1))
     trend_files = [
         url
         for d in before
@@ -151,7 +148,7 @@ def gather_weekly(
 ) -> ReportData:
     reader = _Reader(con, lake, "report_weekly", week_start)
     first, last = period(WEEK, week_start)
-    days = _days(first, last)
+    days = days_between(first, last)
     week = reader.files(rollup_dir("traffic_weekly", WEEK, first))
     series = reader.rows(
         "daily_series.sql",

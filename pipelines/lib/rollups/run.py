@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from pipelines.lib.contracts.run import VIOLATIONS_SCHEMA
 from pipelines.lib.ingest import QUARANTINE_SCHEMA, ledger_schema, read_events
+from pipelines.lib.ops.calendar import days_between
 from pipelines.lib.paths import PART_FILE, contracts_dir, events_dir, ledger_dir, quarantine_dir
 from pipelines.lib.rollups import columns, experiments
 from pipelines.lib.rollups.change import with_change
@@ -213,10 +214,6 @@ class RollupResult:
     path: str
 
 
-def _days(first: date, last: date) -> list[date]:
-    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
-
-
 def _pii_fields() -> pa.Table:
     rows = [
         {"event_type": t, "field": name, "pii_class": spec.get("x-pii", "none")}
@@ -237,8 +234,9 @@ _SIDE_TABLES: dict[str, tuple[Callable[[date], str], Callable[[], pa.Schema]]] =
 
 def _register(con: duckdb.DuckDBPyConnection, lake: Lake, model: Model, first: date, last: date):
     types = event_types()
+    days = days_between(first, last)
     # Every file of each partition: compaction may have split one into several.
-    urls = {(t, d): lake.parquet_urls(events_dir(t, d)) for t in types for d in _days(first, last)}
+    urls = {(t, d): lake.parquet_urls(events_dir(t, d)) for t in types for d in days}
     missing = [f"{d} ({t})" for (t, d), found in urls.items() if not found]
     if missing:
         raise FileNotFoundError(
@@ -248,7 +246,7 @@ def _register(con: duckdb.DuckDBPyConnection, lake: Lake, model: Model, first: d
     before = first - timedelta(days=1)  # a day's first events may belong to requests of the eve
     for t in types:
         eve = lake.parquet_urls(events_dir(t, before))
-        period_urls = [url for d in _days(first, last) for url in urls[(t, d)]]
+        period_urls = [url for d in days for url in urls[(t, d)]]
         read_events(con, [*eve, *period_urls]).create_view(t)
     con.execute(load_sql("rollups/user_links.sql"), {"period_start": first, "period_end": last})
     con.sql("select * from request").create_view("request_dims")
@@ -256,7 +254,7 @@ def _register(con: duckdb.DuckDBPyConnection, lake: Lake, model: Model, first: d
     for table in model.reads:
         if table in MODELS_BY_NAME:  # a daily rollup: a week or month needs each of its days
             daily = MODELS_BY_NAME[table]
-            rels = [rollup_dir(daily.name, daily.grain, d) for d in _days(first, last)]
+            rels = [rollup_dir(daily.name, daily.grain, d) for d in days]
             found = {r: lake.parquet_urls(r) for r in rels}
             absent = [r for r, files in found.items() if not files]
             if absent:
@@ -269,7 +267,7 @@ def _register(con: duckdb.DuckDBPyConnection, lake: Lake, model: Model, first: d
             con.read_parquet(daily_urls).create_view(f"period_{table}")
             continue
         path_of, schema = _SIDE_TABLES[table]
-        side_urls = [url for d in _days(first, last) for url in lake.parquet_urls(path_of(d))]
+        side_urls = [url for d in days for url in lake.parquet_urls(path_of(d))]
         source = (
             con.read_parquet(side_urls, hive_partitioning=False)
             if side_urls

@@ -43,6 +43,7 @@ import duckdb
 import pyarrow as pa
 
 from pipelines.lib.ingest import QUARANTINE_SCHEMA, ledger_schema
+from pipelines.lib.ops.calendar import days_between
 from pipelines.lib.paths import ledger_dir, quarantine_dir
 from pipelines.lib.rollups.run import DAY, rollup_dir
 from pipelines.lib.schemas import event_types
@@ -144,15 +145,11 @@ _QUERIES = {
 }
 
 
-def _days(first: date, last: date) -> list[date]:
-    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
-
-
 def _register(
     con: duckdb.DuckDBPyConnection, lake: Lake, view: str, first: date, last: date
 ) -> None:
     source = _INPUTS[view]
-    urls = [url for d in _days(first, last) for url in lake.parquet_urls(source.folder(d))]
+    urls = [url for d in days_between(first, last) for url in lake.parquet_urls(source.folder(d))]
     if urls:
         relation = con.read_parquet(urls, hive_partitioning=True)
     else:
