@@ -3,7 +3,7 @@
     make bench                                   # = python -m bench.run (1M lines, 3 rounds)
     python -m bench.run --events 200000 --rounds 3
     python -m bench.run --scale                  # also a 10x day: time and peak RSS growth
-    python -m bench.run --profile                # one ingest under cProfile, top 25 on stderr
+    python -m bench.run --profile                # one ingest: cProfile and SQL times on stderr
 
 Inputs come from the sample generator and are cached under ``--work-dir`` by (lines, seed).
 Steps run interleaved, round after round, each in a fresh child process that reports its own
@@ -26,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench import report
+from bench import report, sqltime
 from bench.inputs import DAY, Inputs, prepare
 from bench.log import log
 from bench.steps import STEPS, Job, Step
@@ -158,7 +158,8 @@ def write_json(result: dict[str, Any], events: int) -> Path:
 
 
 def profile_ingest(inputs: Inputs, work_dir: str, events: int) -> None:
-    """One ingest in this process under cProfile: the top entries by cumulative time to stderr."""
+    """One ingest in this process under cProfile: the top entries by cumulative time, then the
+    seconds of each SQL statement, to stderr."""
     scratch = os.path.join(work_dir, "scratch", "profile")
     shutil.rmtree(scratch, ignore_errors=True)
     os.makedirs(scratch)
@@ -167,7 +168,8 @@ def profile_ingest(inputs: Inputs, work_dir: str, events: int) -> None:
         lake = copy_landing(job)
         log(f"profile: ingest of {inputs.lines:,} lines under cProfile")
         profiler = cProfile.Profile()
-        profiler.runcall(ingest, lake, DAY, job.threads, job.memory_limit)
+        with sqltime.statement_timings() as statements:
+            profiler.runcall(ingest, lake, DAY, job.threads, job.memory_limit)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
@@ -176,6 +178,7 @@ def profile_ingest(inputs: Inputs, work_dir: str, events: int) -> None:
     stats.dump_stats(dump)
     stats.sort_stats("cumulative").print_stats(PROFILE_TOP)
     log(f"profile: full stats in {dump} (python -m pstats {dump.name}, or snakeviz)")
+    log("profile: DuckDB statements by total seconds\n" + sqltime.summary(statements, PROFILE_TOP))
 
 
 def run_scale(

@@ -306,6 +306,8 @@ def test_the_executor_is_deployment_configuration(monkeypatch):
     assert executor.defs().executor.name == "k8s"
     monkeypatch.setenv("TELEMETRY_EXECUTOR", "multiprocess")
     assert executor.defs().executor.name == "multiprocess"
+    monkeypatch.setenv("TELEMETRY_EXECUTOR", "in_process")
+    assert executor.defs().executor.name == "in_process"
     monkeypatch.setenv("TELEMETRY_EXECUTOR", "celery")
     with pytest.raises(ValueError, match="TELEMETRY_EXECUTOR='celery': set one of multiprocess"):
         executor.defs()

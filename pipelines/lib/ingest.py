@@ -42,7 +42,7 @@ from pipelines.lib.sqlschema import (
     rows_view,
 )
 from pipelines.lib.storage import Lake, write_parquet, write_table
-from pipelines.lib.validate import LENIENT_JSON_HINT, StrictJsonError, strict_loads
+from pipelines.lib.validate import LENIENT_JSON_HINTS, StrictJsonError, strict_loads
 
 # Partition D reads landing dates D-1 (clocks running ahead) .. D+2 (the late-arrival window).
 READS_DAYS_BEFORE = 1
@@ -128,7 +128,7 @@ def _stage(
         "max_line_bytes": settings.max_line_bytes,
         "known_types": list(versions),
         "known_versions": [f"{t}/{s.version}" for t, found in versions.items() for s in found],
-        "lenient_hint": LENIENT_JSON_HINT,
+        **{f"lenient_hint_{n}": hint for n, hint in enumerate(LENIENT_JSON_HINTS, start=1)},
         "days_late": READS_DAYS_AFTER,
         "days_early": READS_DAYS_BEFORE,
     }
@@ -171,12 +171,17 @@ def _strict_recheck(con: duckdb.DuckDBPyConnection, suspects: str, update: str) 
         con.unregister("strict_failures")
 
 
-def _route(con: duckdb.DuckDBPyConnection, versions: dict[str, list[CompiledSchema]]) -> None:
-    """Check every staged line against the schema of its own version, deduplicate, and give
-    every line its fate (table ``fates``)."""
+def _route(
+    con: duckdb.DuckDBPyConnection,
+    schemas: dict[str, CompiledSchema],
+    versions: dict[str, list[CompiledSchema]],
+) -> None:
+    """Check every staged line against the schema of its own version (keeping its values typed
+    in the current shape), deduplicate, and give every line its fate (table ``fates``)."""
     for event_type, compiled_versions in versions.items():
         for compiled in compiled_versions:
-            con.execute(check_query(compiled, by_version=True), {"event_type": event_type})
+            query = check_query(compiled, by_version=True, stored=schemas[event_type])
+            con.execute(query, {"event_type": event_type})
     # The union is structural (one branch per accepted version); names come from the schemas.
     union = "\nunion all\n".join(
         "select file_id, line_no, violations, event_id, content_hash "
@@ -202,15 +207,15 @@ def _check(
 ) -> None:
     inner, outer = pii.hmac_pads(key.secret)
     prev_inner, prev_outer = pii.hmac_pads(previous.secret) if previous else (None, None)
-    _route(con, versions)
+    _route(con, schemas, versions)
     # Rows of every version are read with the current schema: a valid line of an older version
     # has none of the fields it lacks (additionalProperties: false), so they read as null.
-    for compiled in schemas.values():
-        con.execute(rows_view(compiled))
+    for event_type, compiled in schemas.items():
+        con.execute(rows_view(compiled, versions[event_type]))
     # Identifiers repeat (a user has many events): hash each distinct one once, then join.
     # `bridged` marks the values that also get the previous key's hash (user_id only).
     identifiers = [
-        f"select {c.expr} as raw, {str(c.name == BRIDGED_COLUMN).lower()} as bridged from rows_{t}"
+        f"select {c.name} as raw, {str(c.name == BRIDGED_COLUMN).lower()} as bridged from rows_{t}"
         for t, compiled in schemas.items()
         for c in compiled.columns
         if c.pii_handling == "hash"
@@ -281,12 +286,12 @@ def events_query(compiled: CompiledSchema) -> str:
     for column in compiled.columns:
         if column.pii_handling == "hash":
             alias = f"h_{column.name}"
-            joins.append(f"left join pii_hashes as {alias} on {alias}.raw = {column.expr}")
+            joins.append(f"left join pii_hashes as {alias} on {alias}.raw = c.{column.name}")
             selected.append(f"{alias}.hashed as {column.name}")
             if column.name == BRIDGED_COLUMN:
                 bridge = f"{alias}.hashed_prev as {BRIDGE_COLUMN}"
         else:
-            selected.append(f"{column.expr} as {column.name}")
+            selected.append(f"c.{column.name}")
     selected.append(bridge)
     body = ",\n        ".join(selected)
     names = "".join(f"    {c.name},\n" for c in compiled.columns)
@@ -466,7 +471,7 @@ def _mark_erased(
     # One branch per event type with a user_id (structural: names come from the schemas).
     branches = [
         f"select r.file_id, r.line_no from rows_{t} as r inner join pii_hashes as h "
-        f"on h.raw = {c.expr} where h.hashed in (select unnest($erased)) "
+        f"on h.raw = r.{c.name} where h.hashed in (select unnest($erased)) "
         "or h.hashed_prev in (select unnest($erased))"
         for t, compiled in schemas.items()
         for c in compiled.columns
@@ -605,7 +610,7 @@ def revalidate_lines(
         _stage(con, lake, day, files, settings, lambda _msg: None, only_lines=wanted)
         _register_files(con, files)
         _strict_recheck(con, "ingest/lenient_lines.sql", "ingest/mark_malformed.sql")
-        _route(con, compiled_versions())
+        _route(con, compiled_schemas(), compiled_versions())
         _strict_recheck(con, "ingest/rejected_lines.sql", "ingest/mark_rejected_malformed.sql")
         return con.sql(load_sql("ingest/line_verdicts.sql")).to_arrow_table()
 

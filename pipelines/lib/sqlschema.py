@@ -506,17 +506,25 @@ def check_table(compiled: CompiledSchema, by_version: bool = False) -> str:
     return f"checked_{compiled.event_type}{suffix}"
 
 
-def check_query(compiled: CompiledSchema, by_version: bool = False) -> str:
-    """``create table checked_<type>``: every staged line of the type with its violations and a
-    content hash: the hash of its normalised values, so key order and white space do not make
-    two copies of an event differ. Narrow on purpose: the day's rows are re-read from ``staged``
-    when written rather than held here twice.
+def check_query(
+    compiled: CompiledSchema, by_version: bool = False, stored: CompiledSchema | None = None
+) -> str:
+    """``create table checked_<type>``: every staged line of the type with its violations, a
+    content hash (the hash of its normalised values, so key order and white space do not make
+    two copies of an event differ) and its typed columns in the shape of ``stored`` (the current
+    version; by default ``compiled`` itself), fields this version lacks as typed nulls. The line is
+    parsed here once: the rows written later read these columns, not the text again.
 
     ``by_version``: only the lines that declare this schema's version, into
     ``checked_<type>_<version tag>`` (ingest checks each line against its own version)."""
+    stored = stored or compiled
+    own = {c.name: c for c in compiled.columns}
+    typed = "".join(
+        f",\n    {own[c.name].expr if c.name in own else f'null::{c.sql_type}'} as {c.name}"
+        for c in stored.columns
+    )
     paths = ", ".join(_lit(p) for p in compiled.paths)
     derived = "".join(f",\n        {expr} as {name}" for name, expr in compiled.derived.items())
-    event_id = compiled.paths.index(_prop_path("event_id")) + 1
     version = f" and schema_version = {_lit(compiled.version)}" if by_version else ""
     # MATERIALIZED: DuckDB would otherwise inline the derived columns into every check that
     # uses them and compute each one several times per line.
@@ -531,7 +539,7 @@ def check_query(compiled: CompiledSchema, by_version: bool = False) -> str:
         f"lines as materialized (\n    select *{derived}\n    from extracted\n)\n\n"
         "select\n    file_id,\n    line_no,\n    landing_dt,\n"
         f"    {compiled.violations} as violations,\n"
-        f"    strs[{event_id}] as event_id,\n    hash(vals) as content_hash\n"
+        f"    hash(vals) as content_hash{typed}\n"
         "from lines"
     )
 
@@ -555,18 +563,22 @@ def check_fits(version: CompiledSchema, current: CompiledSchema) -> None:
             )
 
 
-def rows_view(compiled: CompiledSchema) -> str:
-    """``create view rows_<type>``: the lines of the type that are kept (fate ``row``), with their
-    values extracted again (``vals`` / ``strs``, as in ``check_query``) for the typed columns."""
-    paths = ", ".join(_lit(p) for p in compiled.paths)
+def rows_view(current: CompiledSchema, versions: list[CompiledSchema] | None = None) -> str:
+    """``create view rows_<type>``: the lines of the type that are kept (fate ``row``), with the
+    typed columns their check tables hold: those of each of ``versions`` (checked by version), or
+    of ``current``'s own check table."""
+    tables = (
+        [check_table(v, by_version=True) for v in versions] if versions else [check_table(current)]
+    )
+    names = "".join(f", {c.name}" for c in current.columns)
+    # One branch per check table (structural: the names come from the schemas).
+    checked = "\n    union all\n".join(
+        f"    select file_id, line_no, landing_dt{names} from {t}" for t in tables
+    )
     return (
-        f"create view rows_{compiled.event_type} as\n"
-        "select\n    staged.file_id,\n    staged.line_no,\n    staged.landing_dt,\n"
-        f"    json_extract(staged.line_text, [{paths}]) as vals,\n"
-        f"    json_extract_string(staged.line_text, [{paths}]) as strs\n"
-        "from staged\ninner join fates\n"
-        "    on staged.file_id = fates.file_id and staged.line_no = fates.line_no\n"
-        # The staged-side filters run at the scan, so only well-formed lines reach json_extract.
-        f"where staged.reason is null and staged.event_type = {_lit(compiled.event_type)}\n"
+        f"create view rows_{current.event_type} as\n"
+        f"select checked.*\nfrom (\n{checked}\n) as checked\n"
+        "semi join fates\n"
+        "    on checked.file_id = fates.file_id and checked.line_no = fates.line_no\n"
         "    and fates.fate = 'row'"
     )

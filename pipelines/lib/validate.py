@@ -25,9 +25,17 @@ import jsonschema
 from jsonschema import validators
 
 # Lines DuckDB's lenient parser may accept but strict JSON rejects: trailing commas, NaN/Infinity
-# tokens, and numbers that could overflow a double (any exponent, or a run of 300 digits). Only
-# these few lines are re-parsed strictly in Python; a false alarm costs one json.loads.
-LENIENT_JSON_HINT = r"(?i)(^|[:,\[])\s*[-+]?(nan|inf|[0-9][0-9.]*e)|,\s*[\]}]|[0-9]{300}"
+# tokens, and numbers that could overflow a double (any exponent, or 300 digits before the point).
+# Only these few lines are re-parsed strictly in Python; a false alarm costs one json.loads. Such
+# a token starts a value, so it follows a ':', ',' or '['. One pattern per separator: each starts
+# with a literal that RE2 finds with memchr, where one alternation over all three made it step
+# through every byte (about 2x slower over a day's lines; a line matching any one is suspect).
+_LENIENT_VALUE = r"\s*[-+]?(?:[nN][aA][nN]|[iI][nN][fF]|[0-9][0-9.]*[eE]|[0-9]{300})"
+LENIENT_JSON_HINTS = (
+    ":" + _LENIENT_VALUE,
+    r",(?:" + _LENIENT_VALUE + r"|\s*[\]}])",
+    r"\[" + _LENIENT_VALUE,
+)
 
 
 class StrictJsonError(ValueError):

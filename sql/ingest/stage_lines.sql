@@ -2,7 +2,8 @@
 -- Parameters: $file_id, $landing_dt (the file's arrival date), $day (the partition),
 --   $max_line_bytes, $known_types (varchar[]), $known_versions (varchar[] of 'type/version': the
 --   versions ingest accepts; each line is checked against the schema of its own version),
---   $lenient_hint (regex for lines DuckDB's lenient parser may accept but strict JSON does not),
+--   $lenient_hint_1 .. $lenient_hint_3 (regexes for lines DuckDB's lenient parser may accept but
+--   strict JSON does not: LENIENT_JSON_HINTS),
 --   $days_late / $days_early (the window: partition D reads landing D-$days_early .. D+$days_late).
 -- A line is owned by its event date E when the partitions reading its landing date A
 -- (A-$days_late .. A+$days_early) include E; otherwise (late, future, or no readable date)
@@ -38,7 +39,9 @@ heads as (
     select
         *,
         case
-            when json_ok and json_type(line_text) = 'OBJECT'
+            -- A line the parser accepted is an object when it starts with '{' (after JSON white
+            -- space): a string test instead of parsing it once more.
+            when json_ok and left(ltrim(line_text, ' ' || chr(9) || chr(10) || chr(13)), 1) = '{'
                 then json_extract(
                     line_text,
                     ['$."event_type"', '$."schema_version"', '$."timestamp_ms"']
@@ -126,7 +129,11 @@ final as (
         case when list_contains($known_types, head_type) then head_type end as event_type,
         case when list_contains($known_types, head_type) then head_version end as schema_version,
         event_date,
-        json_ok and regexp_matches(line_text, $lenient_hint) as lenient_hint
+        json_ok and (
+            regexp_matches(line_text, $lenient_hint_1)
+            or regexp_matches(line_text, $lenient_hint_2)
+            or regexp_matches(line_text, $lenient_hint_3)
+        ) as lenient_hint
     from owned
     where owning_date = $day
 )

@@ -13,7 +13,6 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.lib.contracts import gx_suites
 from pipelines.lib.contracts.rules import (
     CHAIN_TYPES,
     COMPLETENESS,
@@ -203,6 +202,10 @@ def run_contracts(
             load_sql("contracts/consistency.sql"),
             params={"day": day, "clock_skew_ms": thresholds.clock_skew_ms},
         ).to_arrow_table()
+        # Imported here: Great Expectations takes about 3 s to import, and every process that
+        # loads the code location (CLI, webserver, each run's step server) would pay it.
+        from pipelines.lib.contracts import gx_suites
+
         suites = gx_suites.validate_day(
             lake,
             day,

@@ -66,7 +66,7 @@ from collections.abc import Mapping
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from scipy import special, stats
+from scipy import special
 
 KEY_COLUMNS = ("experiment_id", "bucket")
 COUNT_COLUMNS = (
@@ -245,7 +245,9 @@ def _srm(
     k = k + absent_k
     defined = (k >= 2) & (total > 0)
     chi2 = np.where(defined, chi2, np.nan)
-    p = np.where(defined, stats.chi2.sf(chi2, np.maximum(k - 1, 1)), np.nan)
+    # chdtrc is the chi-square survival function (what scipy.stats.chi2.sf calls), without
+    # importing scipy.stats, which costs the code location's every load about 0.5 s.
+    p = np.where(defined, special.chdtrc(np.maximum(k - 1, 1), chi2), np.nan)
     return share, chi2[codes], p[codes]
 
 
