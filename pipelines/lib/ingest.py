@@ -29,6 +29,7 @@ from pipelines.lib import pii
 from pipelines.lib.keyring import Keyring, PiiKey
 from pipelines.lib.landing import LandingFile, ReadStats, iter_line_batches, list_landing_files
 from pipelines.lib.paths import events_file, ledger_file, quarantine_file
+from pipelines.lib.prefetch import prefetched
 from pipelines.lib.privacy.registry import ERASED, erased_users, move_to_erased
 from pipelines.lib.reasons import REASONS
 from pipelines.lib.schemas import accepted_versions, kept_field_names, load_event_schemas
@@ -134,25 +135,47 @@ def _stage(
     }
     con.execute(load_sql("ingest/create_staged.sql"))
     stage = load_sql("ingest/stage_lines.sql")
-    all_stats = []
+    all_stats = [ReadStats() for _ in files]
+    logged = 0
+
+    def log_read(upto: int) -> None:
+        nonlocal logged
+        for file_id in range(logged, upto):
+            stats = all_stats[file_id]
+            note = f" (TRUNCATED: {'; '.join(stats.errors)})" if stats.truncated else ""
+            done = f"[{file_id + 1}/{len(files)}]"
+            log(f"read {files[file_id].path}: {stats.lines} lines{note} {done}")
+        logged = max(logged, upto)
+
+    for file_id, batch in prefetched(_line_batches(lake, files, all_stats, settings, only_lines)):
+        log_read(file_id)
+        con.register("line_batch", batch)
+        landing_dt = files[file_id].landing_dt
+        con.execute(stage, {**params, "file_id": file_id, "landing_dt": landing_dt})
+        con.unregister("line_batch")
+    log_read(len(files))
+    return all_stats
+
+
+def _line_batches(
+    lake: Lake,
+    files: list[LandingFile],
+    all_stats: list[ReadStats],
+    settings: IngestSettings,
+    only_lines: dict[str, pa.Array] | None,
+) -> Iterator[tuple[int, pa.Table]]:
+    """(file id, batch of lines) of every file, in order; ``all_stats`` fills as they are read."""
     for file_id, landing in enumerate(files):
-        stats = ReadStats()
         for batch in iter_line_batches(
             lake,
             landing,
-            stats,
+            all_stats[file_id],
             batch_bytes=settings.batch_bytes,
             max_line_bytes=settings.max_line_bytes,
         ):
             if only_lines is not None:
                 batch = batch.filter(pc.is_in(batch["line_no"], value_set=only_lines[landing.path]))
-            con.register("line_batch", batch)
-            con.execute(stage, {**params, "file_id": file_id, "landing_dt": landing.landing_dt})
-            con.unregister("line_batch")
-        note = f" (TRUNCATED: {'; '.join(stats.errors)})" if stats.truncated else ""
-        log(f"read {landing.path}: {stats.lines} lines{note} [{file_id + 1}/{len(files)}]")
-        all_stats.append(stats)
-    return all_stats
+            yield file_id, batch
 
 
 def _strict_recheck(con: duckdb.DuckDBPyConnection, suspects: str, update: str) -> None:
