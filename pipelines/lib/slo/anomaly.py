@@ -40,7 +40,6 @@ from functools import lru_cache
 from typing import Literal
 
 import numpy as np
-from scipy import special
 
 # Relative to the expected value: on a flat history a move of 0.3% is already 3 sigma.
 STD_FLOOR_FRACTION = 1e-3
@@ -241,6 +240,9 @@ def _expected_and_std(
 def _small_sample_factor(width: float, dof: int) -> float:
     """How much wider a t band with ``dof`` degrees of freedom is than the normal band with the
     same tail probability."""
-    # -stdtrit(dof, ndtr(-w)) is stats.t.isf(stats.norm.sf(w), dof): scipy.special, because
-    # importing scipy.stats costs every load of the code location about 0.5 s.
+    # -stdtrit(dof, ndtr(-w)) is stats.t.isf(stats.norm.sf(w), dof). Imported here, and not
+    # scipy.stats: loading the code location (every command-line run and step process) would
+    # otherwise pay about 0.6 s for it.
+    from scipy import special
+
     return float(-special.stdtrit(dof, special.ndtr(-width)) / width)
