@@ -6,7 +6,6 @@ renders in headless Chromium with the expected numbers and its charts."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from datetime import date, timedelta
 from html.parser import HTMLParser
@@ -31,6 +30,7 @@ from pipelines.lib.sample import SampleConfig, generate
 from pipelines.lib.slo.config import load_slo_config
 from pipelines.lib.slo.evaluate import anomalies_for_day, evaluate_day
 from pipelines.lib.storage import Lake
+from tests.chromium import headless_chromium
 
 MONDAY = date(2025, 6, 2)
 WEEK_DAYS = [MONDAY + timedelta(days=n) for n in range(7)]
@@ -272,33 +272,13 @@ def test_weekly_report_numbers_equal_the_rollups(built):
     assert numbers.value("health_score") == week_score(days)
 
 
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 @pytest.mark.ui
 @pytest.mark.parametrize("kind", [DAILY, WEEKLY])
 def test_report_renders_in_headless_chromium_with_its_numbers_and_charts(built, kind, tmp_path):
-    browser = _chromium()
-    if browser is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("Chromium is missing: .ci/run installs Debian's chromium package")
-        pytest.skip("Chromium not installed (apt-get install chromium)")
+    browser = headless_chromium(tmp_path / "profile")
     page = built["html"][kind]
     dom = subprocess.run(
-        [
-            browser,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--dump-dom",
-            page.as_uri(),
-        ],
+        [*browser, "--dump-dom", page.as_uri()],
         capture_output=True,
         text=True,
         timeout=120,

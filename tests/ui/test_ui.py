@@ -11,7 +11,6 @@ Marked ``ui`` (deselect locally with ``-m "not ui"``); ``.ci/run`` installs Chro
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from dagster_graphql import DagsterGraphQLClient
 
 from pipelines.lib.paths import PROJECT_ROOT
 from pipelines.lib.sample import SampleConfig, generate
+from tests.chromium import headless_chromium
 from tests.conftest import free_port, stop, wait_until_serving
 
 pytestmark = pytest.mark.ui
@@ -107,33 +107,14 @@ def test_materialise_one_day_through_graphql(dagster):
         assert pq.ParquetFile(path).metadata.num_rows == rows, event_type
 
 
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 def test_asset_graph_renders_in_headless_chromium(dagster, tmp_path):
-    browser = _chromium()
-    if browser is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("Chromium is missing: .ci/run installs Debian's chromium package")
-        pytest.skip("Chromium not installed (apt-get install chromium)")
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--virtual-time-budget=20000",
-    ]
+    browser = [*headless_chromium(tmp_path / "profile"), "--virtual-time-budget=20000"]
     base = f"http://127.0.0.1:{dagster['port']}"
 
     def dom(page: str) -> str:
         # Tall enough that the asset list, which renders only its visible rows, shows them all.
         return subprocess.run(
-            [browser, *flags, "--window-size=1600,3000", "--dump-dom", f"{base}/{page}"],
+            [*browser, "--window-size=1600,3000", "--dump-dom", f"{base}/{page}"],
             capture_output=True,
             text=True,
             timeout=120,
@@ -150,7 +131,7 @@ def test_asset_graph_renders_in_headless_chromium(dagster, tmp_path):
 
     screenshot = tmp_path / "asset-graph.png"
     subprocess.run(
-        [browser, *flags, "--window-size=1600,1000", f"--screenshot={screenshot}", url],
+        [*browser, "--window-size=1600,1000", f"--screenshot={screenshot}", url],
         capture_output=True,
         timeout=120,
         check=True,

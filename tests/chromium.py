@@ -1,0 +1,31 @@
+"""Headless Chromium for the tests that look at a page the way a browser renders it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+
+def headless_chromium(profile: Path) -> list[str]:
+    """The command line of a headless Chromium with a throw-away profile, to which a test adds
+    what it wants (``--dump-dom URL``...). Without Chromium the test is skipped, except in CI,
+    where ``.ci/run`` installs it and its absence is a failure."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("Chromium is missing: .ci/run installs Debian's chromium package")
+        pytest.skip("Chromium not installed (apt-get install chromium)")
+    return [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={profile}",
+    ]
