@@ -21,19 +21,7 @@ evaluation as (
 ),
 
 final as (
-    select
-        experiment_id,
-        bucket,
-        users_assigned,
-        requests,
-        impressions,
-        clicks,
-        ctr,
-        ctr_ci_low,
-        ctr_ci_high,
-        lift_rel,
-        p_value,
-        srm_p_value
+    select *
     from evaluation
 )
 

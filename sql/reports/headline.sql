@@ -22,19 +22,7 @@ traffic as (
 ),
 
 final as (
-    select
-        period_start,
-        period_end,
-        requests,
-        impressions,
-        clicks,
-        errors,
-        distinct_users,
-        ctr,
-        error_rate,
-        latency_p50_ms,
-        latency_p95_ms,
-        latency_p99_ms
+    select * exclude (is_all_traffic)
     from traffic
     where is_all_traffic
 )

@@ -20,17 +20,7 @@ traffic as (
 ),
 
 final as (
-    select
-        requests_change,
-        impressions_change,
-        clicks_change,
-        errors_change,
-        distinct_users_change,
-        ctr_change,
-        error_rate_change,
-        latency_p50_ms_change,
-        latency_p95_ms_change,
-        latency_p99_ms_change
+    select * exclude (is_all_traffic)
     from traffic
     where is_all_traffic
 )
