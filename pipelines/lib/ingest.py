@@ -101,9 +101,11 @@ def compiled_schemas() -> dict[str, CompiledSchema]:
     return {t: compile_schema(s) for t, s in load_event_schemas().items()}
 
 
-def compiled_versions() -> dict[str, list[CompiledSchema]]:
-    """Every version ingest accepts, per event type; each must fit the current table."""
-    current = compiled_schemas()
+def compiled_versions(
+    current: dict[str, CompiledSchema],
+) -> dict[str, list[CompiledSchema]]:
+    """Every version ingest accepts, per event type; each must fit its ``current`` table
+    (``compiled_schemas()``)."""
     versions = {}
     for event_type, schemas in accepted_versions().items():
         versions[event_type] = [compile_schema(s) for s in schemas]
@@ -201,16 +203,16 @@ def _route(
 ) -> None:
     """Check every staged line against the schema of its own version (keeping its values typed
     in the current shape), deduplicate, and give every line its fate (table ``fates``)."""
-    for event_type, compiled_versions in versions.items():
-        for compiled in compiled_versions:
+    for event_type, found in versions.items():
+        for compiled in found:
             query = check_query(compiled, by_version=True, stored=schemas[event_type])
             con.execute(query, {"event_type": event_type})
     # The union is structural (one branch per accepted version); names come from the schemas.
     union = "\nunion all\n".join(
         "select file_id, line_no, violations, event_id, content_hash "
         f"from {check_table(compiled, by_version=True)}"
-        for compiled_versions in versions.values()
-        for compiled in compiled_versions
+        for found in versions.values()
+        for compiled in found
     )
     con.execute("create view checked_all as\n" + union)
     con.execute(
@@ -573,7 +575,7 @@ def ingest_partition(
     previous = keys.previous_for(day) if isinstance(keys, Keyring) else None
     started = time.perf_counter()
     schemas = compiled_schemas()
-    versions = compiled_versions()
+    versions = compiled_versions(schemas)
     files = list_landing_files(lake, landing_dates(day))
     erased = _erased_for(lake, day)
     result = IngestResult(day=day, files=len(files))
@@ -633,7 +635,8 @@ def revalidate_lines(
         _stage(con, lake, day, files, settings, lambda _msg: None, only_lines=wanted)
         _register_files(con, files)
         _strict_recheck(con, "ingest/lenient_lines.sql", "ingest/mark_malformed.sql")
-        _route(con, compiled_schemas(), compiled_versions())
+        schemas = compiled_schemas()
+        _route(con, schemas, compiled_versions(schemas))
         _strict_recheck(con, "ingest/rejected_lines.sql", "ingest/mark_rejected_malformed.sql")
         return con.sql(load_sql("ingest/line_verdicts.sql")).to_arrow_table()
 
