@@ -40,4 +40,4 @@ bench:  ## ingest vs a raw DuckDB JSON->Parquet copy, and a naive loop (see benc
 	$(PYTHON) -m pip install -q -e '.[bench]' && $(PYTHON) -m bench.run
 
 clean:
-	rm -rf data .dagster
+	rm -rf data .dagster history schedules storage

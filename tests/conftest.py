@@ -80,6 +80,10 @@ class LakeHelper:
         path = self.root / f"events/event_type={event_type}/event_date={day}/part-00000.parquet"
         return pq.read_table(path).to_pylist()
 
+    def ledger(self, day: date = DAY) -> list[dict]:
+        path = self.root / f"ledger/event_date={day}/part-00000.parquet"
+        return pq.read_table(path).to_pylist()
+
     def quarantine(self, day: date = DAY) -> list[dict]:
         path = self.root / f"quarantine/event_date={day}/part-00000.parquet"
         rows = pq.read_table(path).to_pylist()
@@ -92,7 +96,9 @@ LONGEST_FIRST = (
     "tests/deploy/",
     "tests/ops/test_ripple.py",
     "tests/test_e2e_sample.py",
+    "tests/privacy/test_pii_corpus_e2e.py",
     "tests/ops/test_concurrency.py",
+    "tests/ops/test_run_recovery.py",
 )
 
 

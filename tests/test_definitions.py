@@ -66,7 +66,8 @@ def test_definitions_load_with_expected_keys(defs):
     freshness = {(name, "freshness_check") for name in daily | {"errors_daily"}}
     compaction = {(t, "compaction_preserved_rows") for t in EVENT_TYPES}
     slo = {("traffic_daily", name) for name in SLO_CHECKS}
-    assert checks == gates | freshness | compaction | slo
+    warnings = {("ledger", "landing_files_read")}
+    assert checks == gates | freshness | compaction | slo | warnings
     # Gates block what depends on the day; freshness and compaction's proof are watched by their
     # own sensor and job, and no job that builds a day runs them.
     blocking = {
@@ -118,6 +119,7 @@ def test_operations_are_scheduled_sensed_and_on_by_default(defs):
         job_checks
         == {
             "ledger_balances",
+            "landing_files_read",
             "completeness",
             "consistency",
             "validity",

@@ -134,7 +134,10 @@ def test_events_page_lists_reasons_in_precedence_order(expected: dict[str, str])
 def test_events_page_shows_nested_fields_and_stored_types(expected: dict[str, str]) -> None:
     text = expected[docs.EVENTS_PAGE]
     assert "| `items[].position` | integer, ≥ 1, ≤ 1000 | yes | `BIGINT` |" in text
-    assert "| `experiment_id` | string, length 1..128 | no (with `bucket`) | `VARCHAR` |" in text
+    assert (
+        "| `experiment_id` | string, length 1..128, pattern `^[A-Za-z][A-Za-z0-9_.:/-]*$` "
+        "| no (with `bucket`) | `VARCHAR` |"
+    ) in text
     assert "| `event_ts` | `TIMESTAMP WITH TIME ZONE` | file |" in text
     assert "| `event_date` | `DATE` | folder name (Hive partition) |" in text
 

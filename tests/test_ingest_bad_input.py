@@ -7,6 +7,7 @@ import os
 from datetime import timedelta
 
 from pipelines.lib import pii
+from pipelines.lib.landing import GZIP_NOT_NAMED_GZ, NAMED_GZ_NOT_GZIP
 from pipelines.lib.ledger import audit_ledger
 from tests.conftest import DAY, event, line
 
@@ -25,12 +26,29 @@ def test_missing_landing_folder_gives_empty_partition(lake):
 
 def test_empty_file_and_blank_lines(lake):
     lake.land(DAY, "empty.jsonl", b"")
-    lake.land(DAY, "blanks.jsonl", [line(event("click")), b"", b"   ", line(event("click"))])
+    blanks = [b"", b"   ", b"\t\r", b" \r"]
+    lake.land(DAY, "blanks.jsonl", [line(event("click")), *blanks, line(event("click")), b" x"])
     result = lake.ingest()
-    assert result.rows["click"] == 2
-    assert result.quarantined == {"malformed_json": 2}
-    assert sorted(q["line_no"] for q in lake.quarantine()) == [2, 3]
+    # Blank lines (nothing but spaces, tabs, CR) are counted in the ledger, not quarantined.
+    assert result.rows["click"] == 2 and result.blank_lines == 4
+    assert result.quarantined == {"malformed_json": 1}
+    assert [q["line_no"] for q in lake.quarantine()] == [7]
+    ledger = {r["landing_file"].rsplit("/", 1)[-1]: r for r in lake.ledger()}
+    assert (ledger["blanks.jsonl"]["file_lines"], ledger["blanks.jsonl"]["lines_taken"]) == (7, 7)
+    assert ledger["blanks.jsonl"]["blank_lines"] == 4
+    assert (ledger["empty.jsonl"]["file_lines"], ledger["empty.jsonl"]["file_errors"]) == (0, None)
     assert audit_ledger(lake.lake, DAY).passed
+
+
+def test_blank_lines_belong_to_their_landing_date(lake):
+    """A blank line has no event date: partition A counts it, the other readers of A do not."""
+    lake.land(DAY, "a.jsonl", [b"", line(event("click", day=DAY + timedelta(days=1))), b""])
+    on_landing_day = lake.ingest(DAY)
+    next_day = lake.ingest(DAY + timedelta(days=1))
+    assert (on_landing_day.blank_lines, on_landing_day.lines_taken) == (2, 2)
+    assert (next_day.blank_lines, next_day.lines_taken, next_day.rows["click"]) == (0, 1, 1)
+    for day in (DAY, DAY + timedelta(days=1)):
+        assert audit_ledger(lake.lake, day).passed
 
 
 def test_non_utf8_bytes(lake):
@@ -59,12 +77,19 @@ def test_truncated_gzip_keeps_what_it_read(lake):
     assert ledger[0][0] is True and "truncated" in ledger[0][1]
 
 
-def test_file_named_gz_that_is_not_gzip(lake):
-    lake.land(DAY, "fake.jsonl.gz", [line(event("click"))])
+def test_file_named_gz_that_is_not_gzip_is_read_as_plain_text(lake):
+    name = lake.land(DAY, "fake.jsonl.gz", [line(event("click")) for _ in range(50)])
     result = lake.ingest()
-    assert result.truncated_files == [f"landing/dt={DAY}/fake.jsonl.gz"]
-    assert result.lines_taken == 0 and result.rows["click"] == 0
+    assert result.truncated_files == [] and result.lines_taken == result.rows["click"] == 50
+    assert result.file_errors == {name: NAMED_GZ_NOT_GZIP}
     assert audit_ledger(lake.lake, DAY).passed
+    assert audit_ledger(lake.lake, DAY).file_errors[0]["read_whole"] is True
+
+
+def test_gzip_data_in_a_file_not_named_gz_is_inflated(lake):
+    name = lake.land(DAY, "packed.jsonl", [line(event("click")) for _ in range(3)], gz=True)
+    result = lake.ingest()
+    assert result.rows["click"] == 3 and result.file_errors == {name: GZIP_NOT_NAMED_GZ}
 
 
 def test_five_mib_line_is_quarantined_not_fatal(lake):
@@ -91,7 +116,8 @@ def test_file_that_is_not_json_at_all(lake):
     lake.land(DAY, "prose.jsonl", [b"hello world", b"this is not json", b"<xml/>"])
     result = lake.ingest()
     assert result.rows_total == 0
-    assert result.quarantined_total == result.lines_taken > 3
+    # Random bytes may hold blank lines ("\n\n", "\r\n"): counted, not quarantined.
+    assert result.quarantined_total + result.blank_lines == result.lines_taken > 3
     assert set(result.quarantined) <= {"not_utf8", "malformed_json"}
     assert audit_ledger(lake.lake, DAY).passed
 

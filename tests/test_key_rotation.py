@@ -25,8 +25,8 @@ from pipelines.lib.storage import Lake
 from tests.conftest import LakeHelper, line
 from tests.contracts.test_rules import at, build_chain, judge, land_on_event_dates
 
-OLD = b"old-key-" + b"o" * 32
-NEW = b"new-key-" + b"n" * 32
+OLD = b"old-key-" + b"0123456789abcdef" * 2
+NEW = b"new-key-" + b"fedcba9876543210" * 2
 MONDAY = date(2025, 6, 2)
 ROTATION = MONDAY + timedelta(days=1)
 WEEK = [MONDAY + timedelta(days=n) for n in range(7)]

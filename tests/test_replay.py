@@ -25,7 +25,7 @@ from pipelines.lib.replay import plan_replay
 from tests.conftest import DAY, LakeHelper, event, line
 from tests.registries import copy_registry, publish, use_registry
 
-NEW = "1.2.0"
+NEW = "2.1.0"
 INGEST_ASSETS = ["click", "error", "impression", "ranking", "request", "quarantine", "ledger"]
 
 
@@ -39,7 +39,7 @@ def _add_rerank_ms(doc: dict[str, Any]) -> None:
 
 
 def ranking_v12(seconds: float = 3600, **fields: Any) -> dict:
-    """A ranking of version 1.2.0, with its new field."""
+    """A ranking of version 2.1.0, with its new field."""
     return event("ranking", seconds=seconds, **{"schema_version": NEW, "rerank_ms": 12.5, **fields})
 
 
@@ -100,7 +100,7 @@ def _materialized(instance: dg.DagsterInstance, asset: str) -> int:
 
 @pytest.fixture
 def registries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
-    """The repository's registry, and the same with ranking 1.2.0 published (rerank_ms added).
+    """The repository's registry, and the same with ranking 2.1.0 published (rerank_ms added).
     Two folders: a registry is read once per folder."""
     before = copy_registry(tmp_path / "before")
     after = copy_registry(tmp_path / "after")
@@ -121,9 +121,9 @@ def test_published_lines_move_from_quarantine_to_events_once(
             line(event("click")),
             line(first),
             line(ranking_v12(seconds=3700, rerank_ms=3)),
-            line(ranking_v12(seconds=3800, latency_ms=-1)),  # invalid under 1.2.0 too
+            line(ranking_v12(seconds=3800, latency_ms=-1)),  # invalid under 2.1.0 too
             line(event("click", schema_version="7.0.0")),  # unknown before and after
-            line(event("ranking", alpha="high")),  # a violation 1.2.0 does not change
+            line(event("ranking", alpha="high")),  # a violation 2.1.0 does not change
             line(first),  # an exact copy: a duplicate once its original is stored
         ],
     )

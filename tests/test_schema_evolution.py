@@ -32,6 +32,8 @@ from tests.registries import copy_registry, publish, use_registry, withdraw
 
 V1 = "1.0.0"
 V11 = "1.1.0"
+# The current version: 1.1.0's fields, every string under the PII policy; it still accepts 1.x.
+V2 = "2.0.0"
 NEW_RANKING_FIELDS = ("model_version", "candidate_count")
 
 
@@ -58,9 +60,9 @@ def test_both_versions_of_a_day_are_stored_in_the_current_shape(lake: LakeHelper
         "a.jsonl",
         [
             line(old_event("ranking")),
-            line(event("ranking", seconds=3700)),
+            line(old_event("ranking", seconds=3700, version=V11)),
             line(old_event("error")),
-            line(event("error", seconds=3800)),
+            line(old_event("error", seconds=3800, version=V11)),
         ],
     )
     result = lake.ingest()
@@ -93,7 +95,7 @@ def test_each_line_is_checked_against_its_own_version(lake: LakeHelper) -> None:
         "valid 1.0.0": old_event("ranking"),
         "valid 1.1.0 without the new fields": {
             k: v
-            for k, v in event("ranking").items()
+            for k, v in old_event("ranking", version=V11).items()
             if k not in ("model_version", "candidate_count")
         },
     }
@@ -120,20 +122,27 @@ def test_a_new_major_retires_the_older_ones(
         del doc["properties"]["alpha"]
         doc["required"].remove("alpha")
         del doc["examples"][0]["alpha"]
+        # 3.0.0 accepts no older major: 1.x and 2.x lines are retired.
+        del doc["x-accepts-majors"]
 
-    publish(root, "ranking", "2.0.0", drop_alpha)
+    publish(root, "ranking", "3.0.0", drop_alpha)
     use_registry(monkeypatch, root)
     new = {k: v for k, v in event("ranking").items() if k != "alpha"}
-    assert new["schema_version"] == "2.0.0"
-    older = [old_event("ranking"), old_event("ranking", seconds=1, version=V11)]
+    assert new["schema_version"] == "3.0.0"
+    older = [
+        old_event("ranking"),
+        old_event("ranking", seconds=1, version=V11),
+        old_event("ranking", seconds=2, version=V2),
+    ]
     lake.land(DAY, "a.jsonl", [*map(line, older), line(new)])
     lake.ingest()
     assert [(r["line_no"], r["reason"]) for r in lake.quarantine()] == [
         (1, "unknown_schema_version"),
         (2, "unknown_schema_version"),
+        (3, "unknown_schema_version"),
     ]
     [row] = lake.events("ranking")
-    assert row["schema_version"] == "2.0.0" and "alpha" not in row
+    assert row["schema_version"] == "3.0.0" and "alpha" not in row
 
 
 def test_a_version_that_does_not_fit_the_table_is_refused_before_any_read(
@@ -141,7 +150,7 @@ def test_a_version_that_does_not_fit_the_table_is_refused_before_any_read(
 ) -> None:
     root = copy_registry(tmp_path)
     # A type change under a minor number: the check would refuse it, and so does ingest.
-    publish(root, "ranking", "1.2.0", lambda d: d["properties"]["alpha"].update(type="string"))
+    publish(root, "ranking", "2.1.0", lambda d: d["properties"]["alpha"].update(type="string"))
     use_registry(monkeypatch, root)
     lake.land(DAY, "a.jsonl", [line(old_event("ranking"))])
     with pytest.raises(SchemaCompileError, match=r"ranking 1\.0\.0: field alpha .* new major"):
@@ -174,15 +183,18 @@ def two_shapes(lake: LakeHelper, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         "a.jsonl",
         [
             *_chain(DAY, 100, old_event("ranking")),
-            *_chain(DAY, 200, event("ranking")),
-            *_chain(DAY, 300, event("ranking", model_version="m2", candidate_count=7)),
+            *_chain(DAY, 200, old_event("ranking", version=V11)),
+            *_chain(
+                DAY, 300, old_event("ranking", version=V11, model_version="m2", candidate_count=7)
+            ),
             line(old_event("error")),
-            line(event("error", seconds=400)),
+            line(old_event("error", seconds=400, version=V11)),
         ],
     )
     before = copy_registry(tmp_path)
-    withdraw(before, "ranking", V11)
-    withdraw(before, "error", V11)
+    for version in (V2, V11):
+        withdraw(before, "ranking", version)
+        withdraw(before, "error", version)
     with monkeypatch.context() as m:
         use_registry(m, before)
         lake.ingest(EVE)
@@ -273,7 +285,7 @@ def test_contracts_hold_old_partitions_and_every_accepted_version_to_the_suite(
         for s in expectation_specs(load_event_schemas()["ranking"], DAY)
         if s.column == "schema_version" and s.kind == "in_set"
     ]
-    assert rule.kwargs == {"value_set": [V1, V11]}
+    assert rule.kwargs == {"value_set": [V1, V11, V2]}
 
 
 def test_downgrade_projects_the_current_table_to_an_older_version(two_shapes: LakeHelper) -> None:

@@ -2,7 +2,9 @@
 environment when definitions load (``EnvVar``), validated when a run starts."""
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from pydantic import Field
@@ -11,24 +13,60 @@ from pipelines.lib import settings
 from pipelines.lib.contracts.verdict import Thresholds
 from pipelines.lib.ingest import IngestSettings
 from pipelines.lib.keyring import Keyring
+from pipelines.lib.lease import Lease, Owner
 from pipelines.lib.paths import default_lake_root
 from pipelines.lib.rollups.run import RollupSettings
 from pipelines.lib.slo.config import SloConfig, load_slo_config
-from pipelines.lib.storage import Lake
+from pipelines.lib.storage import Lake, S3Timeouts
 
 
 class LakeResource(dg.ConfigurableResource):
-    """The lake's root: a local folder (default ``data/lake``) or ``s3://bucket/prefix``."""
+    """The lake's root: a local folder (default ``data/lake``) or ``s3://bucket/prefix``; and
+    its work root (``TELEMETRY_WORK_ROOT``), under which each run's DuckDB spills and S3 uploads
+    are staged in a private folder (default ``{root}/_work/tmp`` for a local lake, the system
+    temp dir's ``telemetry-lake/`` for S3). On S3 every request is bounded: connect and read
+    timeouts and retries (``TELEMETRY_S3_*``, lib/s3.py). Partition writers take a lease in the
+    lake (lib/lease.py), waiting ``lease_wait_s`` for another holder before refusing."""
 
     root: str | None = None
     s3_endpoint_url: str | None = None
+    work_root: str | None = None
+    s3_connect_timeout_s: str | None = None
+    s3_read_timeout_s: str | None = None
+    s3_retries: str | None = None
+    lease_wait_s: str | None = None
+    lease_ttl_s: str | None = None
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._s3_timeouts()
+        settings.lease_wait_s(self.lease_wait_s)
+        settings.lease_ttl_s(self.lease_ttl_s)
+
+    def _s3_timeouts(self) -> S3Timeouts:
+        return settings.s3_timeouts(
+            self.s3_connect_timeout_s, self.s3_read_timeout_s, self.s3_retries
+        )
 
     def lake(self) -> Lake:
         root = settings.lake_root(self.root, default_lake_root())
         options = {}
         if root.startswith("s3://") and self.s3_endpoint_url:
             options = {"client_kwargs": {"endpoint_url": self.s3_endpoint_url}}
-        return Lake(root, options)
+        return Lake(root, options, settings.work_root(self.work_root), self._s3_timeouts())
+
+    def partition_lease(
+        self, lake: Lake, group: str, partition: str, run_id: str, log: Callable[[str], Any]
+    ) -> Lease:
+        """The lease a run takes on ``partition`` of ``group`` before writing it."""
+        return Lease(
+            lake,
+            group,
+            partition,
+            Owner.current(run_id),
+            ttl_s=settings.lease_ttl_s(self.lease_ttl_s),
+            wait_s=settings.lease_wait_s(self.lease_wait_s),
+            log=log,
+        )
 
 
 class PiiResource(dg.ConfigurableResource):
@@ -67,19 +105,23 @@ class PiiResource(dg.ConfigurableResource):
 
 
 class DuckDBResource(dg.ConfigurableResource):
-    """Bounds for each run's in-memory DuckDB: memory is capped and spills to ``temp_directory``."""
+    """Bounds for each run's in-memory DuckDB: memory is capped, and beyond it DuckDB spills to
+    a private folder of the run under the lake's work root (``LakeResource.work_root``)."""
 
     memory_limit: str = "2GB"
     threads: int = 2
+    # Retired (TELEMETRY_DUCKDB_TEMP_DIRECTORY): set, it fails the run saying what replaced it.
     temp_directory: str | None = None
     max_line_bytes: int = 1 << 20
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        settings.retired_temp_directory(self.temp_directory)
 
     def ingest_settings(self) -> IngestSettings:
         return IngestSettings(
             max_line_bytes=self.max_line_bytes,
             memory_limit=self.memory_limit,
             threads=self.threads,
-            temp_directory=self.temp_directory,
         )
 
 
@@ -115,7 +157,6 @@ class RollupsResource(dg.ConfigurableResource):
             self.splits,
             duckdb.memory_limit,
             duckdb.threads,
-            duckdb.temp_directory,
         )
 
 
@@ -144,8 +185,8 @@ def env_var(name: str) -> dg.EnvVar | None:
 
 
 def _duckdb_bounds() -> dict[str, dg.EnvVar]:
-    """The per-run memory bound, threads and spill directory, where the environment sets them
-    (a pod's size is deployment configuration, not code)."""
+    """The per-run memory bound and threads, where the environment sets them (a pod's size is
+    deployment configuration, not code); the retired spill directory only to refuse it."""
     bounds = {
         "memory_limit": env_var("TELEMETRY_DUCKDB_MEMORY_LIMIT"),
         "temp_directory": env_var("TELEMETRY_DUCKDB_TEMP_DIRECTORY"),
@@ -162,6 +203,12 @@ def defs() -> dg.Definitions:
             "lake": LakeResource(
                 root=env_var("TELEMETRY_LAKE_ROOT"),
                 s3_endpoint_url=env_var("TELEMETRY_S3_ENDPOINT_URL"),
+                work_root=env_var("TELEMETRY_WORK_ROOT"),
+                s3_connect_timeout_s=env_var("TELEMETRY_S3_CONNECT_TIMEOUT_S"),
+                s3_read_timeout_s=env_var("TELEMETRY_S3_READ_TIMEOUT_S"),
+                s3_retries=env_var("TELEMETRY_S3_RETRIES"),
+                lease_wait_s=env_var("TELEMETRY_LEASE_WAIT_S"),
+                lease_ttl_s=env_var("TELEMETRY_LEASE_TTL_S"),
             ),
             "pii": PiiResource(
                 key=env_var("TELEMETRY_PII_KEY"),

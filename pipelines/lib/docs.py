@@ -29,16 +29,17 @@ import duckdb
 import pyarrow.parquet as pq
 
 from pipelines.lib import markdown as md
-from pipelines.lib import pii
+from pipelines.lib import pii, pii_policy
 from pipelines.lib.contracts.docs import JOINS_PAGE, QUALITY_PAGE, render_joins, render_quality
 from pipelines.lib.ingest import (
     ADDED_COLUMNS,
     IngestSettings,
-    events_query,
+    events_relation,
     landing_dates,
     ledger_schema,
     reading_partitions,
 )
+from pipelines.lib.keyring import PiiKey
 from pipelines.lib.landing import LANDING_SUFFIXES, RETIRED_MARKER
 from pipelines.lib.ops.lifecycle import lifecycle_configuration
 from pipelines.lib.ops.retention import Windows
@@ -74,7 +75,7 @@ EXTRA_COLUMN_DOCS = {
 REASON_DOCS = {
     "line_too_large": "the line is longer than `max_line_bytes`, by default {max_line_bytes}.",
     "not_utf8": "the line's bytes are not valid UTF-8.",
-    "malformed_json": "the line is not strict JSON: a syntax error (a blank line included), a "
+    "malformed_json": "the line is not strict JSON: a syntax error, a "
     "duplicate key, `NaN`/`Infinity`, a number that overflows a double, a lone surrogate.",
     "late_arrival": "the event date E is more than {after_days} before the arrival date A "
     "(E < A-{after}); kept by partition A.",
@@ -86,14 +87,26 @@ REASON_DOCS = {
     "({versions}): a published version of the type's current major.",
     "schema_violation": "the event breaks its schema; `detail` lists every break as "
     "`<json-pointer>:<keyword>`.",
+    "pii_in_field": "the event passes its schema, but a string it keeps as sent (an identifier "
+    "such as `surface` or `items[].canonical_id`) holds PII: an e-mail address, an IP address, "
+    "a phone, card or IBAN number, or the event's own raw `user_id`/`session_id` (or, in a "
+    "scrubbed JSON object, PII written as a number); `detail` names the field and the PII class, "
+    "never the value.",
     "conflicting_duplicate": "an earlier copy of the same `event_id` (in (dt, file name, line) "
     "order) has different content; the earlier copy is kept.",
 }
 
-_HANDLING = {"hash": "hashed (HMAC-SHA256)", "scrub": "scrubbed"}
+_HANDLING = {
+    "hash": "hashed (HMAC-SHA256)",
+    "scrub": "scrubbed",
+    "identifier": "identifier (PII in it quarantines the line)",
+}
 _PII_HANDLING = {
     "hash": "hashed: HMAC-SHA256, 64 hex characters",
-    "scrub": "scrubbed: typed placeholders",
+    "scrub": "scrubbed: PII spans and the event's raw ids become typed hash tokens "
+    "`<class:16 hex>`",
+    "identifier": "kept as sent, held to its pattern or enum; a line whose value holds PII or "
+    "the event's raw id is quarantined (`pii_in_field`)",
 }
 # A date no real partition has, to turn the path functions into patterns.
 _SENTINEL = date(1, 2, 3)
@@ -218,14 +231,13 @@ def stored_tables(schemas: Mapping[str, EventSchema]) -> dict[str, StoredTable]:
         )
         con.execute("create table landing_files (file_id integer, landing_file varchar)")
         con.execute("create table pii_hashes (raw varchar, hashed varchar, hashed_prev varchar)")
+        pii_policy.install(con)
         with tempfile.TemporaryDirectory(prefix="telemetry-docs-") as root:
             for event_type, schema in schemas.items():
                 compiled = compile_schema(schema)
                 con.execute(check_query(compiled), {"event_type": event_type})
                 con.execute(rows_view(compiled))
-                rows = con.sql(
-                    events_query(compiled), params={"pii_key_id": pii.key_id(pii.DEV_KEY)}
-                ).to_arrow_table()
+                rows = events_relation(con, compiled, PiiKey(pii.DEV_KEY)).to_arrow_table()
                 path = os.path.join(root, *events_file(event_type, _SENTINEL).split("/"))
                 os.makedirs(os.path.dirname(path))
                 pq.write_table(rows, path)
@@ -370,9 +382,9 @@ def _required(field: _Field) -> str:
 
 def _handling(field: _Field, table: Mapping[str, str]) -> str:
     handling = field.spec.get("x-pii-handling")
-    if handling is not None and len(field.steps) > 1:
-        # sqlschema applies x-pii-handling to top-level columns only; never document a hash or a
-        # scrub that does not happen.
+    if handling in ("hash", "scrub") and len(field.steps) > 1:
+        # sqlschema hashes and scrubs top-level columns only; never document a hash or a scrub
+        # that does not happen (the detector does read nested identifiers: pii_policy.py).
         raise DocsError(
             f"{field.name}: x-pii-handling on a nested field is not applied by ingest "
             "(pipelines/lib/sqlschema.py handles top-level columns only)"
@@ -448,8 +460,10 @@ exactly one reason. When several apply, the first in this list wins:
 {reasons}
 
 An exact copy of an event already kept (same `event_id`, same content) is not a rejection: it is
-dropped and counted in the ledger column {duplicates}. The ledger also counts every reason per
-landing file, in `quarantined_<reason>` columns.
+dropped and counted in the ledger column {duplicates}. Nor is a blank line (nothing but spaces,
+tabs and carriage returns): it is counted in the ledger column {blank_lines} of the partition of
+its landing date, and stored nowhere, so a file of millions of them costs a count, not a row each.
+The ledger also counts every reason per landing file, in `quarantined_<reason>` columns.
 """
 
 
@@ -601,6 +615,7 @@ def render_events(schemas: Mapping[str, EventSchema] | None = None) -> str:
             quarantine=_pattern(quarantine_file),
             reasons=_reasons_list(schemas),
             duplicates=_ledger_column("duplicates"),
+            blank_lines=_ledger_column("blank_lines"),
         )
     )
     return "\n".join(parts).rstrip("\n") + "\n"
@@ -632,9 +647,17 @@ and use `/` on every backend.
 - Partition folders are Hive-style `key=value` ({hive_keys}), so DuckDB prunes on them and, with
   `hive_partitioning = true`, adds them as columns.
 - Every date is a UTC calendar day written `YYYY-MM-DD` (ISO 8601).
-- Landing files sit directly in `{landing}/` (no sub-folders) and end in {suffixes}; a `.gz` file
-  is gzip (several concatenated members are fine). Anything else there is ignored. The `dt=` folder
+- Landing files sit directly in `{landing}/` (no sub-folders) and end in {suffixes}; other names
+  (an upload's temporary file, a dot-file) are not landing files and are ignored. The `dt=` folder
   is the file's **arrival date** A: the UTC day it was delivered, whatever the events inside say.
+- Every landing file gets a ledger row, read or not. Whether it is gzip is decided by its first
+  two bytes (`1f 8b`), not its name: a plain file named `.gz` is read as plain text, gzip data
+  named `.jsonl` is inflated, and either mismatch is noted in {file_errors} (several
+  concatenated gzip members are fine). A symbolic link is followed only when it resolves inside
+  `landing/`; one leading elsewhere or to nothing, a folder, or a file that cannot be opened is
+  not read, and {file_errors} says why. A name that is not UTF-8 is recorded with each
+  undecodable byte written as `\\xNN` (`caf\\xe9.jsonl`). The `landing_files_read` check warns
+  about every file with a {file_errors} note.
 - A partition is a folder, read whole (every `*.parquet` in it) and replaced whole: a build
   writes one file named `{part}`, even when it has no rows, and publishes it as the folder's only
   file; compaction may rewrite an event partition into several sorted `part-NNNNN-<tag>.parquet`
@@ -782,6 +805,7 @@ def render_partitioning(schemas: Mapping[str, EventSchema] | None = None) -> str
         last_read=reads[-1],
         late_rows=_ledger_column("rows_landed_late"),
         duplicates=_ledger_column("duplicates"),
+        file_errors=_ledger_column("file_errors"),
         conflicting=_reason("conflicting_duplicate"),
     )
     return text.rstrip("\n") + "\n"

@@ -11,7 +11,6 @@ leaves every partition at its previous version.
 from __future__ import annotations
 
 import contextlib
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -23,7 +22,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.lib import pii
+from pipelines.lib import pii, pii_policy
 
 # PiiKey lives in keyring.py; callers may still import it from here.
 from pipelines.lib.keyring import Keyring, PiiKey
@@ -56,7 +55,6 @@ class IngestSettings:
     batch_bytes: int = 64 << 20
     memory_limit: str = "2GB"
     threads: int = 2
-    temp_directory: str | None = None
     quarantine_text_bytes: int = 16 << 10
 
 
@@ -72,6 +70,9 @@ class IngestResult:
     rows_landed_late: int = 0
     bytes_written: dict[str, int] = field(default_factory=dict)
     truncated_files: list[str] = field(default_factory=list)
+    blank_lines: int = 0
+    # Landing files not read, or not read whole or as named -> why (the ledger's `file_errors`).
+    file_errors: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
 
     @property
@@ -144,7 +145,8 @@ def _stage(
         nonlocal logged
         for file_id in range(logged, upto):
             stats = all_stats[file_id]
-            note = f" (TRUNCATED: {'; '.join(stats.errors)})" if stats.truncated else ""
+            label = "TRUNCATED" if stats.truncated else "NOTE"
+            note = f" ({label}: {'; '.join(stats.errors)})" if stats.errors else ""
             done = f"[{file_id + 1}/{len(files)}]"
             log(f"read {files[file_id].path}: {stats.lines} lines{note} {done}")
         logged = max(logged, upto)
@@ -166,34 +168,66 @@ def _line_batches(
     settings: IngestSettings,
     only_lines: dict[str, pa.Array] | None,
 ) -> Iterator[tuple[int, pa.Table]]:
-    """(file id, batch of lines) of every file, in order; ``all_stats`` fills as they are read."""
+    """(file id, batch of lines) of every file, in order; ``all_stats`` fills as they are read.
+    Blank lines are counted (``ReadStats.blank_lines``), never staged: a file of millions of them
+    costs a count per batch, not a row each."""
     for file_id, landing in enumerate(files):
+        stats = all_stats[file_id]
         for batch in iter_line_batches(
             lake,
             landing,
-            all_stats[file_id],
+            stats,
             batch_bytes=settings.batch_bytes,
             max_line_bytes=settings.max_line_bytes,
         ):
+            blank = batch["blank"]
+            if blanks := pc.sum(blank).as_py():
+                stats.blank_lines += blanks
+                batch = batch.filter(pc.invert(blank))
             if only_lines is not None:
                 batch = batch.filter(pc.is_in(batch["line_no"], value_set=only_lines[landing.path]))
-            yield file_id, batch
+            if batch.num_rows:
+                yield file_id, batch
 
 
-def _strict_recheck(con: duckdb.DuckDBPyConnection, suspects: str, update: str) -> None:
-    """Re-parse a few lines with the strict parser; mark those it rejects malformed_json."""
-    failures: dict[str, list[Any]] = {"file_id": [], "line_no": [], "detail": []}
-    for file_id, line_no, text in con.execute(load_sql(suspects)).fetchall():
-        try:
-            strict_loads(text)
-        except StrictJsonError as exc:
-            failures["file_id"].append(file_id)
-            failures["line_no"].append(line_no)
-            failures["detail"].append(str(exc)[:200])
-    if failures["file_id"]:
-        con.register("strict_failures", pa.table(failures))
-        con.execute(load_sql(update))
-        con.unregister("strict_failures")
+def _text_batch_rows(settings: IngestSettings) -> int:
+    """Rows per batch when Python reads whole line texts back from DuckDB: at most about 256 MiB
+    of text at once, however many lines there are."""
+    return max(64, (256 << 20) // max(settings.max_line_bytes, 1))
+
+
+def _strict_recheck(
+    con: duckdb.DuckDBPyConnection, suspects: str, update: str, settings: IngestSettings
+) -> None:
+    """Re-parse some lines with the strict parser; mark those it rejects malformed_json. The
+    lines are read back in bounded batches and the failures kept in DuckDB, so millions of
+    suspects cost time, not memory."""
+    con.execute(
+        "create or replace table strict_failures (file_id integer, line_no bigint, detail varchar)"
+    )
+    # A second connection to the same database streams the suspects while the first inserts.
+    reader = con.cursor()
+    for batch in reader.sql(load_sql(suspects)).to_arrow_reader(_text_batch_rows(settings)):
+        failures: dict[str, list[Any]] = {"file_id": [], "line_no": [], "detail": []}
+        for file_id, line_no, text in zip(
+            batch.column("file_id").to_pylist(),
+            batch.column("line_no").to_pylist(),
+            batch.column("line_text").to_pylist(),
+            strict=True,
+        ):
+            try:
+                strict_loads(text)
+            except StrictJsonError as exc:
+                failures["file_id"].append(file_id)
+                failures["line_no"].append(line_no)
+                failures["detail"].append(str(exc)[:200])
+        if failures["file_id"]:
+            con.register("strict_failures_batch", pa.table(failures))
+            con.execute("insert into strict_failures select * from strict_failures_batch")
+            con.unregister("strict_failures_batch")
+    reader.close()
+    con.execute(load_sql(update))
+    con.execute("drop table strict_failures")
 
 
 def _route(
@@ -215,12 +249,27 @@ def _route(
         for compiled in found
     )
     con.execute("create view checked_all as\n" + union)
-    con.execute(
-        "create view valid_rows as select file_id, line_no, event_id, content_hash "
-        "from checked_all where len(violations) = 0"
-    )
+    _find_pii_in_fields(con, versions)
+    con.execute(load_sql("ingest/valid_rows.sql"))
     con.execute(load_sql("ingest/dedup.sql"))
     con.execute(load_sql("ingest/fates.sql"))
+
+
+def _find_pii_in_fields(
+    con: duckdb.DuckDBPyConnection, versions: dict[str, list[CompiledSchema]]
+) -> None:
+    """Table ``pii_field_hits``: the schema-valid lines whose kept strings hold PII (the current
+    schema's policy applies to the lines of every accepted version)."""
+    pii_policy.install(con)
+    con.execute(load_sql("ingest/pii_candidates.sql"))
+    current = load_event_schemas()
+    accepted = accepted_versions()
+    for event_type, found in versions.items():
+        tables = [check_table(compiled, by_version=True) for compiled in found]
+        con.execute(pii_policy.candidates_query(current[event_type], tables, accepted[event_type]))
+    # Planning the detector takes about half a second: not for a day with nothing to classify.
+    [(candidates,)] = con.execute("select count(*) from pii_candidates").fetchall()
+    con.execute(load_sql("ingest/pii_field_hits.sql" if candidates else "ingest/no_pii_hits.sql"))
 
 
 def _check(
@@ -255,16 +304,6 @@ def _check(
             "pii_prev_opad": prev_outer,
         },
     )
-
-
-def _scrub_column(values: pa.Array, scrub: Callable[[str], str]) -> pa.Array:
-    """Scrub each distinct value once: free text repeats a lot (templated error messages)."""
-    encoded = pc.dictionary_encode(values)
-    cleaned = pa.array(
-        [None if v is None else scrub(v) for v in encoded.dictionary.to_pylist()],
-        type=values.type,
-    )
-    return pc.take(cleaned, encoded.indices)
 
 
 # The hashed identifier that, after a key rotation, also carries the previous key's hash.
@@ -305,7 +344,9 @@ def read_events(
 
 
 def events_query(compiled: CompiledSchema) -> str:
-    """The rows of one event type that are kept, typed, identifiers replaced by their HMAC."""
+    """The rows of one event type that are kept, typed, identifiers replaced by their HMAC and
+    free text scrubbed (binds ``$pii_key_id``, ``$pii_ipad`` and ``$pii_opad``)."""
+    schema = load_event_schemas()[compiled.event_type]
     selected, joins = [], []
     bridge = f"null::varchar as {BRIDGE_COLUMN}"
     for column in compiled.columns:
@@ -315,6 +356,9 @@ def events_query(compiled: CompiledSchema) -> str:
             selected.append(f"{alias}.hashed as {column.name}")
             if column.name == BRIDGED_COLUMN:
                 bridge = f"{alias}.hashed_prev as {BRIDGE_COLUMN}"
+        elif column.pii_handling == "scrub":
+            scrubbed = pii_policy.scrubbed_expr(schema, column.name)
+            selected.append(f"{scrubbed} as {column.name}")
         else:
             selected.append(f"c.{column.name}")
     selected.append(bridge)
@@ -333,24 +377,16 @@ def events_query(compiled: CompiledSchema) -> str:
     )
 
 
-def _scrubber(compiled: CompiledSchema) -> Callable[[pa.RecordBatch], pa.RecordBatch] | None:
-    targets = {
-        # Free-form objects are stored as JSON text: scrub inside its strings, keep it valid JSON.
-        c.name: pii.scrub_json_strings if c.schema_type == "object" else pii.scrub_text
-        for c in compiled.columns
-        if c.pii_handling == "scrub"
-    }
-    if not targets:
-        return None
-
-    def transform(batch: pa.RecordBatch) -> pa.RecordBatch:
-        columns = [
-            _scrub_column(batch.column(i), targets[name]) if name in targets else batch.column(i)
-            for i, name in enumerate(batch.schema.names)
-        ]
-        return pa.RecordBatch.from_arrays(columns, schema=batch.schema)
-
-    return transform
+def events_relation(
+    con: duckdb.DuckDBPyConnection, compiled: CompiledSchema, key: PiiKey
+) -> duckdb.DuckDBPyRelation:
+    """``events_query`` with the day's key bound (its fingerprint and HMAC pads); the connection
+    holds the PII macros (``pii_policy.install``)."""
+    inner, outer = pii.hmac_pads(key.secret)
+    params = {"pii_key_id": key.key_id, "pii_ipad": inner, "pii_opad": outer}
+    query = events_query(compiled)
+    # DuckDB refuses a bound parameter the statement does not use (a type with no free text).
+    return con.sql(query, params={k: v for k, v in params.items() if f"${k}" in query})
 
 
 QUARANTINE_SCHEMA = pa.schema(
@@ -371,45 +407,113 @@ QUARANTINE_SCHEMA = pa.schema(
 )
 
 
-def _redacted_quarantine(
-    con: duckdb.DuckDBPyConnection, key: PiiKey, settings: IngestSettings
-) -> pa.Table:
-    """Quarantined lines with identifiers hashed and free text scrubbed (a cold path: bad lines)."""
-    source = con.sql(load_sql("ingest/quarantine_lines.sql")).to_arrow_table()
-    limit = settings.quarantine_text_bytes
-    kept = kept_field_names()
-    texts, truncated = [], []
-    for text, raw, line_bytes in zip(
-        source.column("line_text").to_pylist(),
-        source.column("raw_bytes").to_pylist(),
-        source.column("line_bytes").to_pylist(),
-        strict=True,
-    ):
-        cut = False
-        if text is None:
-            # Not UTF-8 or too large: show a bounded, decoded excerpt.
-            excerpt = (raw or b"")[: limit * 4]
-            cut = len(excerpt) < line_bytes
-            text = excerpt.decode("utf-8", errors="replace")
+# Redacted quarantine rows are gathered into row groups of about this many rows or bytes.
+_QUARANTINE_GROUP_ROWS = 64 * 1024
+_QUARANTINE_GROUP_BYTES = 64 << 20
+
+
+def _redact_batch(batch: pa.RecordBatch, key: PiiKey, kept: frozenset[str], limit: int) -> pa.Table:
+    """Quarantined lines (``quarantine_lines.sql``) with identifiers hashed and free text scrubbed.
+    Python redacts each distinct text (and detail) of the batch once: a flood of one bad line
+    costs one redaction per batch."""
+    text = batch.column("line_text")
+    # Not UTF-8 or too large (no text): a bounded excerpt of the bytes, decoded.
+    excerpt = pc.binary_slice(batch.column("raw_bytes"), 0, limit * 4)
+    cut = pc.fill_null(pc.less(pc.binary_length(excerpt), batch.column("line_bytes")), False)
+
+    def redacted(value: str) -> tuple[str, bool]:
+        # Only what can be shown is redacted: the scrubber's time grows faster than the text, and
+        # one hostile 1 MiB line must not hold the run for hours. A cut line is redacted by
+        # pattern (it no longer parses), with the same hashes.
+        value = value.rstrip("\r\n")
+        shown = value[:limit]
         # A lone surrogate (legal in Python's JSON, not in UTF-8) must not fail the run.
-        redacted = pii.redact_line(text.rstrip("\r\n"), key.secret, kept).encode("utf-8", "replace")
-        truncated.append(cut or len(redacted) > limit)
-        texts.append(redacted[:limit].decode("utf-8", errors="ignore"))
-    details = [
-        None if d is None else pii.scrub_text(d) for d in source.column("detail").to_pylist()
-    ]
+        out = pii.redact_line(shown, key.secret, kept).encode("utf-8", "replace")
+        return out[:limit].decode("utf-8", errors="ignore"), len(out) > limit or shown != value
+
+    def per_distinct(values: pa.Array, decode: Callable[[Any], str]) -> tuple[pa.Array, pa.Array]:
+        encoded = pc.dictionary_encode(values)
+        done = [redacted(decode(v)) for v in encoded.dictionary.to_pylist()]
+        shown = pa.array([d[0] for d in done], pa.string())
+        long = pa.array([d[1] for d in done], pa.bool_())
+        return pc.take(shown, encoded.indices), pc.take(long, encoded.indices)
+
+    from_text, text_long = per_distinct(text, lambda v: v)
+    from_bytes, bytes_long = per_distinct(
+        pc.if_else(pc.is_valid(text), pa.scalar(None, excerpt.type), pc.fill_null(excerpt, b"")),
+        lambda v: v.decode("utf-8", errors="replace"),
+    )
+    has_text = pc.is_valid(text)
+    shown = pc.if_else(has_text, from_text, from_bytes)
+    truncated = pc.if_else(has_text, text_long, pc.or_(cut, pc.fill_null(bytes_long, False)))
+    detail = pc.dictionary_encode(batch.column("detail"))
+    scrubbed = pa.array([pii.scrub_text(d) for d in detail.dictionary.to_pylist()], pa.string())
     columns = {
-        name: source.column(name)
+        name: batch.column(name)
         for name in QUARANTINE_SCHEMA.names
-        if name in source.column_names and name != "detail"
+        if name in batch.schema.names and name != "detail"
     }
     columns.update(
-        detail=pa.array(details, pa.string()),
-        text=pa.array(texts, pa.string()),
-        text_truncated=pa.array(truncated, pa.bool_()),
-        pii_key_id=pa.array([key.key_id] * source.num_rows, pa.string()),
+        detail=pc.take(scrubbed, detail.indices),
+        text=shown,
+        text_truncated=truncated,
+        pii_key_id=pa.array([key.key_id] * batch.num_rows, pa.string()),
     )
     return pa.table({n: columns[n] for n in QUARANTINE_SCHEMA.names}).cast(QUARANTINE_SCHEMA)
+
+
+def _drop_erased(
+    quarantine: pa.Table, erased: list[str], per_file: dict[str, Counter[str]]
+) -> pa.Table:
+    """Quarantined lines that name an erased user (hashed, in their redacted text) are dropped;
+    ``per_file`` counts them per landing file and reason, for the ledger's ``erased``."""
+    if not erased or quarantine.num_rows == 0:
+        return quarantine
+    hits = pc.fill_null(pc.match_substring_regex(quarantine["text"], "|".join(erased)), False)
+    dropped = quarantine.filter(hits)
+    if dropped.num_rows == 0:
+        return quarantine
+    counts = dropped.group_by(["landing_file", "reason"]).aggregate([("line_no", "count")])
+    for landing_file, reason, n in zip(
+        counts["landing_file"].to_pylist(),
+        counts["reason"].to_pylist(),
+        counts["line_no_count"].to_pylist(),
+        strict=True,
+    ):
+        per_file.setdefault(landing_file, Counter())[f"quarantined_{reason}"] += n
+    return quarantine.filter(pc.invert(hits))
+
+
+def _redacted_quarantine(
+    con: duckdb.DuckDBPyConnection,
+    key: PiiKey,
+    settings: IngestSettings,
+    erased: list[str],
+    per_file: dict[str, Counter[str]],
+) -> pa.RecordBatchReader:
+    """The quarantine, redacted, as a stream of row groups: read from DuckDB in bounded batches,
+    redacted batch by batch, the lines of erased users left out (counted in ``per_file``), so
+    millions of quarantined lines never sit in Python at once (a cold path: bad lines)."""
+    kept = kept_field_names()
+    limit = settings.quarantine_text_bytes
+    source = con.sql(load_sql("ingest/quarantine_lines.sql")).to_arrow_reader(
+        _text_batch_rows(settings)
+    )
+
+    def groups() -> Iterator[pa.RecordBatch]:
+        held: list[pa.Table] = []
+        rows = size = 0
+        for batch in source:
+            table = _drop_erased(_redact_batch(batch, key, kept, limit), erased, per_file)
+            held.append(table)
+            rows, size = rows + table.num_rows, size + table.nbytes
+            if rows >= _QUARANTINE_GROUP_ROWS or size >= _QUARANTINE_GROUP_BYTES:
+                yield from pa.concat_tables(held).combine_chunks().to_batches()
+                held, rows, size = [], 0, 0
+        if rows:
+            yield from pa.concat_tables(held).combine_chunks().to_batches()
+
+    return pa.RecordBatchReader.from_batches(QUARANTINE_SCHEMA, groups())
 
 
 def ledger_schema(event_types: list[str]) -> pa.Schema:
@@ -427,6 +531,7 @@ def ledger_schema(event_types: list[str]) -> pa.Schema:
         *[(f"quarantined_{r}", pa.int64()) for r in REASONS],
         ("duplicates", pa.int64()),
         (ERASED, pa.int64()),
+        ("blank_lines", pa.int64()),
         ("rows_landed_late", pa.int64()),
         ("pii_key_id", pa.string()),
     ]
@@ -463,6 +568,8 @@ def _ledger(
     schema = ledger_schema(event_types)
     rows = []
     for file_id, (landing, st) in enumerate(zip(files, stats, strict=True)):
+        # A blank line has no event date: like any line without one, its landing date owns it.
+        blank = st.blank_lines if landing.landing_dt == day else 0
         row: dict[str, Any] = {
             "landing_file": landing.path,
             "landing_dt": landing.landing_dt,
@@ -470,7 +577,8 @@ def _ledger(
             "file_lines": st.lines,
             "file_truncated": st.truncated,
             "file_errors": "; ".join(st.errors) or None,
-            "lines_taken": taken.get(file_id, 0),
+            "lines_taken": taken.get(file_id, 0) + blank,
+            "blank_lines": blank,
             "pii_key_id": key.key_id,
         }
         for name in schema.names:
@@ -509,36 +617,12 @@ def _mark_erased(
     con.execute(load_sql("ingest/mark_erased.sql"))
 
 
-def _drop_erased_quarantine(
-    quarantine: pa.Table, ledger: pa.Table, erased: list[str]
-) -> tuple[pa.Table, pa.Table]:
-    """Quarantined lines that name an erased user (hashed, in their redacted text) are dropped
-    and counted as erased in the ledger, per landing file and reason."""
-    if not erased or quarantine.num_rows == 0:
-        return quarantine, ledger
-    hits = pc.match_substring_regex(quarantine["text"], "|".join(erased))
-    hits = pc.fill_null(hits, False)
-    dropped = quarantine.filter(hits)
-    if dropped.num_rows == 0:
-        return quarantine, ledger
-    per_file: dict[str, Counter[str]] = {}
-    counts = dropped.group_by(["landing_file", "reason"]).aggregate([("line_no", "count")])
-    for landing_file, reason, n in zip(
-        counts["landing_file"].to_pylist(),
-        counts["reason"].to_pylist(),
-        counts["line_no_count"].to_pylist(),
-        strict=True,
-    ):
-        per_file.setdefault(landing_file, Counter())[f"quarantined_{reason}"] += n
-    ledger, _ = move_to_erased(ledger, per_file)
-    return quarantine.filter(pc.invert(hits)), ledger
-
-
 @contextlib.contextmanager
-def _connection(settings: IngestSettings) -> Iterator[duckdb.DuckDBPyConnection]:
-    """The run's DuckDB, spilling to ``settings.temp_directory`` or to a folder of its own."""
-    with tempfile.TemporaryDirectory(prefix="telemetry-ingest-") as scratch:
-        con = connect(settings.memory_limit, settings.threads, settings.temp_directory or scratch)
+def _connection(settings: IngestSettings, lake: Lake) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The run's DuckDB, spilling to a private folder of this run under the lake's work root
+    (removed afterwards; a killed run's folder goes when the next run starts: lib/workdir.py)."""
+    with lake.private_dir() as spill:
+        con = connect(settings.memory_limit, settings.threads, str(spill))
         try:
             yield con
         finally:
@@ -579,32 +663,34 @@ def ingest_partition(
     files = list_landing_files(lake, landing_dates(day))
     erased = _erased_for(lake, day)
     result = IngestResult(day=day, files=len(files))
-    with _connection(settings) as con:
+    with _connection(settings, lake) as con:
         stats = _stage(con, lake, day, files, settings, log)
         _register_files(con, files)
         # Lines DuckDB's lenient parser accepted that strict JSON may not.
-        _strict_recheck(con, "ingest/lenient_lines.sql", "ingest/mark_malformed.sql")
+        _strict_recheck(con, "ingest/lenient_lines.sql", "ingest/mark_malformed.sql", settings)
         _check(con, schemas, versions, key, previous)
         _mark_erased(con, schemas, erased)
         # Rejected lines are rare: re-parse them strictly, so a duplicate key or absurd
         # nesting anywhere in them is reported as malformed JSON, whatever else is wrong.
-        _strict_recheck(con, "ingest/rejected_lines.sql", "ingest/mark_rejected_malformed.sql")
+        _strict_recheck(
+            con, "ingest/rejected_lines.sql", "ingest/mark_rejected_malformed.sql", settings
+        )
         ledger = _ledger(con, day, files, stats, list(schemas), key)
         for event_type, compiled in schemas.items():
-            reader = con.sql(
-                events_query(compiled), params={"pii_key_id": key.key_id}
-            ).to_arrow_reader(256 * 1024)
-            rows, size = write_parquet(
-                lake, events_file(event_type, day), reader, _scrubber(compiled)
-            )
+            reader = events_relation(con, compiled, key).to_arrow_reader(256 * 1024)
+            rows, size = write_parquet(lake, events_file(event_type, day), reader)
             expected = sum(ledger.column(f"rows_{event_type}").to_pylist())
             if rows != expected:
                 raise RuntimeError(f"{event_type}: wrote {rows} rows, ledger says {expected}")
             result.rows[event_type] = rows
             result.bytes_written[event_type] = size
-        quarantine = _redacted_quarantine(con, key, settings)
-        quarantine, ledger = _drop_erased_quarantine(quarantine, ledger, erased)
-        _, result.bytes_written["quarantine"] = write_table(lake, quarantine_file(day), quarantine)
+        dropped: dict[str, Counter[str]] = {}
+        quarantine = _redacted_quarantine(con, key, settings, erased, dropped)
+        _, result.bytes_written["quarantine"] = write_parquet(
+            lake, quarantine_file(day), quarantine
+        )
+        if dropped:
+            ledger, _ = move_to_erased(ledger, dropped)
         _, result.bytes_written["ledger"] = write_table(lake, ledger_file(day), ledger)
     result.lines_taken = sum(ledger.column("lines_taken").to_pylist())
     result.duplicates = sum(ledger.column("duplicates").to_pylist())
@@ -614,6 +700,10 @@ def ingest_partition(
         r: n for r in REASONS if (n := sum(ledger.column(f"quarantined_{r}").to_pylist()))
     }
     result.truncated_files = [f.path for f, s in zip(files, stats, strict=True) if s.truncated]
+    result.blank_lines = sum(ledger.column("blank_lines").to_pylist())
+    result.file_errors = {
+        f.path: "; ".join(s.errors) for f, s in zip(files, stats, strict=True) if s.errors
+    }
     result.seconds = time.perf_counter() - started
     return result
 
@@ -631,13 +721,15 @@ def revalidate_lines(
         path: pa.array(sorted(numbers), pa.int64()) for path, numbers in _group_lines(lines).items()
     }
     files = [f for f in list_landing_files(lake, landing_dates(day)) if f.path in wanted]
-    with _connection(settings) as con:
+    with _connection(settings, lake) as con:
         _stage(con, lake, day, files, settings, lambda _msg: None, only_lines=wanted)
         _register_files(con, files)
-        _strict_recheck(con, "ingest/lenient_lines.sql", "ingest/mark_malformed.sql")
+        _strict_recheck(con, "ingest/lenient_lines.sql", "ingest/mark_malformed.sql", settings)
         schemas = compiled_schemas()
         _route(con, schemas, compiled_versions(schemas))
-        _strict_recheck(con, "ingest/rejected_lines.sql", "ingest/mark_rejected_malformed.sql")
+        _strict_recheck(
+            con, "ingest/rejected_lines.sql", "ingest/mark_rejected_malformed.sql", settings
+        )
         return con.sql(load_sql("ingest/line_verdicts.sql")).to_arrow_table()
 
 

@@ -24,6 +24,7 @@ DEFAULT_OVERLAP_DAYS = 31
 MIN_OVERLAP_DAYS = 1
 # The single TELEMETRY_PII_KEY is active from the beginning of time.
 ALWAYS = date.min
+SINGLE_KEY_VARIABLE = "TELEMETRY_PII_KEY"
 
 
 class KeyringError(ValueError):
@@ -64,7 +65,8 @@ class DatedKey:
 
 
 class Keyring:
-    """Keys ordered by activation; validated once, so every lookup below is total or says why."""
+    """Keys ordered by activation; validated once, so every lookup below is total or says why.
+    Each secret is checked by ``pii.validate_key`` (``production`` refuses the public dev key)."""
 
     def __init__(
         self,
@@ -72,6 +74,7 @@ class Keyring:
         overlap_days: int = DEFAULT_OVERLAP_DAYS,
         *,
         source: str = "TELEMETRY_PII_KEYS",
+        production: bool = False,
     ) -> None:
         if not keys:
             raise KeyringError(f"{source} holds no key: list at least one")
@@ -98,17 +101,28 @@ class Keyring:
                         f"{label}{shown}; give every key its own {label}"
                     )
         for key in ordered:
-            pii.validate_key(key.secret, source=f"{source} (key {key.name!r})")
+            where = source if source == SINGLE_KEY_VARIABLE else f"{source} (key {key.name!r})"
+            pii.validate_key(key.secret, source=where, production=production)
         self.keys: tuple[DatedKey, ...] = tuple(ordered)
         self.overlap_days = overlap_days
         self.source = source
 
     @classmethod
     def single(
-        cls, secret: bytes, name: str = "default", overlap_days: int = DEFAULT_OVERLAP_DAYS
+        cls,
+        secret: bytes,
+        name: str = "default",
+        overlap_days: int = DEFAULT_OVERLAP_DAYS,
+        *,
+        production: bool = False,
     ) -> Keyring:
         """One key for all time: the keyring of a plain ``TELEMETRY_PII_KEY``."""
-        return cls([DatedKey(secret, ALWAYS, name)], overlap_days, source="TELEMETRY_PII_KEY")
+        return cls(
+            [DatedKey(secret, ALWAYS, name)],
+            overlap_days,
+            source=SINGLE_KEY_VARIABLE,
+            production=production,
+        )
 
     def _index(self, day: date) -> int:
         index = -1

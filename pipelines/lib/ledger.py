@@ -1,5 +1,6 @@
 """Prove that nothing was lost: the ledger balances, per landing file and partition, and across the
-partitions that share a landing file. Reads only what ingest published."""
+partitions that share a landing file; and say which landing files were not read whole (their
+lines are unknown, so no balance can prove them). Reads only what ingest published."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import date
 from typing import Any
 
 from pipelines.lib.ingest import reading_partitions
+from pipelines.lib.landing import UNREAD_REASONS
 from pipelines.lib.paths import events_dir, ledger_dir, quarantine_dir
 from pipelines.lib.reasons import REASONS
 from pipelines.lib.schemas import event_types
@@ -26,6 +28,8 @@ class LedgerAudit:
     files_complete: int = 0
     files_awaiting_partitions: list[str] = field(default_factory=list)
     file_total_mismatches: list[dict[str, Any]] = field(default_factory=list)
+    # Landing files with a `file_errors` note: not read, not read whole, or not as their name says.
+    file_errors: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -44,7 +48,34 @@ class LedgerAudit:
             "sample_file_total_mismatches": self.file_total_mismatches[:SAMPLE_SIZE],
             "sample_output_mismatches": self.output_mismatches[:SAMPLE_SIZE],
             "sample_awaiting_partitions": self.files_awaiting_partitions[:SAMPLE_SIZE],
+            "sample_file_errors": self.file_errors[:SAMPLE_SIZE],
         }
+
+    def file_errors_metadata(self) -> dict[str, Any]:
+        """What the ``landing_files_read`` check shows."""
+        return {
+            "landing_files": self.files,
+            "files_with_errors": len(self.file_errors),
+            "files_not_read_whole": sum(1 for f in self.file_errors if not f["read_whole"]),
+            "sample_file_errors": self.file_errors[:SAMPLE_SIZE],
+        }
+
+
+def file_errors(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ledger rows with a ``file_errors`` note. ``read_whole`` is false when lines of the file
+    may be missing: it was not read (a symlink out of landing/, not a file), could not be read
+    (permission denied), or its gzip is corrupt or cut short."""
+    return [
+        {
+            "landing_file": row["landing_file"],
+            "file_errors": row["file_errors"],
+            "file_lines": row["file_lines"],
+            "read_whole": not row["file_truncated"]
+            and not any(reason in row["file_errors"] for reason in UNREAD_REASONS),
+        }
+        for row in rows
+        if row.get("file_errors")
+    ]
 
 
 def _read_ledger(lake: Lake, day: date) -> list[dict[str, Any]] | None:
@@ -58,15 +89,20 @@ def audit_ledger(lake: Lake, day: date) -> LedgerAudit:
     rows = _read_ledger(lake, day)
     if rows is None:
         raise FileNotFoundError(f"no ledger for {day}: materialise the ingest partition first")
-    audit = LedgerAudit(day=day, files=len(rows))
+    audit = LedgerAudit(day=day, files=len(rows), file_errors=file_errors(rows))
     types = event_types()
     totals = {t: 0 for t in types}
     quarantined = 0
     for row in rows:
         audit.lines_taken += row["lines_taken"]
-        # An erasure moves lines from rows or quarantined to erased (older ledgers lack it).
+        # An erasure moves lines from rows or quarantined to erased; blank lines are counted, not
+        # stored (older ledgers lack either column).
         accounted = (
-            row["rows_written"] + row["quarantined"] + row["duplicates"] + (row.get("erased") or 0)
+            row["rows_written"]
+            + row["quarantined"]
+            + row["duplicates"]
+            + (row.get("erased") or 0)
+            + (row.get("blank_lines") or 0)
         )
         by_type = sum(row[f"rows_{t}"] for t in types)
         by_reason = sum(row[f"quarantined_{r}"] for r in REASONS)

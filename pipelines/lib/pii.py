@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 MIN_KEY_BYTES = 32
 DEV_KEY = b"telemetry-lake-development-key-DO-NOT-USE-IN-PROD"
@@ -30,13 +29,34 @@ class PiiKeyError(ValueError):
     """The PII key is missing or too weak to make the hashes unguessable."""
 
 
-def validate_key(secret: bytes, *, source: str = "TELEMETRY_PII_KEY") -> bytes:
+MIN_KEY_DISTINCT_BYTES = 8  # a hex secret has up to 16, a random byte string about 32
+_GENERATE = "generate one with: python -c 'import secrets; print(secrets.token_hex(32))'"
+
+
+def validate_key(
+    secret: bytes, *, source: str = "TELEMETRY_PII_KEY", production: bool = False
+) -> bytes:
+    """The one place that decides whether a secret may hash identifiers; ``source`` names the
+    variable (and key) it came from. The public ``DEV_KEY`` is refused in production only."""
+    distinct = len(set(secret))
     if len(secret) < MIN_KEY_BYTES:
-        raise PiiKeyError(
-            f"{source} must be at least {MIN_KEY_BYTES} bytes (got {len(secret)}); generate one "
-            "with: python -c 'import secrets; print(secrets.token_hex(32))'"
+        problem = f"must be at least {MIN_KEY_BYTES} bytes (got {len(secret)})"
+    elif not secret.strip():
+        problem = "is only whitespace"
+    elif distinct == 1:
+        problem = f"is one byte repeated {len(secret)} times"
+    elif distinct < MIN_KEY_DISTINCT_BYTES:
+        problem = (
+            f"has only {distinct} distinct bytes (at least {MIN_KEY_DISTINCT_BYTES}): it is "
+            "guessable"
         )
-    return secret
+    elif production and hmac.compare_digest(secret, DEV_KEY):
+        problem = (
+            "is the public development key and TELEMETRY_ENV=production: set a secret of your own"
+        )
+    else:
+        return secret
+    raise PiiKeyError(f"{source} {problem}; {_GENERATE}")
 
 
 def key_id(secret: bytes) -> str:
@@ -59,31 +79,184 @@ def hmac_pads(secret: bytes) -> tuple[bytes, bytes]:
 
 
 # --- free-text scrubbing -------------------------------------------------------------------------
+#
+# The Python twin of the SQL detector (sql/ingest/pii_macros.sql, where the decisions are written
+# down, and pii_macros_runs.sql): the same patterns, a match taken apart the same way, the same
+# windows and checks, so both find the same spans; tests/lib/test_pii_detect.py holds them to it.
+# The patterns are written for RE2 (no lookaround, ASCII classes, since RE2's \w and \d are ASCII
+# and Python's are not; other characters appear literally). A scan finds each candidate with what
+# stands before it, on the text with a leading space; phones, cards, IBANs and IPv4s are found in
+# runs (numbers joined by separators; one match takes a whole run, so that no value hides across
+# two matches), by trying the windows of a run between separators.
 
-_EMAIL_RE = re.compile(
-    # The lookbehind anchors the local part at a word start, keeping the scan linear per word.
-    r"(?<![\w.%+-])[\w.%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
+# A JSON escape, consumed whole so that no span starts inside one.
+_JSON_ESCAPE = r"\\(?:u[0-9A-Fa-f]{4}|[^u])"
+# A blank between the groups of a number: space, tab, no-break space, the other Unicode spaces,
+# or its JSON escape, so that a number printed with any of them is found, in JSON text too.
+_SPACE = (
+    "(?:[ \t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]"
+    r"|\\(?:t|u(?:00(?:09|20|[Aa]0)|1680|20(?:0[0-9Aa]|2[Ff]|5[Ff])|3000)))"
 )
-# Upper case only: lower-case hex ids would otherwise pass the 1-in-97 check now and then.
-# Spaces are allowed only between groups of four, as IBANs are printed.
-_IBAN_RE = re.compile(r"(?<!\w)[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?(?!\w)")
-# Leading digit 2-6: payment cards live there (ISO/IEC 7812), whereas epoch-ms/us timestamps start
-# with 1 until 2033. The lookarounds keep the fraction of a float and "+<phone>" out.
-_CARD_RE = re.compile(r"(?<![\d+])(?<!\d\.)[2-6](?:[ -]?\d){12,18}(?!\.?\d)")
-# A cheap superset (two colons, hex, optional dotted tail for ::ffff:1.2.3.4); ipaddress decides.
-_IPV6_CANDIDATE_RE = re.compile(
-    r"(?<![\w:.])(?=[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:)[0-9A-Fa-f:]+(?:\.\d{1,3}){0,3}(?!\w)"
+# Fullwidth digits (U+FF10-FF19) are digits: a window is checked with them made ASCII.
+_FULLWIDTH_DIGITS = "\uff10\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18\uff19"
+_FULLWIDTH = "\uff10-\uff19"
+_DIGIT = f"[0-9{_FULLWIDTH}]"
+# Letters beyond ASCII in an e-mail: Latin, Greek and Cyrillic anywhere (josé@, иван@); kana, CJK
+# and Hangul in the labels of a domain only (an IDN such as 例え.jp), since those scripts are
+# written without spaces and would take the text around the address along.
+_EMAIL_LETTERS = "\u00c0-\u024f\u0370-\u04ff"
+_IDN_LETTERS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af"
+# What may stand before a span: a JSON escape, a character other than a letter, a digit, '-' or
+# '\', or '-' after such a character (a '-' between two words joins them). '_' separates.
+_PREFIX = rf"{_JSON_ESCAPE}|[^\\A-Za-z0-9-]|[^\\A-Za-z0-9]-"
+# What may stand before an e-mail: a JSON escape, or a character its local part cannot hold.
+_EMAIL_PREFIX = rf"{_JSON_ESCAPE}|[^\\A-Za-z0-9._%+{_EMAIL_LETTERS}-]"
+# An e-mail: a local part (or a quoted one, "john doe"@, also JSON-escaped, \"john doe\"@: printable
+# ASCII but no ',', ':', '@', '\' or bracket, so that it never spans the structure of a JSON
+# text), '@', a domain;
+# addresses glued by a character a local part may hold are one span (a@x.io_b@y.io).
+_QUOTED_CHARS = r"[ !#-+\--9;-?A-Z^-z|~]{1,64}"
+_LABEL = f"[A-Za-z0-9{_EMAIL_LETTERS}{_IDN_LETTERS}-]+"
+_ADDRESS = (
+    rf'(?:"{_QUOTED_CHARS}"|\\"{_QUOTED_CHARS}\\"|[A-Za-z0-9._%+{_EMAIL_LETTERS}-]+)'
+    rf"@{_LABEL}(?:\.{_LABEL})*\.(?:xn--[A-Za-z0-9-]+|[A-Za-z{_EMAIL_LETTERS}]{{2,}})"
 )
-_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-_IPV4_RE = re.compile(rf"(?<!\d)(?<!\d\.){_OCTET}(?:\.{_OCTET}){{3}}(?!\.?\d)")
-_PHONE_RE = re.compile(
-    # International: "+" then 8-15 digits in total, loosely separated.
-    r"(?<![\w+])\+\d(?:[ .()-]{0,2}\d){7,14}"
-    # National: separators are required, so bare digit runs (ids, timestamps) never match; the
-    # final group of four keeps thousands-grouped numbers like 12.345.678 out.
-    r"|(?<![\w.])(?:\(\d{2,5}\) ?|\d{2,5}[ .-])\d{3,4}[ .-]\d{4}(?!\w|[.-]\d)"
+_EMAIL = rf"{_ADDRESS}(?:[._%+-]{_ADDRESS})*"
+_IPV6 = (
+    r"[0-9A-Fa-f:]*::[0-9A-Fa-f:]*(?:\.[0-9]{1,3}){0,3}"
+    r"|(?:[0-9A-Fa-f]{1,4}:){6,7}[0-9A-Fa-f]*(?:\.[0-9]{1,3}){0,3}"
 )
-_HAS_DIGIT_RE = re.compile(r"\d")
+# The shapes a window must have, its blanks made ' ' (each ' ' stands outside a character class,
+# so that replacing it by _SPACE gives the shape in raw text).
+_IBAN = r"[A-Za-z]{2}[0-9]{2}(?: ?[A-Za-z0-9]{4}){2,7}(?: ?[A-Za-z0-9]{1,4})?"
+_PHONE = (
+    r"\+[0-9](?:(?: |[.()/-]){0,2}[0-9]){7,14}"  # +<country> <number>: 8-15 digits (E.164)
+    r"|00[1-9](?:(?: |[.()/-]){0,2}[0-9]){7,14}"  # 00<country> <number>
+    r"|\([0-9]{2,5}\) ?[0-9]{2,5}(?:(?: |[.-])?[0-9]{2,5})?"  # (area) number
+    r"|[2-9][0-9]{2}(?:-[0-9]{3}-| [0-9]{3} |\.[0-9]{3}\.)[0-9]{4}"  # NANP
+    r"|0[1-9](?:(?: [0-9]{2}){4}|(?:\.[0-9]{2}){4}|(?:-[0-9]{2}){4})"  # 06 12 34 56 78
+    r"|[6-9][0-9]{2} [0-9]{2} [0-9]{2} [0-9]{2}"  # 612 34 56 78 (Spain)
+    r"|[6-9][0-9] [0-9]{3} [0-9]{2} [0-9]{2}"  # 91 336 32 27 (Spain)
+    r"|[6-9][0-9]{4} [0-9]{5}"  # 98765 43210 (India)
+    r"|[1-9][0-9] 9?[0-9]{4}(?: |-)[0-9]{4}"  # 11 91234-5678 (Brazil)
+    # 020 7946 0958, 03-1234-5678, 030/901820
+    r"|0[1-9][0-9]{0,4}(?:(?: [0-9]{2,8}){1,2}|(?:-[0-9]{2,8}){1,2}|(?:/[0-9]{2,8}){1,2})"
+    r"|0[1-9][0-9]{8,9}"  # a bare run is a phone only with a trunk 0
+)
+_IPV4 = r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}"
+_CARD = (
+    r"[2-6][0-9]{12,18}"
+    r"|[2-6][0-9]{3}(?:(?: |[.-])[0-9]{3,4}){2,3}(?:(?: |[.-])[0-9]{1,4})?"
+    r"|[2-6][0-9]{3}(?: |[.-])[0-9]{6}(?: |[.-])[0-9]{4,5}"
+)
+# A run: numbers (maybe after '+'), IBANs (letters allowed), e-mails and IPv6 addresses, joined
+# by one or two separators or by '_', maybe after '+' or after an area code in parentheses;
+# greedy, so that a value glued to the next one is in the same run. Past its first number a run
+# goes on only over an e-mail, an IPv6 address or a group that ends a word (\b after an ASCII
+# character, \B after a fullwidth digit: ASCII as in RE2, so run with re.ASCII) or that '_'
+# ends, so that it never takes the start of the next word ("42 8fbc::1", "7 5a@b.io"); an IBAN
+# always ends a word.
+_SEPARATOR = rf"(?:{_SPACE}|[.()/:-])"
+# An IBAN in a run: its groups in raw text, but a group after a blank that starts like an IBAN
+# (two letters, two digits) starts the next piece ("BE49 7847 2666 1738 IT61 V674 ..."), the
+# windows of the run putting an IBAN so split back together.
+_GROUP_NOT_IBAN_START = (
+    "(?:[0-9][A-Za-z0-9]{3}|[A-Za-z][0-9][A-Za-z0-9]{2}"
+    "|[A-Za-z]{3}[A-Za-z0-9]|[A-Za-z]{2}[0-9][A-Za-z])"
+)
+_IBAN_PIECE = (
+    rf"[A-Za-z]{{2}}[0-9]{{2}}(?:{_SPACE}{_GROUP_NOT_IBAN_START}|[A-Za-z0-9]{{4}}){{0,7}}"
+    rf"(?:{_SPACE}(?:{_GROUP_NOT_IBAN_START}|[A-Za-z0-9]{{1,3}})|[A-Za-z0-9]{{1,4}})?"
+)
+_RUN_PIECE = rf"{_DIGIT}+|{_IBAN_PIECE}"
+_RUN_PIECE_UNDERSCORE = rf"\+?(?:{_RUN_PIECE})_"
+_RUN_PIECE_END = rf"\+?{_DIGIT}*(?:[0-9]\b|[{_FULLWIDTH}]\B)|(?:{_IBAN_PIECE})\b"
+_RUN_PIECE_FIRST = rf"{_DIGIT}+|(?:{_IBAN_PIECE})\b"
+_RUN = (
+    rf"(?:(?:{_RUN_PIECE_UNDERSCORE})+(?:{_RUN_PIECE_END})?|\+?(?:{_RUN_PIECE_FIRST})"
+    rf"|\({_DIGIT}+\)(?:{_RUN_PIECE_FIRST})?)(?:{_SEPARATOR}{{1,2}}"
+    rf"(?:(?:{_EMAIL})|(?:{_IPV6})\b|(?:{_RUN_PIECE_UNDERSCORE})+(?:{_RUN_PIECE_END})?"
+    rf"|{_RUN_PIECE_END}))*"
+)
+# The tokens of a run: e-mails, IPv6 addresses, blanks, groups of letters and digits, single
+# separators.
+RUN_TOKEN_PATTERN = rf"(?:{_EMAIL})|(?:{_IPV6})|{_SPACE}|[A-Za-z0-9{_FULLWIDTH}]+|."
+# The scan: an e-mail (after no local-part character, so that it starts where its local part
+# does, and Python's backtracking engine stays linear), an IPv6 or a run, each after what may
+# stand before it; then a lone JSON escape (so that escapes are consumed in order from the left).
+SCAN_PATTERN = (
+    rf"(?:{_EMAIL_PREFIX})(?:{_EMAIL})"
+    rf"|(?:{_PREFIX})(?:(?:{_IPV6})|(?:{_RUN}))|{_JSON_ESCAPE}"
+)
+# The early exit: a span the checks accept has its class's shape, before no letter or digit and
+# after what may stand before a span, or (a phone, an IPv4 or a card) inside a run after '-'
+# glued to a number, then before no '-' either. The shapes are matched with plain spaces: a blank
+# of another kind (or its JSON escape) or a fullwidth digit always goes on. A value without a
+# match holds no PII.
+_SHAPES = "|".join(f"(?:{shape})" for shape in (_IPV6, _IBAN, _PHONE, _IPV4, _CARD))
+_DIGIT_SHAPES = "|".join(f"(?:{shape})" for shape in (_PHONE, _IPV4, _CARD))
+CANDIDATE_PATTERN = (
+    rf"(?:^|{_EMAIL_PREFIX})(?:{_ADDRESS})"
+    rf"|(?:^-?|{_PREFIX})(?:{_SHAPES})(?:[^A-Za-z0-9]|$)"
+    rf"|[0-9{_FULLWIDTH}]-(?:{_DIGIT_SHAPES})(?:[^A-Za-z0-9-]|$)"
+    "|[\t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000" + _FULLWIDTH + "]"
+    r"|\\(?:t|u(?:00(?:09|20|[Aa]0)|1680|20(?:0[0-9Aa]|2[Ff]|5[Ff])|3000))"
+)
+_SCAN_RE = re.compile(SCAN_PATTERN, re.ASCII)
+_CANDIDATE_RE = re.compile(CANDIDATE_PATTERN)
+_RUN_TOKEN_RE = re.compile(RUN_TOKEN_PATTERN)
+_EMAIL_RE = re.compile(_EMAIL)
+_EMAIL_PREFIX_CHAR_RE = re.compile(f"[^\\\\A-Za-z0-9._%+{_EMAIL_LETTERS}-]")
+# The start of an e-mail: a quote, or local-part characters up to '@'.
+_EMAIL_START_RE = re.compile(f'["\\\\]|[A-Za-z0-9._%+{_EMAIL_LETTERS}-]+@')
+# What a run glued to a word at its end keeps: all before its last group.
+_UNGLUED_RE = re.compile(f"(.*?)[^A-Za-z0-9{_FULLWIDTH}]*[A-Za-z0-9{_FULLWIDTH}]+")
+_SPACE_RE = re.compile(_SPACE)
+_TO_ASCII_DIGITS = str.maketrans(_FULLWIDTH_DIGITS, "0123456789")
+
+# Taking a match apart: which alternative of the scan matched, from its first characters.
+_UNICODE_ESCAPE_RE = re.compile(r"\\u[0-9A-Fa-f]{4}")
+_IPV6_START_RE = re.compile(r"[0-9A-Fa-f:]*::|(?:[0-9A-Fa-f]{1,4}:){6}")
+_IPV6_FULL_RE = re.compile(f"(?:{_IPV6})")
+_WINDOW_RES = {
+    "iban": re.compile(_IBAN),
+    "phone": re.compile(f"(?:{_PHONE})"),
+    "ipv4": re.compile(_IPV4),
+    "card": re.compile(f"(?:{_CARD})"),
+}
+# What a class refuses right before a span, beyond what _PREFIX refuses: 0.4111... is a decimal,
+# +<digits> an international phone, x.10.0.0.1 part of a name.
+_NOT_AFTER = {"ipv6": ":.", "ipv4": ".", "phone": ".+", "card": ".+"}
+# What follows a candidate and glues it to a word: a letter or digit, or '-' (or for an IPv6 ':'
+# or '.') and one.
+_GLUED_RE = re.compile(f"-?[A-Za-z0-9{_FULLWIDTH}]")
+_GLUED_IPV6_RE = re.compile(f"[:.-]?[A-Za-z0-9{_FULLWIDTH}]")
+_DOT_WORD_RE = re.compile(f"\\.[A-Za-z0-9{_FULLWIDTH}]")
+# Four groups of four digits, one separator throughout: printed like a card.
+_FOUR_FOURS_RE = re.compile(r"[0-9]{4}(?:(?: [0-9]{4}){3}|(?:-[0-9]{4}){3}|(?:\.[0-9]{4}){3})")
+# A window holds at most this many tokens (a phone of 15 digits, two separators between each).
+MAX_WINDOW_TOKENS = 48
+
+_BAD_OCTET_RE = re.compile(r"(?:^|\.)(?:0[0-9]|25[6-9]|2[6-9][0-9]|[3-9][0-9]{2})(?:\.|$)")
+_IPV6_GROUPS_RE = re.compile(
+    r"(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4})*)?(?:::(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4})*)?)?"
+)
+_HEX_GROUP_RE = re.compile(r"[0-9A-Fa-f]+")
+_HAS_DIGIT_RE = re.compile(r"[0-9]")
+_NOT_DIGIT_RE = re.compile(r"[^0-9]")
+_HAS_LETTER_RE = re.compile(r"[A-Za-z]")
+_ALNUM_START_RE = re.compile(f"[A-Za-z0-9{_FULLWIDTH}]")
+_IBAN_COMPACT_RE = re.compile(r"[A-Z]{2}[0-9]{2}[A-Z0-9]+")
+# ISO 13616: the countries that use IBANs, each with its one length ("GB22"). Both must match, so
+# a hex digest or a product code passes mod 97 (1 in 97) in vain.
+IBAN_LENGTHS = (
+    " AD24 AE23 AL28 AT20 AZ28 BA20 BE16 BG22 BH22 BI27 BR29 BY28 CH21 CR22 CY28 CZ24 DE22 DJ27"
+    " DK18 DO28 EE20 EG29 ES24 FI18 FK18 FO18 FR27 GB22 GE22 GI23 GL18 GR27 GT28 HN28 HR21 HU28"
+    " IE22 IL23 IQ23 IS26 IT27 JO30 KW30 KZ20 LB28 LC32 LI21 LT20 LU20 LV21 LY25 MC27 MD24 ME22"
+    " MK19 MN20 MR27 MT31 MU30 NI28 NL18 NO15 OM23 PK24 PL28 PS29 PT25 QA29 RO24 RS22 RU33 SA24"
+    " SC31 SD18 SE24 SI19 SK24 SM27 SO23 ST25 SV28 TL23 TN24 TR26 UA29 VA22 VG24 XK20 YE30 "
+)
+_CARD_DIGITS = range(13, 20)
 
 
 def _luhn_ok(digits: str) -> bool:
@@ -97,69 +270,228 @@ def _luhn_ok(digits: str) -> bool:
 
 
 def _card_ok(candidate: str) -> bool:
-    digits = candidate.replace(" ", "").replace("-", "")
-    return 13 <= len(digits) <= 19 and _luhn_ok(digits)
+    digits = _NOT_DIGIT_RE.sub("", candidate)
+    return len(digits) in _CARD_DIGITS and _luhn_ok(digits)
+
+
+def _phone_ok(candidate: str) -> bool:
+    """``candidate``: a window of a phone's shape (it ends with a digit)."""
+    # "+1234567.89" is a signed decimal; a dotted phone has several dots.
+    if candidate.count(".") == 1:
+        return False
+    digits = len(_NOT_DIGIT_RE.sub("", candidate))
+    if candidate.startswith("+"):
+        return 8 <= digits <= 15
+    if candidate.startswith("00"):
+        return 10 <= digits <= 17
+    return 9 <= digits <= 12
 
 
 def _iban_ok(candidate: str) -> bool:
-    compact = candidate.replace(" ", "")
-    if not 15 <= len(compact) <= 34:
+    compact = candidate.replace(" ", "").upper()
+    if f" {compact[:2]}{len(compact)} " not in IBAN_LENGTHS:
+        return False
+    if not _IBAN_COMPACT_RE.fullmatch(compact):
         return False
     rearranged = compact[4:] + compact[:4]
     return int("".join(str(int(char, 36)) for char in rearranged)) % 97 == 1
 
 
-def _checked(placeholder: str, is_valid: Callable[[str], bool]) -> Callable[[re.Match[str]], str]:
-    """Build a re.sub callback that only replaces candidates passing a checksum.
-
-    A greedy match can swallow a following group ("... 7034 EUR", "... 1111 12"), so on failure
-    the trailing separator-delimited groups are dropped one at a time before giving up.
-    """
-
-    def replace(match: re.Match[str]) -> str:
-        text = match.group()
-        candidate = text
-        while not is_valid(candidate):
-            cut = max(candidate.rfind(" "), candidate.rfind("-"))
-            if cut <= 0:
-                return text
-            candidate = candidate[:cut]
-        return placeholder + text[len(candidate) :]
-
-    return replace
+def _ipv4_ok(candidate: str) -> bool:
+    # Four octets 0-255 without leading zeros.
+    return _WINDOW_RES["ipv4"].fullmatch(candidate) is not None and not _BAD_OCTET_RE.search(
+        candidate
+    )
 
 
-_replace_iban = _checked("<iban>", _iban_ok)
-_replace_card = _checked("<card>", _card_ok)
+def _ipv6_ok(address: str) -> bool:
+    """Groups of 1-4 hex digits and at most one '::' (an IPv4 tail counting as two groups); eight
+    groups, or at most seven with '::' and then a digit ('a::b', 'Foo::bar' are identifiers)."""
+    hexed = address
+    if "." in address:
+        head, _, ipv4 = address.rpartition(":")
+        if not _ipv4_ok(ipv4):
+            return False
+        hexed = head + ":0:0"
+    if not _IPV6_GROUPS_RE.fullmatch(hexed):
+        return False
+    groups = len(_HEX_GROUP_RE.findall(hexed))
+    if "::" in hexed:
+        return groups <= 7 and _HAS_DIGIT_RE.search(address) is not None
+    return groups == 8
 
 
-def _replace_ipv6(match: re.Match[str]) -> str:
-    try:
-        ipaddress.IPv6Address(match.group())
-    except ValueError:
-        return match.group()
-    return "<ipv6>"
+_WINDOW_CHECKS: dict[str, Callable[[str], bool]] = {
+    "iban": _iban_ok,
+    "phone": _phone_ok,
+    "ipv4": _ipv4_ok,
+    "card": _card_ok,
+}
+
+
+def _plain(window: str) -> str:
+    """A window as it is checked: blanks made ' ', fullwidth digits ASCII."""
+    return _SPACE_RE.sub(" ", window.translate(_TO_ASCII_DIGITS))
+
+
+def _window_class(window: str, before: str, after: str, last: bool, single: bool) -> str | None:
+    """The class of a window of a run (an e-mail, an IPv6 address, or the first of iban, phone,
+    ipv4, card whose shape and check it passes), or None. ``before``: the separator or prefix
+    before it (checked when it is one character); ``after``: the separator after it, or
+    (``last``) the two characters after the run, which must not glue it to a word; ``single``:
+    it is one token (a token with '@' is an e-mail, whatever follows it)."""
+    plain = _plain(window)
+    if "@" in plain:
+        return "email" if single and len(plain) > 1 else None
+    if last and _GLUED_RE.match(after):
+        return None
+    if ":" in plain:
+        # No IPv6 after ':', '.' or '-', nor before '-' or (after the run) ':' or '.' and a word.
+        glued = _GLUED_IPV6_RE.match(after) if last else after == "-"
+        ok = before not in (":", ".", "-") and not glued and _IPV6_FULL_RE.fullmatch(plain)
+        return "ipv6" if ok and _ipv6_ok(plain) else None
+    if len(plain) < 7:
+        return None  # shorter than any other value ("0.0.0.0")
+    for pii_class in ("iban", "phone", "ipv4", "card"):
+        if len(before) == 1 and before in _NOT_AFTER.get(pii_class, ""):
+            continue
+        if pii_class == "ipv4" and (_DOT_WORD_RE.match(after) if last else after == "."):
+            continue  # 1.2.3.4.5 is not an address
+        if _WINDOW_RES[pii_class].fullmatch(plain) and _WINDOW_CHECKS[pii_class](plain):
+            return pii_class
+    return None
+
+
+def _run_spans(body: str, before: str, after: str) -> list[tuple[int, str, str]]:
+    """(start, span, class) of the PII in a run: the whole run when it is one value; nothing when
+    it is printed like a card (four groups of four digits) but is none; else every window that is
+    one value, windows that share a token merged into one span under the class of the first (the
+    leftmost, the longest there). A window spans at most MAX_WINDOW_TOKENS tokens, from a group
+    (or a '+' or '(' not glued to a group before it) to a group; after '-' glued to a group it
+    starts only without a letter (no IBAN) and when no letter comes before it in the run, and
+    ends before no '-'. A run glued to a word at its end loses its last group first."""
+    if _ALNUM_START_RE.match(after) and _ALNUM_START_RE.match(body[-1:]) and "@" not in body:
+        # Glued to a word at its end: the last group belongs to that word ("...5682-4a70"). (Past
+        # its first piece a run ends a word but with an e-mail, which stays.)
+        kept = _UNGLUED_RE.fullmatch(body).group(1)  # type: ignore[union-attr]
+        body, after = kept, (body[len(kept) :] + after)[:2]
+    whole = _window_class(body, before, after, True, False)
+    if whole is not None:
+        return [(0, body, whole)]
+    if _FOUR_FOURS_RE.fullmatch(_plain(body)):
+        return []  # a mistyped card or a code: no phone inside
+    tokens = _RUN_TOKEN_RE.findall(body)
+    count = len(tokens)
+    # Where a window may start or end: a group, an e-mail, an IPv6 address.
+    alnum = [
+        _ALNUM_START_RE.match(token) is not None or "@" in token or token.startswith("::")
+        for token in tokens
+    ]
+    alnum_letter = [token[:1].isascii() and token[:1].isalpha() for token in tokens]
+    merged: list[list] = []  # [first token, last token, class]
+    for i in range(count if count > 1 else 0):
+        opening = tokens[i] in ("+", "(") and i + 1 < count and alnum[i + 1]
+        if not (alnum[i] or (opening and (i == 0 or not alnum[i - 1]))):
+            continue
+        dashed = i > 1 and tokens[i - 1] == "-" and alnum[i - 2]
+        if dashed and _HAS_LETTER_RE.search("".join(tokens[: i - 1])):
+            continue
+        for j in range(min(count, i + MAX_WINDOW_TOKENS) - 1, i - 1, -1):
+            if not alnum[j] or (i == 0 and j == count - 1):
+                continue
+            last = j == count - 1
+            if dashed and ((after if last else tokens[j + 1]).startswith("-") or alnum_letter[i]):
+                continue
+            pii_class = _window_class(
+                "".join(tokens[i : j + 1]),
+                before if i == 0 else tokens[i - 1],
+                after if last else tokens[j + 1],
+                last,
+                i == j,
+            )
+            if pii_class is None:
+                continue
+            if merged and i <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], j)
+            else:
+                merged.append([i, j, pii_class])
+    return [(len("".join(tokens[:i])), "".join(tokens[i : j + 1]), c) for i, j, c in merged]
+
+
+def _prefix_length(match: str) -> int:
+    """The length of what stands before the candidate in a match of the scan."""
+    if match.startswith("\\"):
+        return 6 if _UNICODE_ESCAPE_RE.match(match) else 2
+    # '-' after a character, unless a character and an e-mail that starts with '-'.
+    if match.startswith("-") or (
+        match[1:2] == "-"
+        and not (_EMAIL_PREFIX_CHAR_RE.fullmatch(match[0]) and _EMAIL_START_RE.match(match[1:]))
+    ):
+        return 2
+    return 1
+
+
+def _rest_class(rest: str, prefix: str) -> str:
+    """The scan's alternative that matched ``rest`` (the candidate) after ``prefix``: email (after
+    what may stand before one, it starts like one: the scan tries it first), ipv6 (it starts like
+    one) or run."""
+    may_be_email = prefix.startswith("\\") or _EMAIL_PREFIX_CHAR_RE.fullmatch(prefix)
+    if "@" in rest and may_be_email and _EMAIL_START_RE.match(rest):
+        return "email"
+    if _IPV6_START_RE.match(rest):
+        return "ipv6"
+    return "run"
+
+
+def _match_spans(match: str, after: str) -> list[tuple[int, str, str]]:
+    """(start in the match, class, span) of the PII in one match of the scan; ``after``: the two
+    characters that follow the match."""
+    start = _prefix_length(match)
+    body = match[start:]
+    if not body:
+        return []  # a lone JSON escape
+    kind = _rest_class(body, match[:start])
+    before = match[0] if start == 1 else ""
+    if kind == "email":
+        return [(start, "email", body)]
+    if kind == "ipv6":
+        # A single trailing colon is punctuation ("connect to ::1: refused").
+        span = body[:-1] if body.endswith(":") and not body.endswith("::") else body
+        if (before in _NOT_AFTER["ipv6"] and before) or _GLUED_IPV6_RE.match(after):
+            return []
+        return [(start, "ipv6", span)] if _ipv6_ok(span) else []
+    return [(start + at, c, span) for at, span, c in _run_spans(body, before, after)]
+
+
+def _spans(text: str) -> Iterator[tuple[int, str, str]]:
+    """(start in ``" " + text``, class, span) of each PII span in ``text``, in order."""
+    if _CANDIDATE_RE.search(text) is None:
+        return
+    padded = " " + text
+    for match in _SCAN_RE.finditer(padded):
+        after = padded[match.end() : match.end() + 2]
+        for start, pii_class, span in _match_spans(match.group(), after):
+            yield match.start() + start, pii_class, span
+
+
+def detect_class(text: str) -> str | None:
+    """The class of the first PII span in ``text`` (``email``, ``ipv4``, ``ipv6``, ``phone``,
+    ``card``, ``iban``), or None: the Python twin of the SQL ``pii_class``."""
+    return next((pii_class for _, pii_class, _ in _spans(text)), None)
 
 
 def scrub_text(text: str) -> str:
-    """Replace e-mails, IBANs, cards, IPs and phone numbers in free text with typed placeholders.
-
-    The order matters: e-mails first (they may contain digits), checksummed numbers before IPs and
-    phones so a card is not half-eaten as a phone, and IPs before phones for the same reason.
-    IPv6 runs early only so that the digit-free shortcut below cannot skip "fe::1"; its
-    colon-separated groups of at most four characters cannot overlap an IBAN or a card.
-    """
-    # Cheap membership tests skip whole passes; most messages hold no '@', ':' or even a digit.
-    if "@" in text:
-        text = _EMAIL_RE.sub("<email>", text)
-    if ":" in text:
-        text = _IPV6_CANDIDATE_RE.sub(_replace_ipv6, text)
-    if _HAS_DIGIT_RE.search(text) is None:
+    """Replace e-mails, IBANs, cards, IPs and phone numbers in free text with typed placeholders
+    (``PLACEHOLDERS``); the spans are the SQL ``pii_scrub``'s, which writes hash tokens instead."""
+    parts: list[str] = []
+    position = 0
+    for start, pii_class, span in _spans(text):
+        parts += [text[position : start - 1], f"<{pii_class}>"]
+        position = start - 1 + len(span)
+    if not parts:
         return text
-    text = _IBAN_RE.sub(_replace_iban, text)
-    text = _CARD_RE.sub(_replace_card, text)
-    text = _IPV4_RE.sub("<ipv4>", text)
-    return _PHONE_RE.sub("<phone>", text)
+    parts.append(text[position:])
+    return "".join(parts)
 
 
 # A JSON string literal, in the unrolled form of "(?:[^"\\]|\\.)*" (same language, fewer steps).
@@ -223,14 +555,26 @@ def _redact_text(text: str, secret: bytes, kept: frozenset[str]) -> str:
         value = match.lastgroup
         assert value is not None  # every alternative of the value is a named group
         start = match.start(value)
-        parts.append(scrub_text(text[position:start]))
+        parts.append(_scrub_unescaped(text[position:start]))
         if match.group("key") in kept and match.group("key") not in HASHED_KEYS:
             parts.append(_redact_text(match.group(value), secret, kept))
         else:
             parts.append(hmac_hex(secret, match.group(value)))
         position = match.end()
-    parts.append(scrub_text(text[position:]))
+    parts.append(_scrub_unescaped(text[position:]))
     return "".join(parts)
+
+
+# A JSON escape: broken lines are not decoded by a parser, yet "alice\u0040example.com" is an
+# e-mail address all the same.
+_JSON_ESCAPE_RE = re.compile(r"\\u([0-9A-Fa-f]{4})|\\/")
+
+
+def _scrub_unescaped(text: str) -> str:
+    """``scrub_text`` of ``text`` with its JSON escapes decoded first (when there are any)."""
+    if "\\" in text:
+        text = _JSON_ESCAPE_RE.sub(lambda m: chr(int(m.group(1), 16)) if m.group(1) else "/", text)
+    return scrub_text(text)
 
 
 def _hash_identifier(value: object, secret: bytes) -> str | None:
@@ -271,12 +615,59 @@ def redact_line(text: str, secret: bytes, kept: frozenset[str]) -> str:
     try:
         parsed = json.loads(text, parse_constant=_reject_constant)
         # allow_nan=False: 1e400 parses to inf, which must not come back out as invalid JSON.
-        return json.dumps(
+        redacted = json.dumps(
             _redact_json(parsed, secret, kept),
             separators=(",", ":"),
             ensure_ascii=False,
             allow_nan=False,
         )
+        return _without_raw_ids(redacted, _raw_ids_in_json(parsed))
     except (ValueError, RecursionError):
         # RecursionError: absurdly deep nesting is garbage too, and patterns handle it flat.
-        return _redact_text(text, secret, kept)
+        return _without_raw_ids(_redact_text(text, secret, kept), _raw_ids_in_text(text))
+
+
+# The event's own raw identifiers must not survive elsewhere in its text (a message that quotes
+# the user id). Shorter ids are ordinary words; ids with a quote or a backslash are escaped in
+# JSON text, where a replacement could break the escape (sql/ingest/pii_policy_macros.sql agrees).
+MIN_RAW_ID_CHARS = 6
+RAW_ID_PLACEHOLDER = "<raw_id>"
+
+
+def _is_raw_id(value: object) -> bool:
+    return (
+        isinstance(value, str)
+        and len(value) >= MIN_RAW_ID_CHARS
+        and not ('"' in value or "\\" in value)
+    )
+
+
+def _raw_ids_in_json(value: object) -> set[str]:
+    found: set[str] = set()
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            found.update(v for k, v in node.items() if k in HASHED_KEYS and _is_raw_id(v))
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
+
+
+def _raw_ids_in_text(text: str) -> set[str]:
+    found = set()
+    for match in _KEY_VALUE_RE.finditer(text):
+        value = match.group(match.lastgroup or 0)
+        if match.group("key") in HASHED_KEYS and _is_raw_id(value):
+            found.add(value)
+    return found
+
+
+def _without_raw_ids(redacted: str, raw_ids: set[str]) -> str:
+    """``redacted`` with what is left of ``raw_ids`` (outside the hashed values) replaced; the
+    longest first, so an id that contains another is replaced whole."""
+    for raw in sorted(raw_ids, key=len, reverse=True):
+        # In any case, as in SQL (pii_scrub_id): ALICE-42 is still alice-42.
+        redacted = re.sub(re.escape(raw), RAW_ID_PLACEHOLDER, redacted, flags=re.IGNORECASE)
+    return redacted

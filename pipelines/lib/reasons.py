@@ -9,5 +9,6 @@ REASONS = (
     "unknown_event_type",
     "unknown_schema_version",
     "schema_violation",
+    "pii_in_field",
     "conflicting_duplicate",
 )

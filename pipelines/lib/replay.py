@@ -30,7 +30,12 @@ from pipelines.lib.sql import lake_connection, load_sql
 from pipelines.lib.storage import Lake
 
 # The reasons a newly published schema (a new type, a new version, a looser rule) can undo.
-REPLAYABLE_REASONS = ("unknown_event_type", "unknown_schema_version", "schema_violation")
+REPLAYABLE_REASONS = (
+    "unknown_event_type",
+    "unknown_schema_version",
+    "schema_violation",
+    "pii_in_field",
+)
 SAMPLE_SIZE = 20
 
 

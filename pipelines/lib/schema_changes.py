@@ -54,7 +54,11 @@ PII_CLASSES = ("none", "low", "high")
 ID_PREFIX = "https://telemetry-lake.dev/schemas/events/"
 
 _ANNOTATIONS = ("title", "description", "examples", "$comment")
-_PII = ("x-pii", "x-pii-handling")
+_PII = ("x-pii", "x-pii-handling", "x-bare-digits")
+# Every string the current version allows declares one of these (x-pii-handling); an identifier
+# is held to a shape by one of _SHAPED.
+STRING_POLICIES = ("hash", "scrub", "identifier")
+_SHAPED = ("pattern", "enum", "const")
 # Keywords whose value bounds from below / above: raising / lowering one tightens.
 _LOWER_BOUNDS = ("minimum", "exclusiveMinimum", "minLength", "minItems")
 _UPPER_BOUNDS = ("maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProperties")
@@ -154,6 +158,8 @@ class _Differ:
                 self.add(REVISION, where, f"{key} changed")
             elif key in _PII:
                 self.add(BREAKING, where, f"{key} {before!r} -> {after!r} changes what is stored")
+            elif key == "x-accepts-majors" and top:
+                self.accepted_majors(before or [], after or [], where)
             elif key in _LOWER_BOUNDS or key in _UPPER_BOUNDS:
                 self.bound(key, before, after, where)
             elif key in _RESTRICTIONS:
@@ -176,6 +182,20 @@ class _Differ:
             else:
                 self.add(BREAKING, where, f"{key} changed (not a change this check can classify)")
         return self.changes
+
+    def accepted_majors(self, before: list[int], after: list[int], where: str) -> None:
+        # Accepting one more older major stores more lines of the same shape; accepting fewer
+        # quarantines lines that were stored before.
+        if set(before) - set(after):
+            self.add(
+                BREAKING,
+                where,
+                f"x-accepts-majors no longer lists {sorted(set(before) - set(after))}",
+            )
+        else:
+            self.add(
+                REVISION, where, f"x-accepts-majors now lists {sorted(set(after) - set(before))}"
+            )
 
     def bound(self, key: str, before: Any, after: Any, where: str) -> None:
         if after is None:
@@ -298,6 +318,31 @@ def _file_problems(schema: EventSchema) -> list[str]:
     for pointer, spec in _walk_properties(schema.document):
         if spec.get("x-pii") not in PII_CLASSES:
             problems.append(f"{where}: {pointer} must declare x-pii, one of {PII_CLASSES}")
+    return problems + _example_problems(schema, where)
+
+
+def _policy_problems(schema: EventSchema) -> list[str]:
+    """Every string the (current) version allows must say how its values are protected: hashed,
+    scrubbed, or an identifier held to a pattern, an enum or a const."""
+    where = f"{schema.event_type} {schema.version} ({schema.path})"
+    problems = []
+    for pointer, spec in _walk_properties(schema.document):
+        if "string" not in _types(spec.get("type")):
+            continue
+        policy = spec.get("x-pii-handling")
+        if policy not in STRING_POLICIES:
+            problems.append(
+                f"{where}: {pointer} is a string: declare x-pii-handling, one of {STRING_POLICIES}"
+            )
+        elif policy == "identifier" and not any(k in spec for k in _SHAPED):
+            problems.append(
+                f"{where}: {pointer} is an identifier: give it a pattern, an enum or a const"
+            )
+    return problems
+
+
+def _example_problems(schema: EventSchema, where: str) -> list[str]:
+    problems = []
     for n, example in enumerate(schema.document.get("examples", []), start=1):
         errors = explain(schema.document, example)
         if errors:
@@ -327,6 +372,7 @@ def check_registry(directory: Path | None = None) -> RegistryReport:
     for event_type, published in reg.versions.items():
         for schema in published:
             report.problems += _file_problems(schema)
+        report.problems += _policy_problems(reg.current[event_type])
         marker = _marker_problem(reg.current[event_type], published)
         if marker:
             report.problems.append(marker)

@@ -9,7 +9,9 @@ Layout (``schemas/events/``)::
 ``load_schema_versions()`` every published version; ``accepted_versions()`` the versions ingest
 stores: those of the current major, which by the rules ``python -m pipelines.schemas check``
 enforces only add optional fields or loosen constraints, so their lines fit the current table
-(fields they lack are null). An older major is retired: its lines are quarantined.
+(fields they lack are null). An older major is retired, its lines quarantined, unless the current
+version lists it in ``x-accepts-majors`` (its lines still fit the current table: ``check`` verifies
+it).
 
 A registry without ``<type>/`` folders (one file per type) is a registry of current versions only.
 """
@@ -157,11 +159,27 @@ def load_schema_versions(directory: Path | None = None) -> dict[str, list[EventS
     return registry(directory).versions
 
 
+def accepted_majors(schema: EventSchema) -> frozenset[int]:
+    """The majors whose lines ``schema`` (a current version) stores: its own, and the older ones
+    it lists in ``x-accepts-majors`` (a new major that only tightens the PII policy still fits
+    the lines of the one before, and the policy is enforced on every stored value anyway)."""
+    older = schema.document.get("x-accepts-majors", [])
+    if not isinstance(older, list) or not all(
+        isinstance(m, int) and 0 <= m < schema.semver.major for m in older
+    ):
+        raise SchemaRegistryError(
+            f"{schema.path}: x-accepts-majors must list older major numbers (got {older!r})"
+        )
+    return frozenset([schema.semver.major, *older])
+
+
 def accepted_versions(directory: Path | None = None) -> dict[str, list[EventSchema]]:
-    """The versions ingest stores, oldest first: those of the current major."""
+    """The versions ingest stores, oldest first: those of the current major and of the older
+    majors it accepts."""
     reg = registry(directory)
+    majors = {t: accepted_majors(reg.current[t]) for t in reg.current}
     return {
-        t: [s for s in published if s.semver.major == reg.current[t].semver.major]
+        t: [s for s in published if s.semver.major in majors[t]]
         for t, published in reg.versions.items()
     }
 

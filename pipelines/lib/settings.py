@@ -8,7 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from pipelines.lib import keyring, pii
+from pipelines.lib import keyring, lease, pii, workdir
+from pipelines.lib.storage import S3Timeouts
 
 DEFAULT_FIRST_DATE = date(2025, 1, 1)
 DEV_KEY_WARNING = (
@@ -155,6 +156,7 @@ def pii_keyring(
     ``first_date`` (the first partition) must be covered by the earliest key.
     """
     env = _environment(environment)
+    production = env == "production"
     days = overlap_days(overlap)
     given = [
         name for name, value in zip(_KEY_VARIABLES, (key, keys, keys_file), strict=True) if value
@@ -167,7 +169,7 @@ def pii_keyring(
     warning = None
     try:
         if not given:
-            if env == "production":
+            if production:
                 raise ConfigError(
                     "TELEMETRY_PII_KEY is not set and TELEMETRY_ENV=production: set "
                     "TELEMETRY_PII_KEY to a secret of at least 32 bytes (e.g. python -c 'import "
@@ -177,7 +179,9 @@ def pii_keyring(
             ring = keyring.Keyring.single(pii.DEV_KEY, "development", days)
             warning = DEV_KEY_WARNING
         elif key:
-            ring = keyring.Keyring.single(pii.validate_key(key.encode("utf-8")), "default", days)
+            ring = keyring.Keyring.single(
+                key.encode("utf-8"), "default", days, production=production
+            )
         else:
             if keys:
                 source = "TELEMETRY_PII_KEYS"
@@ -192,15 +196,9 @@ def pii_keyring(
                 assert keys_file is not None
                 source = f"TELEMETRY_PII_KEYS_FILE ({keys_file})"
                 entries = _read_keys_file(keys_file)
-            ring = keyring.Keyring(_dated_keys(entries, source), days, source=source)
-        if given and env == "production":
-            for dated in ring.keys:
-                if dated.secret == pii.DEV_KEY:
-                    raise ConfigError(
-                        f"{ring.source}: key {dated.name!r} is the public development key and "
-                        "TELEMETRY_ENV=production: set a secret of your own (python -c 'import "
-                        "secrets; print(secrets.token_hex(32))')"
-                    )
+            ring = keyring.Keyring(
+                _dated_keys(entries, source), days, source=source, production=production
+            )
         if first_date is not None:
             ring.check_covers(first_date)
     except (pii.PiiKeyError, keyring.KeyringError) as exc:
@@ -213,3 +211,92 @@ def lake_root(value: str | None, default: str) -> str:
     if "://" in root and not root.startswith(("s3://", "file://", "memory://")):
         raise ConfigError(f"TELEMETRY_LAKE_ROOT={root!r}: use a local path or s3://bucket/prefix")
     return root
+
+
+def work_root(value: str | None) -> str | None:
+    """TELEMETRY_WORK_ROOT, checked; None leaves the lake's default (lib/workdir.py)."""
+    if value is None or not value.strip():
+        return None
+    try:
+        return str(workdir.check_work_root(value))
+    except workdir.WorkRootError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def retired_temp_directory(value: str | None) -> None:
+    """TELEMETRY_DUCKDB_TEMP_DIRECTORY spilled into one shared folder that a killed run never
+    cleaned; set, it is refused rather than silently ignored."""
+    if value:
+        raise ConfigError(
+            f"TELEMETRY_DUCKDB_TEMP_DIRECTORY={value!r} is no longer read: set "
+            f"TELEMETRY_WORK_ROOT={value!r} instead (each run spills into a private folder under "
+            "it, removed when the run ends) and unset TELEMETRY_DUCKDB_TEMP_DIRECTORY"
+        )
+
+
+def _positive_seconds(variable: str, value: str | float | None, default: float) -> float:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return default
+    try:
+        seconds = float(value)
+    except ValueError as exc:
+        raise ConfigError(
+            f"{variable}={value!r} is not a number of seconds: set it to a positive number "
+            f"(default {default:g})"
+        ) from exc
+    if not 0 < seconds < float("inf"):
+        raise ConfigError(
+            f"{variable}={value!r} must be a positive number of seconds (default {default:g})"
+        )
+    return seconds
+
+
+def _count(variable: str, value: str | int | None, default: int, most: int) -> int:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return default
+    try:
+        count = int(value)
+    except ValueError as exc:
+        raise ConfigError(
+            f"{variable}={value!r} is not a whole number: set it between 0 and {most} "
+            f"(default {default})"
+        ) from exc
+    if not 0 <= count <= most:
+        raise ConfigError(
+            f"{variable}={count} is out of range: set it between 0 and {most} (default {default})"
+        )
+    return count
+
+
+def s3_timeouts(
+    connect: str | float | None, read: str | float | None, retries: str | int | None
+) -> S3Timeouts:
+    """TELEMETRY_S3_CONNECT_TIMEOUT_S, TELEMETRY_S3_READ_TIMEOUT_S and TELEMETRY_S3_RETRIES,
+    checked; unset ones keep the defaults (10 s, 60 s, 3 retries)."""
+    defaults = S3Timeouts()
+    return S3Timeouts(
+        _positive_seconds("TELEMETRY_S3_CONNECT_TIMEOUT_S", connect, defaults.connect_s),
+        _positive_seconds("TELEMETRY_S3_READ_TIMEOUT_S", read, defaults.read_s),
+        _count("TELEMETRY_S3_RETRIES", retries, defaults.retries, most=20),
+    )
+
+
+def lease_wait_s(value: str | float | None) -> float:
+    """TELEMETRY_LEASE_WAIT_S: how long a run waits for another run's partition lease before it
+    refuses (0: refuse at once)."""
+    if value is not None and str(value).strip() in ("0", "0.0"):
+        return 0.0
+    return _positive_seconds("TELEMETRY_LEASE_WAIT_S", value, lease.DEFAULT_WAIT_S)
+
+
+def lease_ttl_s(value: str | float | None) -> float:
+    """TELEMETRY_LEASE_TTL_S: how long a lease outlives its holder's last renewal (the holder
+    renews it every quarter of that); at least 10 s."""
+    ttl = _positive_seconds("TELEMETRY_LEASE_TTL_S", value, lease.DEFAULT_TTL_S)
+    if ttl < lease.MIN_TTL_S:
+        raise ConfigError(
+            f"TELEMETRY_LEASE_TTL_S={value!r} is below {lease.MIN_TTL_S:g} s: a lease must "
+            f"outlive a slow renewal; set at least {lease.MIN_TTL_S:g} (default "
+            f"{lease.DEFAULT_TTL_S:g})"
+        )
+    return ttl

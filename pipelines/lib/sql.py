@@ -25,10 +25,15 @@ def load_sql(name: str) -> str:
 def connect(
     memory_limit: str = "2GB", threads: int = 2, temp_directory: str | None = None
 ) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB bounded by the run's settings, spilling to ``temp_directory``, in UTC."""
-    config: dict[str, object] = {"memory_limit": memory_limit, "threads": threads}
-    if temp_directory:
-        config["temp_directory"] = temp_directory
+    """An in-memory DuckDB bounded by the run's settings, in UTC, spilling to ``temp_directory``:
+    a private run folder (``Lake.private_dir``, ``lake_connection``). Without one it does not
+    spill at all; DuckDB's own default (``./.tmp``) would leave raw rows in the working
+    directory after a crash."""
+    config: dict[str, object] = {
+        "memory_limit": memory_limit,
+        "threads": threads,
+        "temp_directory": temp_directory or "",
+    }
     con = duckdb.connect(config=config)
     con.execute("set TimeZone = 'UTC'")
     return con
@@ -36,14 +41,17 @@ def connect(
 
 @contextlib.contextmanager
 def lake_connection(
-    lake: Lake, memory_limit: str = "2GB", threads: int = 2, temp_directory: str | None = None
+    lake: Lake, memory_limit: str = "2GB", threads: int = 2
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """``connect()`` for reading a lake, closed however the block ends. Off a local disk DuckDB
-    reads through the lake's own filesystem (httpfs is not available here)."""
-    con = connect(memory_limit, threads, temp_directory)
-    try:
-        if not lake.is_local:
-            con.register_filesystem(lake.fs)
-        yield con
-    finally:
-        con.close()
+    """``connect()`` for reading a lake, spilling to a private folder of this run under the
+    lake's work root; the connection is closed and the folder removed however the block ends.
+    Off a local disk DuckDB reads through the lake's own filesystem (httpfs is not available
+    here)."""
+    with lake.private_dir() as spill:
+        con = connect(memory_limit, threads, str(spill))
+        try:
+            if not lake.is_local:
+                con.register_filesystem(lake.fs)
+            yield con
+        finally:
+            con.close()

@@ -33,7 +33,13 @@ _ANNOTATIONS = {
     "examples",
     "x-pii",
     "x-pii-handling",
+    # The PII policy's per-field decision on bare digit strings (documentation; the pattern
+    # enforces it) and the older majors a current version still accepts (the registry's).
+    "x-bare-digits",
+    "x-accepts-majors",
 }
+# None: a field of an older version, from before every string declared its policy.
+PII_HANDLINGS = (None, "hash", "scrub", "identifier")
 _KEYWORDS = {
     "type",
     "const",
@@ -463,7 +469,7 @@ def _column(name: str, spec: dict[str, Any], value: str, text: str) -> Column:
         raise SchemaCompileError(f"/{name}: no storage type for {kind!r}")
     if handling == "hash" and sql_type != "varchar":
         raise SchemaCompileError(f"/{name}: only strings can be keyed-hashed")
-    if handling not in (None, "hash", "scrub"):
+    if handling not in PII_HANDLINGS:
         raise SchemaCompileError(f"/{name}: unknown x-pii-handling {handling!r}")
     return Column(
         name=name,
@@ -544,16 +550,20 @@ def check_query(
     )
 
 
+def _stored_as(column: Column) -> str | None:
+    """What storage does to a value: hash it, scrub it, or keep it. An identifier is kept (and,
+    like every stored string, run through the PII detector), as a field of an older version
+    that declared no policy was."""
+    return column.pii_handling if column.pii_handling in ("hash", "scrub") else None
+
+
 def check_fits(version: CompiledSchema, current: CompiledSchema) -> None:
     """Refuse a version whose lines cannot be stored in the current table: each of its fields
     must be a column of the current version, stored with the same type and PII handling."""
     columns = {c.name: c for c in current.columns}
     for column in version.columns:
         now = columns.get(column.name)
-        if now is None or (now.sql_type, now.pii_handling) != (
-            column.sql_type,
-            column.pii_handling,
-        ):
+        if now is None or (now.sql_type, _stored_as(now)) != (column.sql_type, _stored_as(column)):
             stored = "no column" if now is None else f"{now.sql_type} ({now.pii_handling})"
             raise SchemaCompileError(
                 f"{version.event_type} {version.version}: field {column.name} "

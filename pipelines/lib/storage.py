@@ -29,6 +29,14 @@ file). A re-ingest after a compaction therefore cannot leave stale part files be
 
 ``staged_file`` keeps the single-file publish (``os.replace``) for files outside partitions, such
 as the analysts' catalog.
+
+Scratch space (files staged for an S3 upload, DuckDB's spill files through ``sql.lake_connection``)
+lives in private run folders under the lake's work root (``lib/workdir.py``), removed when the
+block ends and swept after a crash.
+
+Every S3 request waits a bounded time (``S3Timeouts``: connect and read timeouts, a fixed number
+of retries; ``lib/s3.py``), and an endpoint that stops answering fails with ``S3EndpointError``
+naming it.
 """
 
 from __future__ import annotations
@@ -39,16 +47,18 @@ import errno
 import hashlib
 import os
 import shutil
-import tempfile
 import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any
 
 import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from pipelines.lib import workdir
 
 # The process's own C library: renameat2 is looked up on it (glibc 2.28+).
 _LIBC = ctypes.CDLL(None, use_errno=True)
@@ -60,15 +70,61 @@ class FileInfo:
     size_bytes: int
 
 
-class Lake:
-    """The lake root and the filesystem it lives on. Paths passed in are relative to the root."""
+@dataclass(frozen=True)
+class S3Timeouts:
+    """How long one S3 request may wait: to connect, then for each read of the answer, and how
+    many times it is retried after a failed attempt (``TELEMETRY_S3_CONNECT_TIMEOUT_S``,
+    ``TELEMETRY_S3_READ_TIMEOUT_S``, ``TELEMETRY_S3_RETRIES``, checked in ``lib/settings.py``)."""
 
-    def __init__(self, root: str, storage_options: dict[str, Any] | None = None):
+    connect_s: float = 10.0
+    read_s: float = 60.0
+    retries: int = 3
+
+    def config_kwargs(self) -> dict[str, Any]:
+        """s3fs's ``config_kwargs`` (botocore's ``Config``): standard-mode retries, so only
+        botocore retries (``lib/s3.py``)."""
+        return {
+            "connect_timeout": self.connect_s,
+            "read_timeout": self.read_s,
+            "retries": {"max_attempts": self.retries, "mode": "standard"},
+        }
+
+
+class S3EndpointError(ConnectionError):
+    """An S3 request got no answer (timed out or could not connect) on every attempt; the
+    message names the endpoint, the limits and the variables that set them. Not a
+    ``TimeoutError``: fsspec would replace that with its own, message-less, FSTimeoutError."""
+
+
+class Lake:
+    """The lake root and the filesystem it lives on. Paths passed in are relative to the root.
+    ``work_root`` is where runs keep private scratch folders (``TELEMETRY_WORK_ROOT``; by default
+    ``{root}/_work/tmp`` for a local lake, the system temp dir's ``telemetry-lake/`` for S3)."""
+
+    def __init__(
+        self,
+        root: str,
+        storage_options: dict[str, Any] | None = None,
+        work_root: str | Path | None = None,
+        s3_timeouts: S3Timeouts | None = None,
+    ):
         if not root:
             raise ValueError("the lake root is empty: set TELEMETRY_LAKE_ROOT")
         self.root = root.rstrip("/")
-        self.fs, self._base = fsspec.core.url_to_fs(self.root, **(storage_options or {}))
+        if self.root.startswith("s3://"):
+            self.fs, self._base = _s3_filesystem(self.root, storage_options or {}, s3_timeouts)
+        else:
+            self.fs, self._base = fsspec.core.url_to_fs(self.root, **(storage_options or {}))
         self.is_local = "file" in _protocols(self.fs)
+        self.work_root = (
+            Path(work_root)
+            if work_root
+            else workdir.default_work_root(self._base if self.is_local else None)
+        )
+
+    def private_dir(self) -> contextlib.AbstractContextManager[Path]:
+        """A scratch folder of this run's own (0700) under the work root, removed afterwards."""
+        return workdir.private_run_dir(self.work_root)
 
     def path(self, rel: str) -> str:
         return f"{self._base}/{rel}" if rel else self._base
@@ -153,6 +209,37 @@ class Lake:
     def open(self, rel: str, mode: str = "rb") -> IO[bytes]:
         return self.fs.open(self.path(rel), mode)
 
+    def file_in(self, folder: str, rel: str) -> str:
+        """``rel`` checked to name a file directly in ``folder`` (both relative to the root),
+        returned normalised; anything else raises ``OutsideFolderError`` before a byte is read.
+        Refused: an absolute path or URL, any ``..``, a file of a subfolder, and on a local
+        disk a symbolic link (even one pointing inside: deleting it would leave its target)
+        or a folder that resolves elsewhere. S3 has no links; the rest holds there too."""
+        where = f"{folder}/"
+        parts = rel.split("/")
+        if not rel.strip() or "\0" in rel:
+            reason = "is empty" if not rel.strip() else "holds a NUL byte"
+        elif rel.startswith(("/", "~")) or "://" in rel:
+            reason = "is an absolute path"
+        elif ".." in parts:
+            reason = "climbs out with '..'"
+        else:
+            name = "/".join(p for p in parts if p not in ("", "."))
+            if "/" not in name or name.rsplit("/", 1)[0] != folder:
+                reason = f"is not directly in {where}"
+            elif self.is_local and os.path.islink(self.path(name)):
+                reason = "is a symbolic link"
+            elif self.is_local and os.path.dirname(os.path.realpath(self.path(name))) != (
+                os.path.join(os.path.realpath(self._base), folder)
+            ):
+                reason = f"resolves outside {where}"
+            else:
+                return name
+        raise OutsideFolderError(
+            f"{rel!r} {reason}: name a file directly in {where} of the lake (e.g. "
+            f"{where}request.json); nothing was read or deleted"
+        )
+
     @contextlib.contextmanager
     def staged_file(self, rel: str) -> Iterator[str]:
         """Yield a local path to write ``rel`` to; publish it atomically if the block succeeds."""
@@ -173,13 +260,10 @@ class Lake:
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(staging)
         else:
-            scratch = tempfile.mkdtemp(prefix="telemetry-lake-")
-            staging = os.path.join(scratch, name)
-            try:
+            with self.private_dir() as scratch:
+                staging = os.path.join(scratch, name)
                 yield staging
                 self.fs.put_file(staging, self.path(rel))
-            finally:
-                shutil.rmtree(scratch, ignore_errors=True)
 
     @contextlib.contextmanager
     def staged_dir(
@@ -193,13 +277,10 @@ class Lake:
             with self._staged_local_dir(rel_dir, if_unchanged) as staging:
                 yield staging
         else:
-            scratch = tempfile.mkdtemp(prefix="telemetry-lake-")
-            try:
-                yield scratch
+            with self.private_dir() as scratch:
+                yield str(scratch)
                 self._check_unchanged(rel_dir, if_unchanged)
-                self._publish_s3_dir(scratch, rel_dir)
-            finally:
-                shutil.rmtree(scratch, ignore_errors=True)
+                self._publish_s3_dir(str(scratch), rel_dir)
 
     @contextlib.contextmanager
     def _staged_local_dir(self, rel_dir: str, if_unchanged: list[FileInfo] | None) -> Iterator[str]:
@@ -318,6 +399,10 @@ _RENAME_NOREPLACE = 1
 _RENAME_EXCHANGE = 2
 
 
+class OutsideFolderError(ValueError):
+    """A path that must name a file in one folder of the lake leads elsewhere (``file_in``)."""
+
+
 class ConcurrentChangeError(RuntimeError):
     """A partition folder changed between the listing a rewrite started from and its publish."""
 
@@ -364,6 +449,18 @@ def _remove_stale_staging_dirs(area: str, label: str, keep: str) -> None:
         path = os.path.join(area, entry)
         if entry.startswith(f"{label}.") and path != keep:
             shutil.rmtree(path, ignore_errors=True)
+
+
+def _s3_filesystem(
+    root: str, options: dict[str, Any], timeouts: S3Timeouts | None
+) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The bounded S3 filesystem for ``root`` and the root's path on it. ``timeouts`` fill in
+    whatever ``options["config_kwargs"]`` leaves unset."""
+    from pipelines.lib.s3 import BoundedS3FileSystem  # s3fs: imported only for an S3 lake
+
+    config = {**(timeouts or S3Timeouts()).config_kwargs(), **options.get("config_kwargs", {})}
+    fs = BoundedS3FileSystem(**{**options, "config_kwargs": config})
+    return fs, fs._strip_protocol(root)
 
 
 def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:

@@ -1,6 +1,7 @@
 -- Grain: one row per staged line, saying where it ended: row, quarantined or duplicate (a row of
 --   an erased user becomes 'erased' afterwards: mark_erased.sql).
--- Parameters: none; reads `staged`, `checked_all` (every checked line of every type) and `dropped`.
+-- Parameters: none; reads `staged`, `checked_all` (every checked line of every type),
+--   `pii_field_hits` (valid lines whose kept strings hold PII) and `dropped`.
 -- A line with no reason and no check result would be lost: it is marked 'unaccounted' so the
 -- ingest refuses to publish rather than drop it silently.
 create table fates as
@@ -37,6 +38,7 @@ final as (
             when staged_lines.reason is not null then 'quarantined'
             when checked.file_id is null then 'unaccounted'
             when len(checked.violations) > 0 then 'quarantined'
+            when pii_field_hits.file_id is not null then 'quarantined'
             when dropped.fate = 'duplicate' then 'duplicate'
             when dropped.fate = 'conflicting_duplicate' then 'quarantined'
             else 'row'
@@ -45,18 +47,26 @@ final as (
             when staged_lines.reason is not null then staged_lines.reason
             when checked.duplicate_key then 'malformed_json'
             when len(checked.violations) > 0 then 'schema_violation'
+            when pii_field_hits.file_id is not null then 'pii_in_field'
             when dropped.fate = 'conflicting_duplicate' then 'conflicting_duplicate'
         end as reason,
         case
             when staged_lines.reason is not null then staged_lines.detail
             when checked.duplicate_key then 'duplicate key in an object'
             when len(checked.violations) > 0 then array_to_string(checked.violations, '; ')
+            -- Names the field and the class, never the value.
+            when pii_field_hits.file_id is not null
+                then pii_field_hits.field || ' holds ' || pii_field_hits.pii_class
             when dropped.fate = 'conflicting_duplicate'
                 then 'same event_id as an earlier line, with different content'
         end as detail
     from staged_lines
     left join checked
         on staged_lines.file_id = checked.file_id and staged_lines.line_no = checked.line_no
+    left join pii_field_hits
+        on
+            staged_lines.file_id = pii_field_hits.file_id
+            and staged_lines.line_no = pii_field_hits.line_no
     left join dropped
         on staged_lines.file_id = dropped.file_id and staged_lines.line_no = dropped.line_no
 )

@@ -14,5 +14,6 @@ where
         'future_timestamp',
         'unknown_event_type',
         'unknown_schema_version',
-        'schema_violation'
+        'schema_violation',
+        'pii_in_field'
     )

@@ -20,8 +20,11 @@ from pipelines.lib.keyring import (
 )
 from pipelines.lib.settings import ConfigError, pii_keyring
 
-OLD = b"o" * 32
-NEW = b"n" * 32
+# Secrets that pass pii.validate_key: 32+ bytes, at least 8 distinct ones.
+OLD_TEXT = "old-" + "0123456789abcdef" * 2
+NEW_TEXT = "new-" + "fedcba9876543210" * 2
+OLD = OLD_TEXT.encode()
+NEW = NEW_TEXT.encode()
 ROTATION = date(2026, 3, 1)
 FIRST = date(2025, 1, 1)
 
@@ -58,7 +61,7 @@ def test_previous_key_only_within_the_overlap() -> None:
 
 
 def test_three_keys_each_day_has_its_own_previous() -> None:
-    third = b"t" * 32
+    third = b"third-" + b"0f1e2d3c4b5a6978" * 2
     later = ROTATION + timedelta(days=100)
     keys = Keyring(
         [DatedKey(OLD, FIRST, "a"), DatedKey(NEW, ROTATION, "b"), DatedKey(third, later, "c")], 5
@@ -88,7 +91,7 @@ def test_single_key_is_active_always_and_keeps_its_key_id() -> None:
 
 def test_secrets_never_appear_in_reprs() -> None:
     text = repr(ring()) + repr(PiiKey(OLD)) + repr(DatedKey(OLD, FIRST, "x"))
-    assert "ooooooooooooooooooooooooooooooo" not in text
+    assert OLD_TEXT not in text and OLD_TEXT[4:20] not in text
     assert pii.key_id(OLD) in repr(ring())
 
 
@@ -137,9 +140,9 @@ def test_keyring_refuses_an_overlap_below_one_day() -> None:
 
 
 def test_single_key_variable_is_one_key_for_all_time() -> None:
-    keys, warning = pii_keyring("x" * 32, "production")
+    keys, warning = pii_keyring(NEW_TEXT, "production")
     assert warning is None
-    assert keys.all_keys() == [PiiKey(b"x" * 32)]
+    assert keys.all_keys() == [PiiKey(NEW)]
     assert keys.overlap_days == DEFAULT_OVERLAP_DAYS == 31
 
 
@@ -150,7 +153,7 @@ def test_no_key_in_development_is_the_dev_key_with_a_warning() -> None:
 
 
 def test_keys_json_and_overlap() -> None:
-    value = keys_json(("2025-a", "o" * 32, "2025-01-01"), ("2026-a", "n" * 32, "2026-03-01"))
+    value = keys_json(("2025-a", OLD_TEXT, "2025-01-01"), ("2026-a", NEW_TEXT, "2026-03-01"))
     keys, warning = pii_keyring(None, "production", keys=value, overlap="7", first_date=FIRST)
     assert warning is None
     assert [(k.name, k.active_from) for k in keys.keys] == [("2025-a", FIRST), ("2026-a", ROTATION)]
@@ -161,12 +164,12 @@ def test_keys_json_and_overlap() -> None:
 
 def test_keys_file_json_and_yaml(tmp_path) -> None:
     as_json = tmp_path / "keys.json"
-    as_json.write_text(keys_json(("a", "o" * 32, "2025-01-01"), ("b", "n" * 32, "2026-03-01")))
+    as_json.write_text(keys_json(("a", OLD_TEXT, "2025-01-01"), ("b", NEW_TEXT, "2026-03-01")))
     as_yaml = tmp_path / "keys.yaml"
     # Unquoted dates are YAML dates; that is fine too.
     as_yaml.write_text(
-        f"- name: a\n  secret: '{'o' * 32}'\n  active_from: 2025-01-01\n"
-        f"- name: b\n  secret: \"{'n' * 32}\"\n  active_from: '2026-03-01'\n"
+        f"- name: a\n  secret: '{OLD_TEXT}'\n  active_from: 2025-01-01\n"
+        f"- name: b\n  secret: \"{NEW_TEXT}\"\n  active_from: '2026-03-01'\n"
     )
     for path in (as_json, as_yaml):
         keys, _ = pii_keyring(None, "test", keys_file=str(path))
@@ -175,14 +178,14 @@ def test_keys_file_json_and_yaml(tmp_path) -> None:
         assert keys.source == f"TELEMETRY_PII_KEYS_FILE ({path})"
 
 
-GOOD = keys_json(("a", "o" * 32, "2025-01-01"))
+GOOD = keys_json(("a", OLD_TEXT, "2025-01-01"))
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
         (
-            {"key": "x" * 32, "keys": GOOD},
+            {"key": NEW_TEXT, "keys": GOOD},
             "TELEMETRY_PII_KEY and TELEMETRY_PII_KEYS are set: set only one of "
             "TELEMETRY_PII_KEY, TELEMETRY_PII_KEYS, TELEMETRY_PII_KEYS_FILE (a single key, or a "
             "list of dated keys to rotate)",
@@ -203,7 +206,7 @@ GOOD = keys_json(("a", "o" * 32, "2025-01-01"))
             "TELEMETRY_PII_KEYS, key 1 is not an object with name, secret, active_from",
         ),
         (
-            {"keys": json.dumps([{"name": "a", "secret": "o" * 32, "activ_from": "2025-01-01"}])},
+            {"keys": json.dumps([{"name": "a", "secret": OLD_TEXT, "activ_from": "2025-01-01"}])},
             "TELEMETRY_PII_KEYS, key 1: missing active_from; unknown field(s) activ_from (each "
             "key has exactly name, secret, active_from)",
         ),
@@ -212,7 +215,7 @@ GOOD = keys_json(("a", "o" * 32, "2025-01-01"))
             "TELEMETRY_PII_KEYS, key 1: name and secret must be strings (quote them)",
         ),
         (
-            {"keys": keys_json(("a", "o" * 32, "1 March"))},
+            {"keys": keys_json(("a", OLD_TEXT, "1 March"))},
             "TELEMETRY_PII_KEYS, key 1 ('a'): active_from='1 March' is not a date: set it as "
             "YYYY-MM-DD",
         ),
@@ -221,11 +224,11 @@ GOOD = keys_json(("a", "o" * 32, "2025-01-01"))
             "TELEMETRY_PII_KEYS (key 'a') must be at least 32 bytes (got 5)",
         ),
         (
-            {"keys": keys_json(("a", "o" * 32, "2025-01-01"), ("a", "n" * 32, "2026-01-01"))},
+            {"keys": keys_json(("a", OLD_TEXT, "2025-01-01"), ("a", NEW_TEXT, "2026-01-01"))},
             "TELEMETRY_PII_KEYS: keys 'a' and 'a' have the same name a",
         ),
         (
-            {"keys": keys_json(("a", "o" * 32, "2025-01-01"), ("b", "n" * 32, "2025-01-01"))},
+            {"keys": keys_json(("a", OLD_TEXT, "2025-01-01"), ("b", NEW_TEXT, "2025-01-01"))},
             "TELEMETRY_PII_KEYS: keys 'a' and 'b' have the same active_from 2025-01-01",
         ),
         (
@@ -245,7 +248,7 @@ GOOD = keys_json(("a", "o" * 32, "2025-01-01"))
             "31)",
         ),
         (
-            {"keys": keys_json(("a", "o" * 32, "2025-02-01")), "first_date": FIRST},
+            {"keys": keys_json(("a", OLD_TEXT, "2025-02-01")), "first_date": FIRST},
             "no PII key is active on 2025-01-01: the earliest key of TELEMETRY_PII_KEYS, 'a', is "
             "active from 2025-02-01; set its active_from to TELEMETRY_FIRST_DATE or earlier",
         ),
@@ -257,17 +260,17 @@ GOOD = keys_json(("a", "o" * 32, "2025-01-01"))
             {
                 "environment": "production",
                 "keys": keys_json(
-                    ("old", "o" * 32, "2025-01-01"),
+                    ("old", OLD_TEXT, "2025-01-01"),
                     ("dev", pii.DEV_KEY.decode(), "2026-01-01"),
                 ),
             },
-            "TELEMETRY_PII_KEYS: key 'dev' is the public development key and "
-            "TELEMETRY_ENV=production: set a secret of your own",
+            "TELEMETRY_PII_KEYS (key 'dev') is the public development key and "
+            "TELEMETRY_ENV=production: set a secret of your own; generate one with: python -c "
+            "'import secrets; print(secrets.token_hex(32))'",
         ),
         (
             {"environment": "production", "key": pii.DEV_KEY.decode()},
-            "TELEMETRY_PII_KEY: key 'default' is the public development key and "
-            "TELEMETRY_ENV=production",
+            "TELEMETRY_PII_KEY is the public development key and TELEMETRY_ENV=production",
         ),
         ({"environment": "staging"}, "TELEMETRY_ENV='staging' is not one of development, test"),
     ],
@@ -313,7 +316,7 @@ def test_yaml_file_that_is_not_yaml(tmp_path) -> None:
 
 def test_resource_builds_the_keyring_from_its_fields() -> None:
     resource = PiiResource(
-        keys_json=keys_json(("a", "o" * 32, "2025-01-01"), ("b", "n" * 32, "2026-03-01")),
+        keys_json=keys_json(("a", OLD_TEXT, "2025-01-01"), ("b", NEW_TEXT, "2026-03-01")),
         overlap_days="3",
         environment="production",
         first_date="2025-01-01",
@@ -324,3 +327,62 @@ def test_resource_builds_the_keyring_from_its_fields() -> None:
     assert keys.previous_for(ROTATION + timedelta(days=3)) is None
     with pytest.raises(ConfigError, match="set its active_from to TELEMETRY_FIRST_DATE"):
         PiiResource(keys_json=resource.keys_json, first_date="2024-06-01").keyring()
+
+
+# --- weak secrets: one rule (pii.validate_key), whichever variable the key came from ------------
+
+_GENERATE = "; generate one with: python -c 'import secrets; print(secrets.token_hex(32))'"
+WEAK = [
+    (" " * 32, "is only whitespace"),
+    ("\t \n" * 11, "is only whitespace"),
+    ("a" * 40, "is one byte repeated 40 times"),
+    ("abcdefg" * 5, "has only 7 distinct bytes (at least 8): it is guessable"),
+]
+
+
+@pytest.mark.parametrize(("secret", "problem"), WEAK, ids=["spaces", "tabs", "repeated", "7-bytes"])
+def test_a_weak_single_key_is_refused_naming_the_variable(secret: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        pii_keyring(secret, "development")
+    assert str(caught.value) == f"TELEMETRY_PII_KEY {problem}{_GENERATE}"
+
+
+@pytest.mark.parametrize(("secret", "problem"), WEAK, ids=["spaces", "tabs", "repeated", "7-bytes"])
+def test_a_weak_key_in_a_list_is_refused_naming_the_variable_and_the_key(
+    secret: str, problem: str, tmp_path
+) -> None:
+    entries = (("2025-a", OLD_TEXT, "2025-01-01"), ("2026-a", secret, "2026-03-01"))
+    with pytest.raises(ConfigError) as caught:
+        pii_keyring(None, "test", keys=keys_json(*entries))
+    assert str(caught.value) == f"TELEMETRY_PII_KEYS (key '2026-a') {problem}{_GENERATE}"
+    path = tmp_path / "keys.json"
+    path.write_text(keys_json(*entries))
+    with pytest.raises(ConfigError) as caught:
+        pii_keyring(None, "test", keys_file=str(path))
+    assert str(caught.value) == (
+        f"TELEMETRY_PII_KEYS_FILE ({path}) (key '2026-a') {problem}{_GENERATE}"
+    )
+
+
+def test_the_dev_key_is_refused_in_production_only() -> None:
+    secret = pii.DEV_KEY.decode()
+    with pytest.raises(ConfigError) as caught:
+        pii_keyring(secret, "production")
+    assert str(caught.value) == (
+        "TELEMETRY_PII_KEY is the public development key and TELEMETRY_ENV=production: set a "
+        f"secret of your own{_GENERATE}"
+    )
+    keys, warning = pii_keyring(secret, "development")  # given explicitly: no warning either
+    assert keys.all_keys() == [PiiKey(pii.DEV_KEY)] and warning is None
+
+
+def test_a_good_key_passes_in_every_environment() -> None:
+    good = "0123456789abcdef" * 4  # the shape of secrets.token_hex(32)
+    for environment in ("development", "test", "production"):
+        keys, warning = pii_keyring(good, environment)
+        assert keys.all_keys() == [PiiKey(good.encode())] and warning is None
+
+
+def test_the_resource_refuses_a_weak_key_when_the_run_starts() -> None:
+    with pytest.raises(ConfigError, match=r"^TELEMETRY_PII_KEY is only whitespace; generate one"):
+        PiiResource(key=" " * 32).keyring()

@@ -69,9 +69,13 @@ def test_validate_key_names_the_given_source_and_refuses_empty() -> None:
         validate_key(b"", source="MY_KEY_FILE")
 
 
-def test_validate_key_accepts_32_bytes_and_the_dev_key() -> None:
-    assert validate_key(b"x" * 32) == b"x" * 32
+def test_validate_key_accepts_32_varied_bytes_and_the_dev_key_outside_production() -> None:
+    assert validate_key(b"0123456789abcdef" * 2) == b"0123456789abcdef" * 2
     assert validate_key(DEV_KEY) == DEV_KEY
+    with pytest.raises(PiiKeyError, match=r"^TELEMETRY_PII_KEY is the public development key"):
+        validate_key(DEV_KEY, production=True)
+    with pytest.raises(PiiKeyError, match=r"^TELEMETRY_PII_KEY is one byte repeated 32 times; "):
+        validate_key(b"x" * 32)
 
 
 def test_key_id_is_a_stable_public_fingerprint() -> None:
@@ -321,8 +325,13 @@ def test_redact_line_unparseable(line: str, expected: str) -> None:
 
 
 def test_redact_line_hashes_are_not_scrubbed_afterwards() -> None:
-    # A digest with a Luhn-valid digit run must still come out whole.
-    value = next(str(n) for n in range(100_000) if scrub_text(h(str(n))) != h(str(n)))
+    # A digit run inside a hex word is never PII: digests come out of the scrubber whole, even
+    # those holding a Luhn-valid run of 13-19 digits or a trunk-0 phone-shaped run.
+    digests = [h(str(n)) for n in range(20_000)]
+    assert [d for d in digests if scrub_text(d) != d] == []
+    luhn_runs = [d for d in digests if re.search(r"(?<![0-9])[2-6][0-9]{12,18}(?![0-9])", d)]
+    assert luhn_runs, "the sample must hold digests with long digit runs"
+    value = next(str(n) for n in range(20_000) if h(str(n)) in luhn_runs)
     assert redact_line(f'{{"user_id": "{value}", "x', KEY, KEPT) == hashed(
         '{"user_id": "HASH", "x', value
     )
@@ -387,3 +396,16 @@ def test_the_schemas_fields_are_kept_and_identifiers_are_not() -> None:
     kept = kept_field_names()
     assert {"event_id", "request_id", "message", "filters", "items", "position"} <= kept
     assert not kept & HASHED_KEYS
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"user_id":"u-000123","message":"mail leo\\u0040example.com x',
+        "'mail mallory\\u0040example.com'",
+        '{"message": "call +44\\u00207700\\u0020900123", "x',
+    ],
+)
+def test_a_broken_line_s_json_escapes_do_not_hide_pii(line: str) -> None:
+    redacted = redact_line(line, KEY, KEPT)
+    assert "example.com" not in redacted and "7700" not in redacted, redacted

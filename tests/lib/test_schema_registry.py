@@ -27,6 +27,28 @@ from tests.registries import REPO_REGISTRY, Change, as_version
 RANKING_1_0_0 = json.loads((REPO_REGISTRY / "ranking" / "1.0.0.json").read_text(encoding="utf-8"))
 
 
+def _with_policy(published: dict[str, Any]) -> dict[str, Any]:
+    """``published`` with the PII policy 2.0.0 gives its strings, so a registry whose current
+    version it is passes the policy check (every string declares ``x-pii-handling``)."""
+    policy = json.loads((REPO_REGISTRY / "ranking" / "2.0.0.json").read_text(encoding="utf-8"))
+    doc = json.loads(json.dumps(published))
+
+    def copy(into: dict[str, Any], source: dict[str, Any]) -> None:
+        for name, spec in into.get("properties", {}).items():
+            for key in ("x-pii-handling", "pattern", "x-bare-digits"):
+                if key in source["properties"][name]:
+                    spec.setdefault(key, source["properties"][name][key])
+            if isinstance(spec.get("items"), dict):
+                copy(spec["items"], source["properties"][name]["items"])
+
+    copy(doc, policy)
+    return doc
+
+
+# Registries built in tmp_path start from this: ranking 1.0.0's fields, under today's policy.
+RANKING_BASE = _with_policy(RANKING_1_0_0)
+
+
 def _write_registry(root: Path, versions: dict[str, list[dict[str, Any]]]) -> Path:
     """A registry folder: every document as <type>/<version>.json, <type>.json linked to the
     last one."""
@@ -47,7 +69,7 @@ def _schema(doc: dict[str, Any]) -> EventSchema:
 
 
 def _kind(change: Change, version: str = "1.0.1") -> str:
-    return compare(_schema(RANKING_1_0_0), _schema(as_version(RANKING_1_0_0, version, change))).kind
+    return compare(_schema(RANKING_BASE), _schema(as_version(RANKING_BASE, version, change))).kind
 
 
 def _run_check(root: Path) -> subprocess.CompletedProcess[str]:
@@ -93,24 +115,23 @@ def test_the_repository_registry_passes_the_check() -> None:
     assert "error 1.0.0 -> 1.1.0: addition" in result.stdout
 
 
-def test_the_repository_publishes_1_1_0_of_ranking_and_error() -> None:
+def test_the_repository_publishes_2_0_0_and_still_accepts_1_x() -> None:
     versions = {t: [s.version for s in found] for t, found in load_schema_versions().items()}
     assert versions == {
-        "click": ["1.0.0"],
-        "error": ["1.0.0", "1.1.0"],
-        "impression": ["1.0.0"],
-        "ranking": ["1.0.0", "1.1.0"],
-        "request": ["1.0.0"],
+        "click": ["1.0.0", "2.0.0"],
+        "error": ["1.0.0", "1.1.0", "2.0.0"],
+        "impression": ["1.0.0", "2.0.0"],
+        "ranking": ["1.0.0", "1.1.0", "2.0.0"],
+        "request": ["1.0.0", "2.0.0"],
     }
     current = load_event_schemas()
-    assert {t: s.version for t, s in current.items() if s.version != "1.0.0"} == {
-        "error": "1.1.0",
-        "ranking": "1.1.0",
-    }
+    assert {t: s.version for t, s in current.items()} == dict.fromkeys(versions, "2.0.0")
+    # 2.0.0 only declares the PII policy of every string: older producers' lines stay readable.
+    assert {t: [s.version for s in found] for t, found in accepted_versions().items()} == versions
     # The current file is a link to the latest published one.
-    assert (REPO_REGISTRY / "ranking.json").resolve() == REPO_REGISTRY / "ranking" / "1.1.0.json"
+    assert (REPO_REGISTRY / "ranking.json").resolve() == REPO_REGISTRY / "ranking" / "2.0.0.json"
     ranking, error = current["ranking"], current["error"]
-    assert set(ranking.properties) - set(RANKING_1_0_0["properties"]) == {
+    assert set(ranking.properties) - set(RANKING_BASE["properties"]) == {
         "model_version",
         "candidate_count",
     }
@@ -201,7 +222,7 @@ def test_each_change_is_classified(change: Change | None, kind: str) -> None:
 
 
 def test_enum_members_gained_loosen_and_lost_tighten() -> None:
-    base = as_version(RANKING_1_0_0, "1.0.0", _set(ALGORITHM, "enum", ["a", "b"]))
+    base = as_version(RANKING_BASE, "1.0.0", _set(ALGORITHM, "enum", ["a", "b"]))
     gained = as_version(base, "1.0.1", _set(ALGORITHM, "enum", ["a", "b", "c"]))
     lost = as_version(base, "1.0.1", _set(ALGORITHM, "enum", ["a"]))
     assert compare(_schema(base), _schema(gained)).kind == REVISION
@@ -210,7 +231,7 @@ def test_enum_members_gained_loosen_and_lost_tighten() -> None:
 
 def test_a_comparison_names_what_changed_and_the_bump_it_needs() -> None:
     comparison = compare(
-        _schema(RANKING_1_0_0), _schema(as_version(RANKING_1_0_0, "1.0.1", _remove_alpha))
+        _schema(RANKING_BASE), _schema(as_version(RANKING_BASE, "1.0.1", _remove_alpha))
     )
     assert comparison.bump == "patch"
     assert [str(c) for c in comparison.changes if c.kind == BREAKING] == [
@@ -244,7 +265,7 @@ def test_the_check_wants_a_bump_as_large_as_the_change(
 ) -> None:
     root = _write_registry(
         tmp_path / "events",
-        {"ranking": [RANKING_1_0_0, as_version(RANKING_1_0_0, version, change)]},
+        {"ranking": [RANKING_BASE, as_version(RANKING_BASE, version, change)]},
     )
     result = _run_check(root)
     assert (result.returncode == 0) == passes, result.stdout + result.stderr
@@ -253,10 +274,10 @@ def test_the_check_wants_a_bump_as_large_as_the_change(
 
 
 def test_an_edited_published_version_fails_the_check(tmp_path: Path) -> None:
-    root = _write_registry(tmp_path / "events", {"ranking": [RANKING_1_0_0]})
+    root = _write_registry(tmp_path / "events", {"ranking": [RANKING_BASE]})
     # The current file is a copy, and no longer the published one.
     (root / "ranking.json").unlink()
-    edited = as_version(RANKING_1_0_0, "1.0.0", _set(ALPHA, "maximum", 5))
+    edited = as_version(RANKING_BASE, "1.0.0", _set(ALPHA, "maximum", 5))
     (root / "ranking.json").write_text(json.dumps(edited), encoding="utf-8")
     report = check_registry(root)
     assert not report.passed
@@ -284,7 +305,7 @@ def test_an_edited_published_version_fails_the_check(tmp_path: Path) -> None:
 )
 def test_each_published_file_is_checked(tmp_path: Path, change: Change, message: str) -> None:
     root = _write_registry(
-        tmp_path / "events", {"ranking": [as_version(RANKING_1_0_0, "1.0.0", change)]}
+        tmp_path / "events", {"ranking": [as_version(RANKING_BASE, "1.0.0", change)]}
     )
     report = check_registry(root)
     assert any(message in p for p in report.problems), report.problems
@@ -295,7 +316,7 @@ def test_each_published_file_is_checked(tmp_path: Path, change: Change, message:
 
 def test_the_current_version_must_be_the_latest(tmp_path: Path) -> None:
     root = _write_registry(
-        tmp_path / "events", {"ranking": [RANKING_1_0_0, as_version(RANKING_1_0_0, "1.1.0")]}
+        tmp_path / "events", {"ranking": [RANKING_BASE, as_version(RANKING_BASE, "1.1.0")]}
     )
     (root / "ranking.json").unlink()
     (root / "ranking.json").symlink_to("ranking/1.0.0.json")
@@ -307,7 +328,7 @@ def test_the_current_version_must_be_the_latest(tmp_path: Path) -> None:
 
 
 def test_a_file_named_for_another_version_is_refused(tmp_path: Path) -> None:
-    root = _write_registry(tmp_path / "events", {"ranking": [RANKING_1_0_0]})
+    root = _write_registry(tmp_path / "events", {"ranking": [RANKING_BASE]})
     (root / "ranking" / "1.0.0.json").rename(root / "ranking" / "1.0.5.json")
     (root / "ranking.json").unlink()
     (root / "ranking.json").symlink_to("ranking/1.0.5.json")
@@ -320,9 +341,9 @@ def test_versions_of_an_older_major_are_not_accepted(tmp_path: Path) -> None:
         tmp_path / "events",
         {
             "ranking": [
-                RANKING_1_0_0,
-                as_version(RANKING_1_0_0, "1.1.0", _add_optional),
-                as_version(RANKING_1_0_0, "2.0.0", _remove_alpha),
+                RANKING_BASE,
+                as_version(RANKING_BASE, "1.1.0", _add_optional),
+                as_version(RANKING_BASE, "2.0.0", _remove_alpha),
             ]
         },
     )
@@ -334,7 +355,7 @@ def test_versions_of_an_older_major_are_not_accepted(tmp_path: Path) -> None:
 def test_versions_sort_as_numbers_not_text(tmp_path: Path) -> None:
     versions = ["1.0.0", "1.2.0", "1.10.0"]
     root = _write_registry(
-        tmp_path / "events", {"ranking": [as_version(RANKING_1_0_0, v) for v in versions]}
+        tmp_path / "events", {"ranking": [as_version(RANKING_BASE, v) for v in versions]}
     )
     assert [s.version for s in load_schema_versions(root)["ranking"]] == versions
     assert load_event_schemas(root)["ranking"].version == "1.10.0"
@@ -343,6 +364,85 @@ def test_versions_sort_as_numbers_not_text(tmp_path: Path) -> None:
 def test_a_registry_without_version_folders_is_the_current_versions_only(tmp_path: Path) -> None:
     root = tmp_path / "events"
     root.mkdir()
-    (root / "ranking.json").write_text(json.dumps(RANKING_1_0_0), encoding="utf-8")
+    (root / "ranking.json").write_text(json.dumps(RANKING_BASE), encoding="utf-8")
     assert [s.version for s in load_schema_versions(root)["ranking"]] == ["1.0.0"]
     assert check_registry(root).passed
+
+
+# --- the PII policy of every string ---------------------------------------------------------------
+
+CANONICAL_ID = ["properties", "items", "items", "properties", "canonical_id"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        pytest.param(
+            _set(ALGORITHM, "x-pii-handling", None),
+            "/algorithm is a string: declare x-pii-handling",
+            id="no-policy",
+        ),
+        pytest.param(
+            _set(CANONICAL_ID, "x-pii-handling", None),
+            "/items/*/canonical_id is a string: declare x-pii-handling",
+            id="nested-no-policy",
+        ),
+        pytest.param(
+            _set(ALGORITHM, "pattern", None),
+            "/algorithm is an identifier: give it a pattern, an enum or a const",
+            id="identifier-without-shape",
+        ),
+    ],
+)
+def test_every_string_of_the_current_version_declares_its_policy(
+    tmp_path: Path, change: Change, message: str
+) -> None:
+    root = _write_registry(
+        tmp_path / "events", {"ranking": [as_version(RANKING_BASE, "1.0.0", change)]}
+    )
+    report = check_registry(root)
+    assert [p for p in report.problems if message in p], report.problems
+
+
+@pytest.mark.parametrize(
+    ("change", "kind"),
+    [
+        pytest.param(_set(ALGORITHM, "x-pii-handling", "scrub"), BREAKING, id="policy"),
+        pytest.param(_set(CANONICAL_ID, "x-bare-digits", "rejected"), BREAKING, id="bare-digits"),
+        pytest.param(_set(ALGORITHM, "pattern", "^[a-z]+$"), BREAKING, id="identifier-pattern"),
+    ],
+)
+def test_a_policy_change_is_breaking(change: Change, kind: str) -> None:
+    assert _kind(change, "2.0.0") == kind
+
+
+def test_a_new_major_may_keep_accepting_the_lines_of_the_one_before(tmp_path: Path) -> None:
+    def accept_1(doc: dict[str, Any]) -> None:
+        _set(ALGORITHM, "pattern", "^[a-z][a-z0-9-]*$")(doc)
+        doc["x-accepts-majors"] = [1]
+
+    root = _write_registry(
+        tmp_path / "events",
+        {"ranking": [RANKING_BASE, as_version(RANKING_BASE, "2.0.0", accept_1)]},
+    )
+    report = check_registry(root)
+    assert report.passed, report.problems
+    assert [s.version for s in accepted_versions(root)["ranking"]] == ["1.0.0", "2.0.0"]
+    # Accepting fewer majors again quarantines lines that were stored: breaking.
+    dropped = as_version(RANKING_BASE, "2.1.0", _set(ALGORITHM, "pattern", "^[a-z][a-z0-9-]*$"))
+    comparison = compare(_schema(as_version(RANKING_BASE, "2.0.0", accept_1)), _schema(dropped))
+    assert comparison.kind == BREAKING
+    assert "x-accepts-majors no longer lists [1]" in str(comparison.changes)
+
+
+def test_accepting_a_major_that_does_not_fit_the_table_is_refused(tmp_path: Path) -> None:
+    def accept_1(doc: dict[str, Any]) -> None:
+        _remove_alpha(doc)
+        doc["x-accepts-majors"] = [1]
+
+    root = _write_registry(
+        tmp_path / "events",
+        {"ranking": [RANKING_BASE, as_version(RANKING_BASE, "2.0.0", accept_1)]},
+    )
+    report = check_registry(root)
+    assert any("ranking 1.0.0: field alpha" in p for p in report.problems), report.problems

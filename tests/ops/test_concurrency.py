@@ -38,7 +38,7 @@ def test_two_runs_of_one_partition_never_overlap(lake, tmp_path):
     )
     home = tmp_path / "home"
     home.mkdir()
-    # The project's instance config as it is (its storage paths are relative to the home).
+    # The project's instance config as it is (it stores everything under the home).
     shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
     env = {**os.environ, "DAGSTER_HOME": str(home), "TELEMETRY_LAKE_ROOT": str(lake.root)}
     for partition in (DAY, DAY, OTHER_DAY):

@@ -196,7 +196,9 @@ def test_the_audit_entry_is_complete_and_holds_no_raw_id(erased):
     [audit_file] = (root / AUDIT_DIR / f"request_id={REQUEST_ID}").glob("*.parquet")
     audit = pq.read_table(audit_file).to_pylist()
     assert {r["request_id"] for r in audit} == {REQUEST_ID}
-    assert all(r["hashed_ids"] == hashes for r in audit)
+    # The hashes once per request (its first row), not once per action.
+    assert audit[0]["action"] == "request" and audit[0]["hashed_ids"] == hashes
+    assert all(r["hashed_ids"] is None for r in audit[1:])
     assert all(r["received_at"] <= r["completed_at"] for r in audit)
     removed = {}
     for r in audit:
@@ -241,4 +243,7 @@ def test_a_second_run_of_the_same_request_is_a_no_op(erased):
     audits = sorted((root / AUDIT_DIR / f"request_id={REQUEST_ID}").glob("*.parquet"))
     assert len(audits) == 2
     latest = pq.read_table(audits[-1]).to_pylist()
-    assert [r["action"] for r in latest if r["action"] != "landing_retained"] == ["nothing_found"]
+    assert [r["action"] for r in latest if r["action"] != "landing_retained"] == [
+        "request",
+        "nothing_found",
+    ]

@@ -58,14 +58,17 @@ def build_contracts_asset(
         duckdb: DuckDBResource,
     ) -> dg.MaterializeResult:
         day = date.fromisoformat(context.partition_key)
-        result = run_contracts(
-            lake.lake(),
-            day,
-            contracts.thresholds(),
-            memory_limit=duckdb.memory_limit,
-            threads=duckdb.threads,
-            temp_directory=duckdb.temp_directory,
-        )
+        target = lake.lake()
+        with lake.partition_lease(
+            target, "contracts", context.partition_key, context.run.run_id, context.log.info
+        ):
+            result = run_contracts(
+                target,
+                day,
+                contracts.thresholds(),
+                memory_limit=duckdb.memory_limit,
+                threads=duckdb.threads,
+            )
         metadata = {
             "dagster/row_count": result.violations,
             **{f"{f}_rate": round(r["rate"], 6) for f, r in result.rates.items()},

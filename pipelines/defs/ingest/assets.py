@@ -155,9 +155,14 @@ def build_ingest_assets(
         duckdb: DuckDBResource,
     ):
         day = date.fromisoformat(context.partition_key)
-        result = ingest_partition(
-            lake.lake(), day, pii.keyring(), duckdb.ingest_settings(), log=context.log.info
-        )
+        target = lake.lake()
+        # One writer per partition, also between runs that meet no queue (two command lines).
+        with lake.partition_lease(
+            target, "ingest", context.partition_key, context.run.run_id, context.log.info
+        ):
+            result = ingest_partition(
+                target, day, pii.keyring(), duckdb.ingest_settings(), log=context.log.info
+            )
         for asset_key, metadata in ingest_metadata(result).items():
             yield dg.MaterializeResult(asset_key=asset_key, metadata=metadata)
 

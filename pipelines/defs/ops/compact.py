@@ -61,7 +61,6 @@ class CompactionResource(dg.ConfigurableResource):
             max_files=self.max_files,
             memory_limit=duckdb.memory_limit,
             threads=duckdb.threads,
-            temp_directory=duckdb.temp_directory,
         ).validate()
 
 

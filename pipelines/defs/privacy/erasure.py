@@ -24,6 +24,7 @@ from pipelines.lib.privacy.requests import (
     load_request,
     parse_request,
     pending_requests,
+    request_file,
     retire_request,
 )
 
@@ -102,7 +103,6 @@ def erase_op(
         [key.secret for key in pii.keyring().all_keys()],
         duckdb.memory_limit,
         duckdb.threads,
-        duckdb.temp_directory,
         log=context.log.info,
     )
     rebuilt = rebuild_rollups(the_lake, erasure.days, rollups.settings(duckdb), context.log.info)
@@ -160,8 +160,12 @@ def erasure_requests_sensor(
     the_lake = lake.lake()
     requests = []
     for path, _size in pending_requests(the_lake):
-        with the_lake.open(path) as handle:
-            digest = hashlib.sha256(handle.read()).hexdigest()[:16]
+        try:
+            with the_lake.open(request_file(the_lake, path)) as handle:
+                digest = hashlib.sha256(handle.read()).hexdigest()[:16]
+        except ErasureRequestError:
+            # Not read (e.g. a symbolic link): the run fails saying why, once per path.
+            digest = "refused"
         requests.append(
             dg.RunRequest(
                 run_key=f"erasure:{path}:{digest}",

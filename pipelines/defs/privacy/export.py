@@ -7,7 +7,6 @@ config also works, but Dagster keeps run config in its run storage: use it only 
 may hold personal data.
 """
 
-import json
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -15,9 +14,9 @@ from pydantic import Field
 
 from pipelines.defs.resources import DuckDBResource, LakeResource, PiiResource
 from pipelines.lib.privacy.exports import export_user
+from pipelines.lib.privacy.requests import ExportRequestError, load_export_request
 
 EXPORT_JOB = "export_user"
-EXPORT_REQUESTS_DIR = "requests/export"
 
 
 class ExportConfig(dg.Config):
@@ -40,10 +39,13 @@ def export_op(
     duckdb: DuckDBResource,
 ) -> None:
     the_lake = lake.lake()
-    user_id = config.user_id
+    user_id, request_file = config.user_id, ""
     if config.request_file:
-        with the_lake.open(config.request_file) as handle:
-            user_id = json.load(handle).get("user_id", "")
+        try:
+            # Only a file directly in requests/export/: it is read, then deleted.
+            request_file, user_id = load_export_request(the_lake, config.request_file)
+        except (ExportRequestError, FileNotFoundError) as exc:
+            raise dg.Failure(description=str(exc)) from exc
     if not isinstance(user_id, str) or not user_id:
         raise dg.Failure(description="name the user: request_file (with user_id) or user_id")
     export = export_user(
@@ -53,10 +55,9 @@ def export_op(
         datetime.now(UTC),
         duckdb.memory_limit,
         duckdb.threads,
-        duckdb.temp_directory,
     )
-    if config.request_file:
-        the_lake.fs.rm(the_lake.path(config.request_file))
+    if request_file:
+        the_lake.fs.rm(the_lake.path(request_file))
     context.add_output_metadata(
         {
             "export_folder": the_lake.url(export.folder),

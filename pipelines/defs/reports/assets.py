@@ -80,7 +80,6 @@ def build_report_asset(
             slo.config(),
             memory_limit=duckdb.memory_limit,
             threads=duckdb.threads,
-            temp_directory=duckdb.temp_directory,
         )
         return dg.MaterializeResult(
             metadata={

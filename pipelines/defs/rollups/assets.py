@@ -54,12 +54,20 @@ def build_rollup_asset(
         rollups: RollupsResource,
         duckdb: DuckDBResource,
     ) -> dg.MaterializeResult:
-        result = build_rollup(
-            lake.lake(),
-            model,
-            date.fromisoformat(context.partition_key),
-            rollups.settings(duckdb),
-        )
+        target = lake.lake()
+        with lake.partition_lease(
+            target,
+            f"rollups/{model.name}",
+            context.partition_key,
+            context.run.run_id,
+            context.log.info,
+        ):
+            result = build_rollup(
+                target,
+                model,
+                date.fromisoformat(context.partition_key),
+                rollups.settings(duckdb),
+            )
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": result.rows,

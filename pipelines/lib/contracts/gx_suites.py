@@ -15,7 +15,6 @@ Two shims make GX's SQL path work on DuckDB, both on public APIs:
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -152,11 +151,10 @@ def validate_day(
     data_docs: bool = True,
     memory_limit: str = "2GB",
     threads: int = 2,
-    temp_directory: str | None = None,
 ) -> SuiteOutcome:
     """Validate each event type's files of ``day`` (``own_urls``: type -> its partition's file
     URLs) against its suite; publish the Data Docs site to ``reports/data_docs/`` when asked."""
-    with lake_connection(lake, memory_limit, threads, temp_directory) as raw:
+    with lake_connection(lake, memory_limit, threads) as raw:
         schemas = load_event_schemas()
         for event_type, urls in own_urls.items():
             # Only the contract's columns: the lineage columns are ingest's, not the producer's.
@@ -165,7 +163,7 @@ def validate_day(
                 event_type
             )
 
-        with tempfile.TemporaryDirectory(prefix="telemetry-lake-docs-") as scratch:
+        with lake.private_dir() as scratch:
             docs_dir = os.path.join(scratch, "data_docs") if data_docs else None
             context = _context(docs_dir)
             source = context.data_sources.add_sql(

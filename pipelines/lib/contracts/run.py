@@ -185,11 +185,10 @@ def run_contracts(
     *,
     memory_limit: str = "2GB",
     threads: int = 2,
-    temp_directory: str | None = None,
     data_docs: bool = True,
 ) -> ContractsResult:
     started = time.monotonic()
-    with lake_connection(lake, memory_limit, threads, temp_directory) as con:
+    with lake_connection(lake, memory_limit, threads) as con:
         neighbours, own_urls = _register_inputs(con, lake, day)
 
         day_counts = dict(
@@ -213,7 +212,6 @@ def run_contracts(
             data_docs=data_docs,
             memory_limit=memory_limit,
             threads=threads,
-            temp_directory=temp_directory,
         )
         late, timeliness_rows = _timeliness(con, day)
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -75,7 +74,6 @@ class CompactionSettings:
     row_group_rows: int = ROW_GROUP_ROWS
     memory_limit: str = "2GB"
     threads: int = 2
-    temp_directory: str | None = None
 
     @property
     def max_file_bytes(self) -> int:
@@ -306,12 +304,7 @@ def compact_partition(
         )
     urls = [lake.url(f.path) for f in files]
     schema = _source_schema(lake, files)
-    with (
-        tempfile.TemporaryDirectory(prefix="telemetry-compact-") as scratch,
-        lake_connection(
-            lake, settings.memory_limit, settings.threads, settings.temp_directory or scratch
-        ) as con,
-    ):
+    with lake_connection(lake, settings.memory_limit, settings.threads) as con:
         before = _fingerprint(con, urls)
         stamp = {
             SORTED_BY_KEY: ",".join(SORT_KEY),
@@ -373,11 +366,6 @@ def verify_partition(
     stamped = _stamped_fingerprint([_stamp(lake, f) for f in files])
     if stamped is None:
         return Verification(event_type, day, len(files), False, None, None)
-    with (
-        tempfile.TemporaryDirectory(prefix="telemetry-compact-") as scratch,
-        lake_connection(
-            lake, settings.memory_limit, settings.threads, settings.temp_directory or scratch
-        ) as con,
-    ):
+    with lake_connection(lake, settings.memory_limit, settings.threads) as con:
         found = _fingerprint(con, [lake.url(f.path) for f in files])
     return Verification(event_type, day, len(files), True, stamped, found)

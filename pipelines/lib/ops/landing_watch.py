@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from pipelines.lib.ingest import landing_dates, reading_partitions
-from pipelines.lib.landing import LANDING_SUFFIXES, RETIRED_MARKER
+from pipelines.lib.landing import RETIRED_MARKER, landing_files
 from pipelines.lib.ops.calendar import daily_run_due
 from pipelines.lib.paths import landing_dir, ledger_dir
 from pipelines.lib.storage import Lake
@@ -43,18 +43,16 @@ class Decision:
 
 
 def list_landing(lake: Lake) -> Listing:
-    """Every landing file, by arrival date. Folders that are not ``dt=YYYY-MM-DD`` are ignored."""
+    """Every landing file, by arrival date: the files ingest lists (``landing_files``: unreadable
+    ones and symlinks included, names recorded as the ledger records them), so every reader's
+    ledger can list each one. Folders that are not ``dt=YYYY-MM-DD`` are ignored."""
     listing: Listing = {}
     for name in lake.list_dirs("landing"):
         try:
             dt = date.fromisoformat(name.removeprefix("dt="))
         except ValueError:
             continue
-        listing[dt] = {
-            f.path: f.size_bytes
-            for f in lake.list_files(landing_dir(dt))
-            if f.path.endswith(LANDING_SUFFIXES)
-        }
+        listing[dt] = {f.path: f.size_bytes for f in landing_files(lake, dt)}
     return listing
 
 

@@ -85,12 +85,11 @@ def erase(
     secrets: list[bytes],
     memory_limit: str = "2GB",
     threads: int = 2,
-    temp_directory: str | None = None,
     log: Callable[[str], None] = lambda _msg: None,
 ) -> Erasure:
     started = time.monotonic()
     result = Erasure(request, request.hashes(secrets))
-    with lake_connection(lake, memory_limit, threads, temp_directory) as con:
+    with lake_connection(lake, memory_limit, threads) as con:
         found = _find(con, lake, result.hashes)
         for event_type, days in found.events.items():
             for day, ids in sorted(days.items()):

@@ -47,7 +47,6 @@ def export_user(
     now: datetime,
     memory_limit: str = "2GB",
     threads: int = 2,
-    temp_directory: str | None = None,
 ) -> Export:
     hashes = sorted({pii.hmac_hex(s, user_id) for s in secrets})
     digest = hashlib.sha256("\n".join(hashes).encode()).hexdigest()[:12]
@@ -55,7 +54,7 @@ def export_user(
     export = Export(export_id, f"{EXPORTS_DIR}/{export_id}", hashes)
     stamps: list[str] = []
     with (
-        lake_connection(lake, memory_limit, threads, temp_directory) as con,
+        lake_connection(lake, memory_limit, threads) as con,
         lake.staged_dir(export.folder) as staging,
     ):
         with open(os.path.join(staging, ROWS_FILE), "w", encoding="utf-8") as out:

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.lib.landing import LandingFile, ReadStats, iter_line_batches, list_landing_files
-from pipelines.lib.sql import connect, load_sql
+from pipelines.lib.sql import lake_connection, load_sql
 from pipelines.lib.storage import Lake
 
 _WHOLE_LINES = 1 << 62  # never cut a line short: the file is written back
@@ -32,16 +32,13 @@ class LandingRewrite:
 
 def scrub_landing(lake: Lake, user_ids: list[str], dts: list[date]) -> list[LandingRewrite]:
     rewrites = []
-    con = connect(memory_limit="512MB", threads=1)
-    try:
+    with lake_connection(lake, memory_limit="512MB", threads=1) as con:
         for landing in list_landing_files(lake, dts):
             try:
                 removed = _scrub_file(con, lake, landing, user_ids)
             except _Unchanged:
                 continue
             rewrites.append(LandingRewrite(landing.path, removed))
-    finally:
-        con.close()
     return rewrites
 
 
@@ -51,7 +48,7 @@ def _scrub_file(
     removed = 0
     gz = landing.path.endswith(".gz")
     packer = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-    with lake.staged_file(landing.path) as local, open(local, "wb") as out:
+    with lake.staged_file(landing.open_path) as local, open(local, "wb") as out:
         for batch in iter_line_batches(
             lake, landing, ReadStats(), batch_bytes=64 << 20, max_line_bytes=_WHOLE_LINES
         ):

@@ -1,5 +1,6 @@
-"""Erasure requests: what a request file must hold, the hashes it stands for, and what is kept of
-it once processed (by default, nothing raw)."""
+"""Erasure and export requests: where a request file may be (directly in ``requests/erasure/``
+or ``requests/export/``, nowhere else), what it must hold, the hashes it stands for, and what is
+kept of it once processed (by default, nothing raw)."""
 
 from __future__ import annotations
 
@@ -9,16 +10,31 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pipelines.lib import pii
-from pipelines.lib.storage import Lake
+from pipelines.lib.storage import Lake, OutsideFolderError
 
 REQUESTS_DIR = "requests/erasure"
 PROCESSED_DIR = f"{REQUESTS_DIR}/processed"
+EXPORT_REQUESTS_DIR = "requests/export"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 MAX_USER_ID_CHARS = 128  # the schemas' maxLength for user_id
 
 
 class ErasureRequestError(ValueError):
     """A request that cannot be processed; the message says what to fix."""
+
+
+class ExportRequestError(ValueError):
+    """An export request that cannot be processed; the message says what to fix."""
+
+
+def request_file(lake: Lake, rel: str, folder: str = REQUESTS_DIR) -> str:
+    """``rel`` if it names a file directly in ``folder`` (the requests inbox of its kind), else
+    the reason, naming the folder; checked before the file is read, processed or deleted."""
+    try:
+        return lake.file_in(folder, rel)
+    except OutsideFolderError as exc:
+        error = ExportRequestError if folder == EXPORT_REQUESTS_DIR else ErasureRequestError
+        raise error(f"request_file {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -60,7 +76,9 @@ def parse_request(data: object, received_at: datetime, source: str | None = None
 
 
 def load_request(lake: Lake, rel: str) -> ErasureRequest:
-    """A request file; it was received when it landed (its modification time)."""
+    """A request file of ``requests/erasure/``; it was received when it landed (its modification
+    time)."""
+    rel = request_file(lake, rel, REQUESTS_DIR)
     with lake.open(rel) as handle:
         raw = handle.read()
     try:
@@ -103,3 +121,21 @@ def retire_request(lake: Lake, request: ErasureRequest, hashes: list[str], keep_
                 json.dump(redacted, dst, indent=2)
     lake.fs.rm(lake.path(request.source))
     return target
+
+
+def load_export_request(lake: Lake, rel: str) -> tuple[str, str]:
+    """(the file, checked to be directly in ``requests/export/``; the raw user id it names)."""
+    rel = request_file(lake, rel, EXPORT_REQUESTS_DIR)
+    with lake.open(rel) as handle:
+        raw = handle.read()
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ExportRequestError(f"{rel}: not valid JSON ({exc})") from exc
+    user_id = data.get("user_id") if isinstance(data, dict) else None
+    if not isinstance(user_id, str) or not 0 < len(user_id) <= MAX_USER_ID_CHARS:
+        raise ExportRequestError(
+            f'{rel}: expected {{"user_id": "..."}} with a user id of 1-{MAX_USER_ID_CHARS} '
+            "characters"
+        )
+    return rel, user_id

@@ -42,13 +42,12 @@ def build_report(
     *,
     memory_limit: str = "2GB",
     threads: int = 2,
-    temp_directory: str | None = None,
 ) -> ReportResult:
     """The ``kind`` (DAILY or WEEKLY) report of the period starting on ``start``."""
     if kind not in GATHER:
         raise ValueError(f"a report is {DAILY!r} or {WEEKLY!r}, not {kind!r}")
     started = time.monotonic()
-    with lake_connection(lake, memory_limit, threads, temp_directory) as con:
+    with lake_connection(lake, memory_limit, threads) as con:
         data = GATHER[kind](con, lake, start, config)
     doc = document(data)
     markdown, html = to_markdown(doc), to_html(doc)

@@ -63,7 +63,6 @@ class RollupSettings:
     splits: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     memory_limit: str = "2GB"
     threads: int = 2
-    temp_directory: str | None = None
 
 
 @dataclass(frozen=True)
@@ -269,7 +268,8 @@ def _register(con: duckdb.DuckDBPyConnection, lake: Lake, model: Model, first: d
         path_of, schema = _SIDE_TABLES[table]
         side_urls = [url for d in days for url in lake.parquet_urls(path_of(d))]
         source = (
-            con.read_parquet(side_urls, hive_partitioning=False)
+            # By name: a ledger written before a column was added (blank_lines) lacks it.
+            con.read_parquet(side_urls, hive_partitioning=False, union_by_name=True)
             if side_urls
             else con.from_arrow(schema().empty_table())
         )
@@ -282,9 +282,7 @@ def build_rollup(
     settings = settings or RollupSettings()
     started = time.monotonic()
     first, last = period(model.grain, start)
-    with lake_connection(
-        lake, settings.memory_limit, settings.threads, settings.temp_directory
-    ) as con:
+    with lake_connection(lake, settings.memory_limit, settings.threads) as con:
         _register(con, lake, model, first, last)
         params: dict[str, Any] = {"period_start": first, "period_end": last}
         table = con.sql(load_sql(f"rollups/{model.sql}"), params=params).to_arrow_table()

@@ -151,7 +151,8 @@ def _register(
     source = _INPUTS[view]
     urls = [url for d in days_between(first, last) for url in lake.parquet_urls(source.folder(d))]
     if urls:
-        relation = con.read_parquet(urls, hive_partitioning=True)
+        # By name: a ledger written before a column was added (blank_lines) lacks it.
+        relation = con.read_parquet(urls, hive_partitioning=True, union_by_name=True)
     else:
         empty = source.schema().append(pa.field("event_date", pa.date32())).empty_table()
         relation = con.from_arrow(empty)

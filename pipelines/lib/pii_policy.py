@@ -1,0 +1,162 @@
+"""The PII policy of the stored strings, as SQL over ingest's check tables.
+
+Every string a current schema allows declares ``x-pii-handling`` (``python -m pipelines.schemas
+check`` enforces it):
+
+* ``hash``: keyed-hashed before storage (``sql/ingest/pii_hashes.sql``);
+* ``scrub``: free text; every PII span the detector finds (``sql/ingest/pii_macros.sql``), and the
+  event's own raw identifiers, are replaced by a typed hash token ``<class:16 hex>``, so analysts
+  still group on them;
+* ``identifier``: kept as sent, but held to a pattern or an enum, and run through the detector:
+  a line whose identifier holds PII (or the event's own raw identifier) is quarantined as
+  ``pii_in_field``, its ``detail`` naming the field and the PII class, never the value.
+
+Lines of older versions (``x-accepts-majors``) are checked against their own schema, then held to
+the current policy, since the policy is a property of the stored column. The SQL is structural:
+column names come from the schemas, values are bound.
+
+DuckDB inlines a macro wherever it is called, and planning the detector costs about 0.1 s a
+call: so every type's kept strings are first gathered into one table of candidates (the values a
+cheap test cannot clear), and the detector runs once, over that table (``pii_field_hits.sql``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import duckdb
+
+from pipelines.lib.schemas import EventSchema
+from pipelines.lib.sql import load_sql
+
+HASH, SCRUB = "hash", "scrub"
+# The raw identifiers of an event that its free text and its identifiers must not repeat: only
+# those of at least this many characters, since shorter ids ("home", "42") are ordinary words.
+MIN_RAW_ID_CHARS = 6
+
+
+def install(con: duckdb.DuckDBPyConnection) -> None:
+    """The detector's macros (``pii_class``, ``pii_scrub``), then the policy's built on them."""
+    con.execute(load_sql("ingest/pii_macros.sql"))
+    con.execute(load_sql("ingest/pii_macros_runs.sql"))
+    con.execute(load_sql("ingest/pii_policy_macros.sql"))
+
+
+def _policy(spec: dict[str, Any]) -> str | None:
+    return spec.get("x-pii-handling")
+
+
+def hashed_columns(schema: EventSchema) -> list[str]:
+    return [n for n, s in schema.properties.items() if _policy(s) == HASH]
+
+
+def scrubbed_columns(schema: EventSchema) -> list[str]:
+    return [n for n, s in schema.properties.items() if _policy(s) == SCRUB]
+
+
+def json_scrubbed_columns(schema: EventSchema) -> list[str]:
+    """Scrubbed columns stored as JSON text (free-form objects such as ``filters``)."""
+    return [n for n in scrubbed_columns(schema) if schema.properties[n].get("type") == "object"]
+
+
+# A pattern that fixes a UUID-like shape: hex digits only, in fixed-length groups of at most 12
+# joined by dashes. The detector never finds PII there (a dash joins its neighbours into one
+# word, and no group is long enough to be a card or a phone), so it is not asked.
+_UUID_SHAPE = re.compile(r"\^(?:(?:\[[0-9a-fA-F-]+\]|[0-9a-fA-F])(?:\{\d{1,2}\})?|-)+\$")
+
+
+def _may_hold_pii(spec: dict[str, Any]) -> bool:
+    """False for the strings whose schema leaves no room for PII: an enum, a const, a UUID shape
+    (the schema check still holds every line of every version to them)."""
+    if "enum" in spec or "const" in spec:
+        return False
+    pattern = spec.get("pattern")
+    if pattern and _UUID_SHAPE.fullmatch(pattern):
+        return max(int(n) for n in re.findall(r"\{(\d+)\}", pattern) or ["1"]) > 12
+    return True
+
+
+def _detected(spec: dict[str, Any], older: list[dict[str, Any]]) -> bool:
+    """A kept string the detector must read: it may hold PII under the current version or under
+    an older one still accepted (whose field may lack today's pattern)."""
+    return (
+        spec.get("type") == "string"
+        and _policy(spec) not in (HASH, SCRUB)
+        and any(_may_hold_pii(s) for s in [spec, *older])
+    )
+
+
+def detected_fields(
+    schema: EventSchema, older: list[EventSchema] | None = None
+) -> list[tuple[str, str | None]]:
+    """(column, nested field or None) of every stored string kept as sent that may hold PII: the
+    identifiers of the top level, and the strings inside arrays of objects
+    (``items[].canonical_id``); ``older``: the other versions whose lines the table holds."""
+    older = older or []
+    found: list[tuple[str, str | None]] = []
+    for name, spec in schema.properties.items():
+        before = [s.properties[name] for s in older if name in s.properties]
+        if _detected(spec, before):
+            found.append((name, None))
+        elif spec.get("type") == "array" and isinstance(spec.get("items"), dict):
+            for field, inner in (spec["items"].get("properties") or {}).items():
+                nested = [
+                    b["items"]["properties"][field]
+                    for b in before
+                    if field in (b.get("items") or {}).get("properties", {})
+                ]
+                if _detected(inner, nested):
+                    found.append((name, field))
+    return found
+
+
+def _raw_ids(schema: EventSchema) -> str:
+    return "[" + ", ".join(hashed_columns(schema)) + "]::varchar[]"
+
+
+def candidates_query(
+    schema: EventSchema, check_tables: list[str], older: list[EventSchema] | None = None
+) -> str:
+    """``insert into pii_candidates``: the kept strings of the type's schema-valid lines (of every
+    version's check table) that a cheap test cannot clear (``pii_maybe``), one row each: the
+    line, its raw ids, and the entry (n: the field's order, field, value, json: a scrubbed JSON
+    object, classified by ``pii_json_number_class``)."""
+    entries = []
+    fields = detected_fields(schema, older)
+    for n, (column, nested) in enumerate(fields):
+        if nested is None:
+            entries.append(f"[{{'n': {n}, 'field': '{column}', 'value': {column}, 'json': false}}]")
+        else:
+            label = f"{column}[].{nested}"
+            entries.append(
+                f"list_transform({column}, lambda e: "
+                f"{{'n': {n}, 'field': '{label}', 'value': e.{nested}, 'json': false}})"
+            )
+    # A scrubbed object is JSON text: a token can replace PII inside a string, not a number
+    # ({"n": 4111111111111111}); such a line cannot be stored as valid JSON, so it is quarantined.
+    for n, column in enumerate(json_scrubbed_columns(schema), start=len(fields)):
+        entries.append(f"[{{'n': {n}, 'field': '{column}', 'value': {column}, 'json': true}}]")
+    kept = "list_concat(" + ", ".join(entries) + ")" if len(entries) > 1 else entries[0]
+    versions = "\n    union all\n".join(
+        f"    select * from {table} where len(violations) = 0" for table in check_tables
+    )
+    return (
+        f"insert into pii_candidates\nwith\n\nchecked as (\n{versions}\n),\n\n"
+        "entries as (\n    select\n        file_id,\n        line_no,\n"
+        f"        {_raw_ids(schema)} as ids,\n"
+        f"        unnest(list_filter({kept}, lambda kv: pii_maybe(kv.value, ids))) as kv\n"
+        "    from checked\n),\n\n"
+        "final as (\n    select\n        file_id, line_no, ids, kv.n, kv.field, kv.value,\n"
+        "        kv.json as is_json\n"
+        "    from entries\n)\n\nselect * from final"
+    )
+
+
+def scrubbed_expr(schema: EventSchema, column: str, alias: str = "c") -> str:
+    """The stored value of a ``scrub`` column: the event's own raw identifiers, then every PII span,
+    replaced by typed hash tokens (binds ``$pii_ipad`` and ``$pii_opad``)."""
+    text = f"{alias}.{column}"
+    for raw_id in hashed_columns(schema):
+        text = f"pii_scrub_id({text}, {alias}.{raw_id}, $pii_ipad, $pii_opad)"
+    return f"pii_scrub({text}, $pii_ipad, $pii_opad)"

@@ -1,0 +1,49 @@
+-- Macros of the PII policy (pipelines/lib/pii_policy.py), on top of the detector's pii_class and
+-- pii_scrub (pii_macros.sql).
+-- Grain: per value. Parameters: ids, the event's raw identifiers (user_id, session_id, ...);
+--   ipad, opad: the day's HMAC key XOR-ed with the RFC 2104 pads (see pii_hashes.sql).
+-- An id shorter than 6 characters is an ordinary word ("home", "42"), not evidence: it is not
+-- looked for. Ids holding a quote or a backslash are not replaced inside text either, since
+-- JSON text (filters) escapes them and a replacement could break the escape.
+
+-- False only when v surely holds no PII and none of the event's raw ids: a cheap first test.
+create or replace temp macro pii_maybe(v, ids) as (
+    regexp_matches(v, pii_re_candidates())
+    or list_bool_or(
+        list_transform(ids, lambda i: length(i) >= 6 and contains(lower(v), lower(i)))
+    )
+);
+
+-- The PII class of a kept identifier, or 'raw_id' when it holds one of the event's own raw ids.
+create or replace temp macro pii_field_class(v, ids) as coalesce(
+    pii_class(v),
+    case
+        when
+            list_bool_or(
+                list_transform(ids, lambda i: length(i) >= 6 and contains(lower(v), lower(i)))
+            )
+            then 'raw_id'
+    end
+);
+
+-- Free text with one of the event's raw ids replaced by <raw_id:h>, h the first 16 hex of the
+-- id's keyed hash: the prefix of the hash stored in user_id, so it still joins. Applied once per
+-- id (pii_policy.scrubbed_expr nests the calls).
+create or replace temp macro pii_scrub_id(v, raw_id, ipad, opad) as case
+    when length(raw_id) >= 6 and not regexp_matches(raw_id, '["\\]')
+        -- In any case: ALICE-42 is still alice-42. \Q..\E quotes the id for RE2 (it holds no
+        -- backslash, so no \E can end the quote early).
+        then regexp_replace(
+            v,
+            '(?i)\Q' || raw_id || '\E',
+            '<raw_id:' || left(sha256(opad || unhex(sha256(ipad || encode(raw_id)))), 16) || '>',
+            'g'
+        )
+    else v
+end;
+
+-- 'pii_json_number' when scrubbing JSON text v would replace a JSON number (a card sent as a
+-- number): the result would not be JSON. The pads do not matter for that, so none are bound.
+create or replace temp macro pii_json_number_class(v) as case
+    when not json_valid(pii_scrub(v, ''::blob, ''::blob)) then 'pii_json_number'
+end;
