@@ -80,7 +80,10 @@ SCHEMA_VERSION = "1.0.0"
 EVENT_TYPES = ("request", "ranking", "impression", "click", "error")
 # The reasons this generator produces (it writes neither oversize nor non-UTF-8 lines), in the
 # ingest's precedence order.
-QUARANTINE_REASONS = tuple(r for r in REASONS if r not in ("line_too_large", "not_utf8"))
+# The reasons the generator plants (it writes no over-long, non-UTF-8 or PII-in-identifier lines).
+QUARANTINE_REASONS = tuple(
+    r for r in REASONS if r not in ("line_too_large", "not_utf8", "pii_in_field")
+)
 # Fault bands drawn once per event, in this order (``late`` is the valid late-but-in-window share).
 FAULT_BANDS = (
     "late",
