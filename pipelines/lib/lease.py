@@ -43,7 +43,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from pipelines.lib.storage import Lake
+from pipelines.lib.storage import Lake, fsync_dir
 
 LEASES_DIR = "_leases"
 DEFAULT_TTL_S = 120.0
@@ -347,7 +347,7 @@ class _LocalStore:
             return None
         finally:
             os.remove(staged)
-        _fsync_dir(self.folder)
+        fsync_dir(self.folder)
         return _digest(data)
 
     def read(self) -> tuple[bytes, str] | None:
@@ -384,7 +384,7 @@ class _LocalStore:
         staged = self._scratch("tmp")
         _write_synced(staged, data)
         os.replace(staged, self.path)  # never absent: a waiter cannot slip in between
-        _fsync_dir(self.folder)
+        fsync_dir(self.folder)
         return _digest(data)
 
     def delete(self, expected: str) -> bool:
@@ -490,11 +490,3 @@ def _write_synced(path: str, data: bytes) -> None:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
-
-
-def _fsync_dir(folder: str) -> None:
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

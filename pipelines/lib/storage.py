@@ -255,7 +255,7 @@ class Lake:
                 _fsync(staging)
                 _remove_stale_staging(folder, name, keep=staging)
                 os.replace(staging, final)
-                _fsync_dir(folder)
+                fsync_dir(folder)
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(staging)
@@ -295,11 +295,11 @@ class Lake:
             yield staging
             for name in os.listdir(staging):
                 _fsync(os.path.join(staging, name))
-            _fsync_dir(staging)
+            fsync_dir(staging)
             _remove_stale_staging_dirs(area, label, keep=staging)
             self._check_unchanged(rel_dir, if_unchanged)
             _swap_in(staging, final)
-            _fsync_dir(os.path.dirname(final))
+            fsync_dir(os.path.dirname(final))
         finally:
             # After a swap this holds the previous contents; after a failure, the unpublished ones.
             shutil.rmtree(staging, ignore_errors=True)
@@ -473,7 +473,7 @@ def _fsync(path: str) -> None:
         os.fsync(handle.fileno())
 
 
-def _fsync_dir(folder: str) -> None:
+def fsync_dir(folder: str) -> None:
     descriptor = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(descriptor)
