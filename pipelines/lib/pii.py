@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -86,8 +87,9 @@ def hmac_pads(secret: bytes) -> tuple[bytes, bytes]:
 # The patterns are written for RE2 (no lookaround, ASCII classes, since RE2's \w and \d are ASCII
 # and Python's are not; other characters appear literally). A scan finds each candidate with what
 # stands before it, on the text with a leading space; phones, cards, IBANs and IPv4s are found in
-# runs (numbers joined by separators; one match takes a whole run, so that no value hides across
-# two matches), by trying the windows of a run between separators.
+# runs (numbers and IBAN groups, then e-mails and IPv6 addresses too, joined by separators; one
+# match takes a whole run, so that no value hides across two matches), by trying the windows of
+# a run between separators.
 
 # A JSON escape, consumed whole so that no span starts inside one.
 _JSON_ESCAPE = r"\\(?:u[0-9A-Fa-f]{4}|[^u])"
@@ -111,10 +113,10 @@ _IDN_LETTERS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af"
 _PREFIX = rf"{_JSON_ESCAPE}|[^\\A-Za-z0-9-]|[^\\A-Za-z0-9]-"
 # What may stand before an e-mail: a JSON escape, or a character its local part cannot hold.
 _EMAIL_PREFIX = rf"{_JSON_ESCAPE}|[^\\A-Za-z0-9._%+{_EMAIL_LETTERS}-]"
-# An e-mail: a local part (or a quoted one, "john doe"@, also JSON-escaped, \"john doe\"@: printable
-# ASCII but no ',', ':', '@', '\' or bracket, so that it never spans the structure of a JSON
-# text), '@', a domain;
-# addresses glued by a character a local part may hold are one span (a@x.io_b@y.io).
+# An e-mail: a local part (or a quoted one, "john doe"@, also JSON-escaped, \"john doe\"@, of
+# printable ASCII but no ',', ':', '@', '\' or bracket, so that it never spans the structure of a
+# JSON text), '@', a domain; addresses glued by a character a local part may hold are one span
+# (a@x.io_b@y.io).
 _QUOTED_CHARS = r"[ !#-+\--9;-?A-Z^-z|~]{1,64}"
 _LABEL = f"[A-Za-z0-9{_EMAIL_LETTERS}{_IDN_LETTERS}-]+"
 _ADDRESS = (
@@ -157,16 +159,11 @@ _CARD = (
 # ends, so that it never takes the start of the next word ("42 8fbc::1", "7 5a@b.io"); an IBAN
 # always ends a word.
 _SEPARATOR = rf"(?:{_SPACE}|[.()/:-])"
-# An IBAN in a run: its groups in raw text, but a group after a blank that starts like an IBAN
-# (two letters, two digits) starts the next piece ("BE49 7847 2666 1738 IT61 V674 ..."), the
-# windows of the run putting an IBAN so split back together.
-_GROUP_NOT_IBAN_START = (
-    "(?:[0-9][A-Za-z0-9]{3}|[A-Za-z][0-9][A-Za-z0-9]{2}"
-    "|[A-Za-z]{3}[A-Za-z0-9]|[A-Za-z]{2}[0-9][A-Za-z])"
-)
+# An IBAN in a run: two letters, two digits, then any number of groups in raw text, so that two
+# IBANs in a row ("BE68 5390 0754 7034 NL91 ABNA 0417 1643 00") are one piece, which the windows
+# of the run take apart.
 _IBAN_PIECE = (
-    rf"[A-Za-z]{{2}}[0-9]{{2}}(?:{_SPACE}{_GROUP_NOT_IBAN_START}|[A-Za-z0-9]{{4}}){{0,7}}"
-    rf"(?:{_SPACE}(?:{_GROUP_NOT_IBAN_START}|[A-Za-z0-9]{{1,3}})|[A-Za-z0-9]{{1,4}})?"
+    rf"[A-Za-z]{{2}}[0-9]{{2}}(?:{_SPACE}?[A-Za-z0-9]{{4}})*(?:{_SPACE}?[A-Za-z0-9]{{1,4}})?"
 )
 _RUN_PIECE = rf"{_DIGIT}+|{_IBAN_PIECE}"
 _RUN_PIECE_UNDERSCORE = rf"\+?(?:{_RUN_PIECE})_"
@@ -189,23 +186,24 @@ SCAN_PATTERN = (
     rf"|(?:{_PREFIX})(?:(?:{_IPV6})|(?:{_RUN}))|{_JSON_ESCAPE}"
 )
 # The early exit: a span the checks accept has its class's shape, before no letter or digit and
-# after what may stand before a span, or (a phone, an IPv4 or a card) inside a run after '-'
-# glued to a number, then before no '-' either. The shapes are matched with plain spaces: a blank
-# of another kind (or its JSON escape) or a fullwidth digit always goes on. A value without a
-# match holds no PII.
+# after what may stand before a span (a quoted e-mail in a run also after '.' or '-'), or (a
+# phone, an IPv4 or a card) inside a run after '-' glued to a number, then before no '-'. The shapes
+# are matched with plain spaces: a blank of another kind (or its JSON escape) or a fullwidth digit
+# always goes on. A value without a match holds no PII.
 _SHAPES = "|".join(f"(?:{shape})" for shape in (_IPV6, _IBAN, _PHONE, _IPV4, _CARD))
 _DIGIT_SHAPES = "|".join(f"(?:{shape})" for shape in (_PHONE, _IPV4, _CARD))
 CANDIDATE_PATTERN = (
     rf"(?:^|{_EMAIL_PREFIX})(?:{_ADDRESS})"
+    r'|[.-]["\\]'
     rf"|(?:^-?|{_PREFIX})(?:{_SHAPES})(?:[^A-Za-z0-9]|$)"
     rf"|[0-9{_FULLWIDTH}]-(?:{_DIGIT_SHAPES})(?:[^A-Za-z0-9-]|$)"
     "|[\t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000" + _FULLWIDTH + "]"
     r"|\\(?:t|u(?:00(?:09|20|[Aa]0)|1680|20(?:0[0-9Aa]|2[Ff]|5[Ff])|3000))"
 )
 _SCAN_RE = re.compile(SCAN_PATTERN, re.ASCII)
+_MAY_HOLD_PII_RE = re.compile(f"[0-9@:{_FULLWIDTH}]")
 _CANDIDATE_RE = re.compile(CANDIDATE_PATTERN)
 _RUN_TOKEN_RE = re.compile(RUN_TOKEN_PATTERN)
-_EMAIL_RE = re.compile(_EMAIL)
 _EMAIL_PREFIX_CHAR_RE = re.compile(f"[^\\\\A-Za-z0-9._%+{_EMAIL_LETTERS}-]")
 # The start of an e-mail: a quote, or local-part characters up to '@'.
 _EMAIL_START_RE = re.compile(f'["\\\\]|[A-Za-z0-9._%+{_EMAIL_LETTERS}-]+@')
@@ -237,7 +235,9 @@ _FOUR_FOURS_RE = re.compile(r"[0-9]{4}(?:(?: [0-9]{4}){3}|(?:-[0-9]{4}){3}|(?:\.
 # A window holds at most this many tokens (a phone of 15 digits, two separators between each).
 MAX_WINDOW_TOKENS = 48
 
-_BAD_OCTET_RE = re.compile(r"(?:^|\.)(?:0[0-9]|25[6-9]|2[6-9][0-9]|[3-9][0-9]{2})(?:\.|$)")
+# Four octets 0-255 without leading zeros.
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_IPV4_OK_RE = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 _IPV6_GROUPS_RE = re.compile(
     r"(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4})*)?(?:::(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4})*)?)?"
 )
@@ -298,10 +298,7 @@ def _iban_ok(candidate: str) -> bool:
 
 
 def _ipv4_ok(candidate: str) -> bool:
-    # Four octets 0-255 without leading zeros.
-    return _WINDOW_RES["ipv4"].fullmatch(candidate) is not None and not _BAD_OCTET_RE.search(
-        candidate
-    )
+    return _IPV4_OK_RE.fullmatch(candidate) is not None
 
 
 def _ipv6_ok(address: str) -> bool:
@@ -334,13 +331,13 @@ def _plain(window: str) -> str:
     return _SPACE_RE.sub(" ", window.translate(_TO_ASCII_DIGITS))
 
 
-def _window_class(window: str, before: str, after: str, last: bool, single: bool) -> str | None:
-    """The class of a window of a run (an e-mail, an IPv6 address, or the first of iban, phone,
-    ipv4, card whose shape and check it passes), or None. ``before``: the separator or prefix
-    before it (checked when it is one character); ``after``: the separator after it, or
-    (``last``) the two characters after the run, which must not glue it to a word; ``single``:
-    it is one token (a token with '@' is an e-mail, whatever follows it)."""
-    plain = _plain(window)
+def _window_class(plain: str, before: str, after: str, last: bool, single: bool) -> str | None:
+    """The class of a window of a run, ``plain`` its plain form (_plain): an e-mail, an IPv6
+    address, or the first of iban, phone, ipv4, card whose shape and check it passes; or None.
+    ``before``: the separator or prefix before it (checked when it is one character);
+    ``after``: the separator after it, or (``last``) the two characters after the run, which
+    must not glue it to a word; ``single``: it is one token (a token with '@' is an e-mail,
+    whatever follows it)."""
     if "@" in plain:
         return "email" if single and len(plain) > 1 else None
     if last and _GLUED_RE.match(after):
@@ -373,14 +370,17 @@ def _run_spans(body: str, before: str, after: str) -> list[tuple[int, str, str]]
     if _ALNUM_START_RE.match(after) and _ALNUM_START_RE.match(body[-1:]) and "@" not in body:
         # Glued to a word at its end: the last group belongs to that word ("...5682-4a70"). (Past
         # its first piece a run ends a word but with an e-mail, which stays.)
-        kept = _UNGLUED_RE.fullmatch(body).group(1)  # type: ignore[union-attr]
-        body, after = kept, (body[len(kept) :] + after)[:2]
-    whole = _window_class(body, before, after, True, False)
+        unglued = _UNGLUED_RE.fullmatch(body)
+        assert unglued is not None  # the body ends with a letter or digit
+        body, after = unglued.group(1), (body[len(unglued.group(1)) :] + after)[:2]
+    whole = _window_class(_plain(body), before, after, True, False)
     if whole is not None:
         return [(0, body, whole)]
     if _FOUR_FOURS_RE.fullmatch(_plain(body)):
         return []  # a mistyped card or a code: no phone inside
     tokens = _RUN_TOKEN_RE.findall(body)
+    plains = [_plain(token) for token in tokens]
+    ends = list(itertools.accumulate(len(plain) for plain in plains))  # plain length to each
     count = len(tokens)
     # Where a window may start or end: a group, an e-mail, an IPv6 address.
     alnum = [
@@ -402,8 +402,13 @@ def _run_spans(body: str, before: str, after: str) -> list[tuple[int, str, str]]
             last = j == count - 1
             if dashed and ((after if last else tokens[j + 1]).startswith("-") or alnum_letter[i]):
                 continue
+            # No value is shorter than 3 characters ("::1") or longer than 45 but an e-mail.
+            if not 3 <= ends[j] - (ends[i - 1] if i else 0) <= 45 and not (
+                i == j and "@" in tokens[i]
+            ):
+                continue
             pii_class = _window_class(
-                "".join(tokens[i : j + 1]),
+                "".join(plains[i : j + 1]),
                 before if i == 0 else tokens[i - 1],
                 after if last else tokens[j + 1],
                 last,
@@ -465,7 +470,8 @@ def _match_spans(match: str, after: str) -> list[tuple[int, str, str]]:
 
 def _spans(text: str) -> Iterator[tuple[int, str, str]]:
     """(start in ``" " + text``, class, span) of each PII span in ``text``, in order."""
-    if _CANDIDATE_RE.search(text) is None:
+    # Every value holds a digit, '@' or ':' (cheaper to look for first, in Python's engine).
+    if _MAY_HOLD_PII_RE.search(text) is None or _CANDIDATE_RE.search(text) is None:
         return
     padded = " " + text
     for match in _SCAN_RE.finditer(padded):

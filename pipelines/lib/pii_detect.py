@@ -1,4 +1,5 @@
-"""The SQL PII detector (``sql/ingest/pii_macros.sql``) from Python.
+"""The SQL PII detector (``sql/ingest/pii_macros.sql``, ``sql/ingest/pii_macros_runs.sql``) from
+Python.
 
 ``install`` defines the macros ``pii_class(s)`` and ``pii_scrub(s, ipad, opad)`` (and their
 helpers) on a connection, for SQL that runs them over whole columns. ``classify`` and ``scrub``

@@ -17,23 +17,26 @@
 -- How: RE2 has no lookaround, so the scan (pii_re_scan) matches each candidate with what stands
 -- before it (one character or a JSON escape), on the value with a leading space; what follows
 -- it is the start of the next piece of the value (string_split_regex). Phones, cards, IBANs and
--- IPv4s are looked for in runs: numbers (and
--- IBAN groups) joined by separators, one match taking a whole run, so that no value hides across
--- two matches. A run that is one value is one span; otherwise every window of the run from one
--- group (or the '+' or '(' before it) to another is checked, and windows that share a token are
--- one span. Checks regexes cannot express (octet ranges, Luhn, mod 97, digit counts, IBAN
--- lengths) accept a window or not. Most clean values stop at pii_re_candidates, one RE2 pass.
+-- IPv4s are looked for in runs: numbers and IBAN groups (and e-mails and IPv6 addresses after
+-- the first piece) joined by separators, one match taking a whole run, so that no value hides
+-- across two matches ("4111 1111 1111 1111 5500 0000 0000 0004", "order 2025 4111 1111 1111
+-- 1111"). A run that is one value is one span; otherwise every window of the run from a group
+-- to a group is checked, and windows that share a token are one span, under the class of the
+-- first. Checks regexes cannot express (octet ranges, Luhn, mod 97, digit counts, IBAN lengths)
+-- accept a window or not. Most clean values stop at pii_re_candidates, one RE2 pass.
 --
 -- Decisions (the Python twin makes the same):
 --   * a span stands alone: no letter or digit on either side, and no '-' joining it to a word
 --     ("item-0612345678", UUID groups and hex digests hold nothing). '_' separates like ',' or
---     '/' (card_4111111111111111, values glued with '_' are found): a key or file name holding
---     a value holds personal data. Inside a run, '-' between two groups separates too.
+--     '/' ("card_4111111111111111", "4111111111111111_5500000000000004"): a key or file name
+--     holding a value holds personal data. Inside a run, '-' between two numbers separates too
+--     ("10.0.0.1-10.0.0.9"), but a value after it must be a number followed by no '-'.
 --   * a bare digit run is a phone only with a trunk 0 (0[1-9] and 8-9 more digits) or after + /
 --     00: other runs are ids, counts and timestamps. Separated national forms: see pii_re_phone.
 --   * a card has 13-19 digits, passes Luhn and starts with 2-6 (epoch-ms timestamps start with
 --     1), printed as in pii_re_card. After '.' or '+' no card or phone starts (0.4111..., a
---     decimal; +<digits>, an international phone), inside a run too.
+--     decimal; +<digits>, an international phone), inside a run too. Four groups of four digits
+--     that fail Luhn are a mistyped card or a code: nothing inside them is looked for.
 --   * groups may be separated by any blank: space, tab, no-break space, the Unicode spaces, or
 --     their JSON escapes (\t, \u00a0). Fullwidth digits (U+FF10-FF19) count as digits; a window
 --     is checked with them made ASCII. Other scripts' digits are not looked for.
@@ -47,6 +50,10 @@
 --     and hold Latin, Greek and Cyrillic letters; its domain may be an IDN (written in those
 --     scripts, kana, CJK or Hangul, or xn--); addresses glued by '.', '_', '%', '+' or '-'
 --     are one span.
+--   * known limits: a card right after '.' ("4111111111111111.5500000000000004": the second);
+--     a grouped IBAN ending on a full group takes a word of at most four letters and digits after
+--     a blank as one more group, so an e-mail there loses its start and stays ("BE68 5390 0754
+--     7034 jane@x.io"); values glued to a letter ("x4111111111111111").
 
 -- --- patterns ---
 -- Built with concat() rather than '||', which DuckDB binds far more slowly in long chains.
@@ -169,18 +176,12 @@ create or replace temp macro pii_re_card() as concat(
 -- the next word ("42 8fbc::1", "7 5a@b.io"); an IBAN always ends a word.
 create or replace temp macro pii_re_separator() as concat('(?:', pii_re_space(), '|[.()/:-])');
 
--- An IBAN in a run: its groups in raw text, but a group after a blank that starts like an IBAN
--- (two letters, two digits) starts the next piece ("BE49 7847 2666 1738 IT61 V674 ..."), the
--- windows of the run putting an IBAN so split back together.
-create or replace temp macro pii_re_group_not_iban_start() as (
-    '(?:[0-9][A-Za-z0-9]{3}|[A-Za-z][0-9][A-Za-z0-9]{2}'
-    || '|[A-Za-z]{3}[A-Za-z0-9]|[A-Za-z]{2}[0-9][A-Za-z])'
-);
-
+-- An IBAN in a run: two letters, two digits, then any number of groups in raw text, so that
+-- two IBANs in a row ("BE68 5390 0754 7034 NL91 ABNA 0417 1643 00") are one piece, which the
+-- windows of the run take apart.
 create or replace temp macro pii_re_iban_piece() as concat(
-    '[A-Za-z]{2}[0-9]{2}(?:', pii_re_space(), pii_re_group_not_iban_start(),
-    '|[A-Za-z0-9]{4}){0,7}(?:', pii_re_space(), '(?:', pii_re_group_not_iban_start(),
-    '|[A-Za-z0-9]{1,3})|[A-Za-z0-9]{1,4})?'
+    '[A-Za-z]{2}[0-9]{2}(?:', pii_re_space(), '?[A-Za-z0-9]{4})*(?:', pii_re_space(),
+    '?[A-Za-z0-9]{1,4})?'
 );
 
 create or replace temp macro pii_re_run_piece() as concat(
@@ -226,13 +227,14 @@ create or replace temp macro pii_re_shapes() as concat(
 );
 
 -- The early exit. A span the checks accept has its class's shape, before no letter or digit and
--- after what may stand before a span, or (a phone, an IPv4 or a card) inside a run after '-'
--- glued to a number, then before no '-' either (pii_window_list); so a value without a match
--- holds no PII. The shapes are matched with plain spaces: a blank of another kind (or its JSON
--- escape) or a fullwidth digit always goes on.
+-- after what may stand before a span (a quoted e-mail in a run also after '.' or '-'), or (a
+-- phone, an IPv4 or a card) inside a run after '-' glued to a number, then before no '-' either
+-- (pii_window_list); so a value without a match holds no PII. The shapes are matched with plain
+-- spaces: a blank of another kind (or its JSON escape) or a fullwidth digit always goes on.
 create or replace temp macro pii_re_candidates() as concat(
-    '(?:^|', pii_re_email_prefix(), ')(?:', pii_re_address(), ')|(?:^-?|', pii_re_prefix(),
-    ')(?:', pii_re_shapes(), ')(?:[^A-Za-z0-9]|$)|[0-9', pii_re_fullwidth(), ']-(?:(?:',
+    '(?:^|', pii_re_email_prefix(), ')(?:', pii_re_address(), ')|[.-]["\\]|(?:^-?|',
+    pii_re_prefix(), ')(?:', pii_re_shapes(), ')(?:[^A-Za-z0-9]|$)|[0-9', pii_re_fullwidth(),
+    ']-(?:(?:',
     pii_re_phone(), ')|(?:', pii_re_ipv4(), ')|(?:', pii_re_card(),
     '))(?:[^A-Za-z0-9-]|$)|[', chr(9), chr(160), chr(5760), chr(8192), '-', chr(8202),
     chr(8239), chr(8287), chr(12288), pii_re_fullwidth(),
@@ -346,3 +348,8 @@ create or replace temp macro pii_iban_compact_ok(x) as (
 );
 
 create or replace temp macro pii_iban_ok(c) as pii_iban_compact_ok(upper(replace(c, ' ', '')));
+
+-- The big patterns, built once per connection (pii_macros_runs.sql reads them).
+set variable pii_re_scan = pii_re_scan();
+set variable pii_re_candidates = pii_re_candidates();
+set variable pii_re_run_token = pii_re_run_token();

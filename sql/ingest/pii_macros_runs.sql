@@ -6,7 +6,8 @@
 -- These macros run in lambdas over a value's matches, where DuckDB sets up every function
 -- (compiling its regex) once per vector: their regexes are small. A macro argument is copied
 -- wherever the macro uses it, hence the one-element lists that compute a value once; lambda
--- parameters have names no argument uses.
+-- parameters have names no argument uses. The big patterns are read from the variables that
+-- pii_macros.sql sets, which DuckDB binds far faster than the macros that build them.
 
 -- --- a match taken apart ---
 
@@ -65,10 +66,10 @@ end;
 -- iban, phone, ipv4, card whose shape and check it passes; or null. before: the separator or
 -- prefix before it; after: the separator after it, or (last) the two characters after the run,
 -- which must not glue it to a word (a letter or digit, or '-' and one); single: it is one token
--- (a token with '@' is an e-mail, whatever follows it). Beyond what
--- pii_re_prefix refuses, no phone or card starts after '.' or '+' (0.4111..., a decimal;
--- +<digits>, an international phone), no IPv4 after or before '.' (x.10.0.0.1, 1.2.3.4.5), no
--- IPv6 after ':', '.' or '-' nor before '-' or (after the run) ':' or '.' and a word.
+-- (a token with '@' is an e-mail, whatever follows it). Beyond what pii_re_prefix refuses, no
+-- phone or card starts after '.' or '+' (0.4111..., a decimal; +<digits>, an international
+-- phone), no IPv4 after or before '.' (x.10.0.0.1, 1.2.3.4.5), no IPv6 after ':', '.' or '-'
+-- nor before '-' or (after the run) ':' or '.' and a word.
 create or replace temp macro pii_window_class(x, before, after, last, single) as case
     when contains(x, '@') then case when single and length(x) > 1 then 'email' end
     when last and pii_alnum(case when starts_with(after, '-') then substr(after, 2) else after end)
@@ -124,52 +125,50 @@ create or replace temp macro pii_unglued(body, after) as case
 end;
 
 -- The windows of the run tokens t (x: their plain forms; a: whether a window may start or end
--- at each), the whole run aside: {i, j, w (plain), b (before), a (after), last}, i and j its
--- first and last token, by first token, then longest first. A window runs from a group (or a
--- '+' or '(' not glued to a group before it) to a group, over at most 48 tokens (a phone of 15
--- digits, two separators between each) and 3 to 45 characters (as checked) but for an e-mail;
--- after '-' glued to
--- a group it starts only without a letter (no IBAN) and when no letter comes before it in the
--- run, and ends before no '-'.
-create or replace temp macro pii_window_list(t, x, a, before, after) as list_filter(
-    flatten(
-        list_transform(
+-- at each; c: the plain length of the tokens up to each), the whole run aside: {i, j, w (plain),
+-- b (before), a (after), last}, i and j its first and last token, by first token, then longest
+-- first. A window runs from a group (or a '+' or '(' not glued to a group before it) to a group,
+-- over at most 48 tokens (a phone of 15 digits, two separators between each) and 3 to 45
+-- characters as checked, but an e-mail. After '-' glued to a group it starts only without a
+-- letter (no IBAN) and when no letter comes before it in the run, and ends before no '-'.
+create or replace temp macro pii_window_list(t, x, a, c, before, after) as flatten(
+    list_transform(
+        list_filter(
+            range(1, len(t) + 1),
+            lambda i: (
+                a[i] or (
+                    t[i] in ('+', '(')
+                    and coalesce(a[i + 1], false)
+                    and not coalesce(a[i - 1], false)
+                )
+            ) and not (
+                coalesce(t[i - 1] = '-' and a[i - 2], false)
+                and upper(pii_concat(t[1:i - 2])) <> lower(pii_concat(t[1:i - 2]))
+            )
+        ),
+        lambda i: list_transform(
             list_filter(
-                range(1, len(t) + 1),
-                lambda i: (
-                    a[i] or (
-                        t[i] in ('+', '(')
-                        and coalesce(a[i + 1], false)
-                        and not coalesce(a[i - 1], false)
-                    )
+                range(least(len(t), i + 47), i - 1, -1),
+                lambda j: a[j] and not (i = 1 and j = len(t)) and (
+                    c[j] - coalesce(c[i - 1], 0) between 3 and 45
+                    or (i = j and contains(t[i], '@'))
                 ) and not (
-                    coalesce(t[i - 1] = '-' and a[i - 2], false)
-                    and upper(pii_concat(t[1:i - 2]))
-                    <> lower(pii_concat(t[1:i - 2]))
+                    coalesce(t[i - 1] = '-' and a[i - 2], false) and (
+                        starts_with(case when j = len(t) then after else t[j + 1] end, '-')
+                        or lower(left(t[i], 1)) <> upper(left(t[i], 1))
+                    )
                 )
             ),
-            lambda i: list_transform(
-                list_filter(
-                    range(least(len(t), i + 47), i - 1, -1),
-                    lambda j: a[j] and not (i = 1 and j = len(t)) and not (
-                        coalesce(t[i - 1] = '-' and a[i - 2], false) and (
-                            starts_with(case when j = len(t) then after else t[j + 1] end, '-')
-                            or lower(left(t[i], 1)) <> upper(left(t[i], 1))
-                        )
-                    )
-                ),
-                lambda j: {
-                    'i': i,
-                    'j': j,
-                    'w': pii_concat(x[i:j]),
-                    'b': case when i = 1 then before else t[i - 1] end,
-                    'a': case when j = len(t) then after else t[j + 1] end,
-                    'last': j = len(t)
-                }
-            )
+            lambda j: {
+                'i': i,
+                'j': j,
+                'w': pii_concat(x[i:j]),
+                'b': case when i = 1 then before else t[i - 1] end,
+                'a': case when j = len(t) then after else t[j + 1] end,
+                'last': j = len(t)
+            }
         )
-    ),
-    lambda wv: length(wv.w) between 3 and 45 or contains(wv.w, '@')
+    )
 );
 
 -- The span of an IPv6 candidate c after n characters (a single trailing colon is punctuation:
@@ -194,8 +193,8 @@ create or replace temp macro pii_ipv6_spans(n, c, before, after) as list_transfo
 -- The scan over t (a value with a leading space, so that every match has what stands before
 -- it): {ms, ps}, the matches and the text around them (string_split_regex: one more piece).
 create or replace temp macro pii_parts(t) as {
-    'ms': regexp_extract_all(t, pii_re_scan()),
-    'ps': string_split_regex(t, pii_re_scan())
+    'ms': regexp_extract_all(t, getvariable('pii_re_scan')),
+    'ps': string_split_regex(t, getvariable('pii_re_scan'))
 };
 
 -- Each match m of z (pii_parts) taken apart: n, the length of what stands before the
@@ -254,11 +253,11 @@ create or replace temp macro pii_wholes(l) as list_transform(
             when
                 pm.a.kind = 'run'
                 and pm.whole is null
-                and (length(pm.a.body) >= 9 or contains(pm.a.body, ':') or contains(pm.a.body, '@'))
+                and (length(pm.a.body) >= 8 or contains(pm.a.body, ':') or contains(pm.a.body, '@'))
                 and not regexp_full_match(
                     pm.a.x, '[0-9]{4}(?:(?: [0-9]{4}){3}|(?:-[0-9]{4}){3}|(?:\.[0-9]{4}){3})'
                 )
-                then regexp_extract_all(pm.a.body, pii_re_run_token())
+                then regexp_extract_all(pm.a.body, getvariable('pii_re_run_token'))
         end
     }
 );
@@ -270,42 +269,65 @@ create or replace temp macro pii_windowed(l) as list_transform(
     list_transform(
         list_transform(
             list_transform(
-                l,
+                list_transform(
+                    list_transform(
+                        l,
+                        lambda pm: {
+                            'a': pm.a,
+                            'whole': pm.whole,
+                            't': pm.t,
+                            'tx': list_transform(pm.t, lambda k: pii_plain(k)),
+                            'ta': list_transform(
+                                pm.t,
+                                lambda k: pii_alnum(k) or contains(k, '@') or starts_with(k, '::')
+                            )
+                        }
+                    ),
+                    lambda pm: {
+                        'a': pm.a,
+                        'whole': pm.whole,
+                        't': pm.t,
+                        'tx': pm.tx,
+                        'ta': pm.ta,
+                        'tc': list_transform(
+                            range(1, len(pm.tx) + 1), lambda k: length(pii_concat(pm.tx[1:k]))
+                        )
+                    }
+                ),
                 lambda pm: {
                     'a': pm.a,
                     'whole': pm.whole,
                     't': pm.t,
-                    'tx': list_transform(pm.t, lambda k: pii_plain(k)),
-                    'ta': list_transform(
-                        pm.t, lambda k: pii_alnum(k) or contains(k, '@') or starts_with(k, '::')
-                    )
+                    'wl': case
+                        when len(pm.t) > 1
+                            then
+                                pii_window_list(pm.t, pm.tx, pm.ta, pm.tc, pm.a.before, pm.a.rafter)
+                    end
                 }
             ),
             lambda pm: {
                 'a': pm.a,
                 'whole': pm.whole,
                 't': pm.t,
-                'wl': case
-                    when len(pm.t) > 1
-                        then pii_window_list(pm.t, pm.tx, pm.ta, pm.a.before, pm.a.rafter)
-                end
+                'v': list_filter(
+                    list_transform(
+                        pm.wl,
+                        lambda wv: {
+                            'i': wv.i,
+                            'j': wv.j,
+                            'cls': pii_window_class(wv.w, wv.b, wv.a, wv.last, wv.i = wv.j)
+                        }
+                    ),
+                    lambda w: w.cls is not null
+                )
             }
         ),
         lambda pm: {
             'a': pm.a,
             'whole': pm.whole,
             't': pm.t,
-            'v': list_filter(
-                list_transform(
-                    pm.wl,
-                    lambda wv: {
-                        'i': wv.i,
-                        'j': wv.j,
-                        'cls': pii_window_class(wv.w, wv.b, wv.a, wv.last, wv.i = wv.j)
-                    }
-                ),
-                lambda w: w.cls is not null
-            )
+            'v': pm.v,
+            'vj': list_transform(pm.v, lambda w: w.j)
         }
     ),
     lambda pm: {
@@ -313,9 +335,9 @@ create or replace temp macro pii_windowed(l) as list_transform(
         'whole': pm.whole,
         't': pm.t,
         'v': pm.v,
+        'vj': pm.vj,
         'h': list_filter(
-            range(1, len(pm.v) + 1),
-            lambda k: k = 1 or list_max(list_transform(pm.v[1:k - 1], lambda w: w.j)) < pm.v[k].i
+            range(1, len(pm.v) + 1), lambda k: k = 1 or list_max(pm.vj[1:k - 1]) < pm.v[k].i
         )
     }
 );
@@ -343,10 +365,7 @@ create or replace temp macro pii_spanned(l) as list_transform(
                     'span': pii_concat(
                         pm.t[
                             pm.v[pm.h[k]].i:list_max(
-                                list_transform(
-                                    pm.v[pm.h[k]:coalesce(pm.h[k + 1] - 1, len(pm.v))],
-                                    lambda w: w.j
-                                )
+                                pm.vj[pm.h[k]:coalesce(pm.h[k + 1] - 1, len(pm.v))]
                             )
                         ]
                     )
@@ -381,7 +400,7 @@ end;
 -- --- public ---
 
 create or replace temp macro pii_class(s) as case
-    when s is null or not regexp_matches(s, pii_re_candidates()) then null
+    when s is null or not regexp_matches(s, getvariable('pii_re_candidates')) then null
     else list_transform(
         [pii_parts(' ' || s)],
         lambda z: list_filter(pii_matches(z), lambda x: len(x.spans) > 0)[1].spans[1].cls
@@ -392,7 +411,7 @@ end;
 -- again.
 create or replace temp macro pii_scrub(s, ipad, opad) as case
     when s is null then null
-    when not regexp_matches(s, pii_re_candidates()) then s
+    when not regexp_matches(s, getvariable('pii_re_candidates')) then s
     else list_transform(
         [pii_parts(' ' || s)],
         lambda z: substr(

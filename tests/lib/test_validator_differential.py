@@ -51,7 +51,8 @@ DAY = date(2025, 6, 2)
 DAY_START_MS = int(datetime(2025, 6, 2, tzinfo=UTC).timestamp() * 1000)
 DAY_MS = 86_400_000
 MAX_TS = SCHEMAS["click"].properties["timestamp_ms"]["maximum"]
-UUID_RE = re.compile(SCHEMAS["click"].properties["event_id"]["pattern"][:-1] + r"\Z")
+UUID_PATTERN = SCHEMAS["click"].properties["event_id"]["pattern"]
+UUID_RE = re.compile(UUID_PATTERN[:-1] + r"\Z")
 KEYWORDS = {
     "type",
     "const",
@@ -718,7 +719,10 @@ def _event_date(instance: dict[str, Any]) -> date | None:
 
 
 def reference_fate(raw: bytes) -> str | None:
-    """'valid', a quarantine reason, or None when another partition owns the line."""
+    """'valid', a quarantine reason, 'blank' (white space only: counted in the landing date's
+    ledger, never stored), or None when another partition owns the line."""
+    if not raw.strip(b" \t\r\n"):
+        return "blank"
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -745,6 +749,49 @@ def reference_fate(raw: bytes) -> str | None:
         return "unknown_schema_version"
     if explain(schema.document, instance):
         return "schema_violation"
+    return _policy_fate(event_type, instance)
+
+
+def _policy_fate(event_type: str, instance: dict[str, Any]) -> str:
+    """A schema-valid line held to the current PII policy, read from the schema's annotations
+    (not from pii_policy): a string kept as sent ("identifier") that holds PII by the Python
+    detector, or one of the event's own raw ids ("hash" fields of 6+ characters, any case), is
+    'pii_in_field'; so is a free-form "scrub" object with a number the detector calls PII."""
+    props = SCHEMAS[event_type].properties
+    raw_ids = [
+        instance[n].lower()
+        for n, spec in props.items()
+        if spec.get("x-pii-handling") == "hash" and isinstance(instance.get(n), str)
+    ]
+
+    def leaks(value: Any) -> bool:
+        if not isinstance(value, str):
+            return False
+        lowered = value.lower()
+        return pii.detect_class(value) is not None or any(
+            len(i) >= 6 and i in lowered for i in raw_ids
+        )
+
+    for name, spec in props.items():
+        value = instance.get(name)
+        # A UUID (the pattern of event_id) leaves no room for PII; its digit groups are not.
+        uuid_shaped = spec.get("pattern") == UUID_PATTERN
+        kept = spec.get("x-pii-handling") == "identifier" and "enum" not in spec
+        if kept and not uuid_shaped and leaks(value):
+            return "pii_in_field"
+        inner = (spec.get("items") or {}).get("properties") or {}
+        for field, nested in inner.items():
+            kept = nested.get("x-pii-handling") == "identifier" and "enum" not in nested
+            if kept and any(isinstance(e, dict) and leaks(e.get(field)) for e in value or []):
+                return "pii_in_field"
+        if spec.get("x-pii-handling") == "scrub" and isinstance(value, dict):
+            numbers = [
+                json.dumps(v)
+                for v in value.values()
+                if isinstance(v, int | float) and not isinstance(v, bool)
+            ]
+            if any(pii.detect_class(n) for n in numbers):
+                return "pii_in_field"
     return "valid"
 
 
@@ -781,7 +828,7 @@ def check_lines(lines: list[bytes]) -> None:
     problems = []
     for line_no, (raw, expected) in enumerate(zip(lines, reference, strict=True), start=1):
         got = fates.get(line_no, [])
-        if got != ([] if expected is None else [expected]):
+        if got != ([] if expected in (None, "blank") else [expected]):
             problems.append(
                 f"line {line_no}: {_show(raw)}\n"
                 f"  reference: {expected or 'owned by another partition'}\n"
@@ -794,10 +841,14 @@ def check_lines(lines: list[bytes]) -> None:
     assert ledger["file_lines"] == len(lines)
     assert ledger["lines_taken"] == len(owned)
     assert ledger["duplicates"] == 0
+    assert ledger["blank_lines"] == expected_counts["blank"]
     assert ledger["rows_written"] == expected_counts["valid"]
     assert ledger["rows_written"] == sum(ledger[f"rows_{t}"] for t in TYPES)
     assert ledger["quarantined"] == sum(ledger[f"quarantined_{r}"] for r in REASONS)
-    assert ledger["lines_taken"] == ledger["rows_written"] + ledger["quarantined"]
+    assert (
+        ledger["lines_taken"]
+        == ledger["rows_written"] + ledger["quarantined"] + ledger["blank_lines"]
+    )
     for reason in REASONS:
         assert ledger[f"quarantined_{reason}"] == expected_counts[reason], reason
     assert audit.passed, audit.metadata()
@@ -828,6 +879,8 @@ def test_ingest_routes_every_line_like_the_reference(lines: list[bytes]):
 _ID = "3b0f2f4e-1c1d-4e5f-8a9b-0c1d2e3f4a5b"
 _TS = DAY_START_MS + 3_600_000
 _CLICK = json.dumps(fresh_event("click", _ID, _TS))
+# The example's own version as written in the line; the surrogate goes inside its quotes.
+_VERSION = json.dumps(EXAMPLES["click"]["schema_version"])
 _REQUEST = json.dumps(fresh_event("request", _ID, _TS))
 # 2e308 written without a 3-digit exponent or a 300-digit run: overflows a double.
 _OVERFLOW = "2" + "0" * 298 + "e10"
@@ -836,7 +889,7 @@ REGRESSION_LINES = [
     # Python parses the lone surrogate; redacting the quarantined line then cannot encode it.
     pytest.param(b'["\\ud800"]', "malformed_json", id="lone-surrogate-top-level-crash"),
     pytest.param(
-        _CLICK.replace('"1.0.0"', '"1.0.0\\ud800"').encode(),
+        _CLICK.replace(_VERSION, _VERSION[:-1] + '\\ud800"').encode(),
         "malformed_json",
         id="lone-surrogate-in-event-crash",
     ),
