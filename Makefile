@@ -2,7 +2,7 @@
 PYTHON ?= .venv/bin/python
 export DAGSTER_HOME := $(CURDIR)
 
-.PHONY: install demo test dev sample docs schemas-check lint format bench clean
+.PHONY: install demo test dev doctor sample docs schemas-check lint format bench clean
 
 .venv/bin/python:
 	python3 -m venv .venv
@@ -17,7 +17,10 @@ test: install
 	$(PYTHON) -m pytest -n auto --dist loadfile
 
 dev:  ## the Dagster UI on the same lake, http://127.0.0.1:3000
-	.venv/bin/dagster dev -h 127.0.0.1 -p 3000
+	.venv/bin/dg dev -h 127.0.0.1 -p 3000
+
+doctor:  ## check the configuration: one line per problem, exit 1 on any
+	$(PYTHON) -m pipelines.doctor
 
 sample:
 	$(PYTHON) -m pipelines.sample --root data/lake --start 2025-06-02 --days 7

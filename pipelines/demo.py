@@ -19,6 +19,7 @@ from datetime import date, timedelta
 
 import duckdb
 
+from pipelines.lib import settings
 from pipelines.lib.contracts.rules import FAMILIES
 from pipelines.lib.ops.calendar import days_between
 from pipelines.lib.paths import (
@@ -62,14 +63,18 @@ def _rows(title: str, columns: list[str], rows: list[tuple]) -> str:
     return "\n".join([title, header, "-" * len(header), *body])
 
 
-def _plan(touched: list[date]) -> list[tuple[object, list[date | None]]]:
-    """Runs in order: the ingest of every day of the months the landing files touch (a month's
-    rollup needs all its days), then each day's contracts with its daily rollups and their SLO
-    checks (which read the neighbouring days, and which the contracts' blocking checks gate),
-    then every complete week and month, the operational reports of the demo's days and of the
-    complete weeks, then the analysts' catalog (unpartitioned: key None)."""
-    import dagster as dg
-
+def _plan(touched: list[date]) -> list[tuple[str, list[str] | None, list[date | None]]]:
+    """Runs in order, as (job, its assets to run or None for all, partition keys): the ingest of
+    every day of the months the landing files touch (a month's rollup needs all its days), then
+    each day's contracts with its daily rollups and their SLO checks (which read the neighbouring
+    days, and which the contracts' blocking checks gate), then every complete week and month, the
+    operational reports of the demo's days and of the complete weeks, then the analysts' catalog
+    (unpartitioned: key None). Each run is one of the code location's named jobs, so the UI
+    lists it under that job (not as an ad-hoc ``__ephemeral_asset_job__``)."""
+    from pipelines.defs.catalog.assets import CATALOG_JOB
+    from pipelines.defs.contracts.assets import CONTRACTS
+    from pipelines.defs.ops.schedules import DAILY_JOB
+    from pipelines.defs.reports.assets import REPORTS_DAILY_JOB, REPORTS_WEEKLY_JOB
     from pipelines.lib.rollups.run import MONTH, WEEK, period
 
     first = touched[0].replace(day=1)
@@ -78,24 +83,27 @@ def _plan(touched: list[date]) -> list[tuple[object, list[date | None]]]:
     weeks = [d for d in days if d.weekday() == 0 and period(WEEK, d)[1] <= last]
     demo_days = {DEMO_START + timedelta(days=n) for n in range(DEMO_DAYS)}
     months = [d for d in days if d.day == 1]
-    daily = dg.AssetSelection.groups("contracts") | dg.AssetSelection.assets(
-        *[m.name for m in MODELS if m.grain == "day"]
-    )
+    # daily_lake without its ingest, which ran for every day first.
+    daily = [CONTRACTS, *[m.name for m in MODELS if m.grain == "day"]]
     return [
-        (dg.AssetSelection.groups("ingest"), days),
-        (daily, days),
-        (dg.AssetSelection.assets(*[m.name for m in MODELS if m.grain == WEEK]), weeks),
-        (dg.AssetSelection.assets(*[m.name for m in MODELS if m.grain == MONTH]), months),
-        (dg.AssetSelection.assets("report_daily"), [d for d in days if d in demo_days]),
-        (dg.AssetSelection.assets("report_weekly"), [w for w in weeks if w in demo_days]),
-        (dg.AssetSelection.assets("catalog"), [None]),
+        ("ingest_daily", None, days),
+        (DAILY_JOB, daily, days),
+        ("rollups_weekly", None, weeks),
+        ("rollups_monthly", None, months),
+        (REPORTS_DAILY_JOB, None, [d for d in days if d in demo_days]),
+        (REPORTS_WEEKLY_JOB, None, [w for w in weeks if w in demo_days]),
+        (CATALOG_JOB, None, [None]),
     ]
 
 
 def main() -> int:
     os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT))
-    root = os.environ.get("TELEMETRY_LAKE_ROOT") or default_lake_root()
+    # Resolved as the lake resource resolves it (a relative root is a folder of the project), so
+    # the runs below read the lake created here, whatever the working directory.
+    root = settings.lake_root(os.environ.get("TELEMETRY_LAKE_ROOT"), default_lake_root())
     if "://" not in root:
+        # The demo is one of the two things that create a lake (the sample generator is the
+        # other): every run refuses a root that does not exist (lib/lake_root.py).
         os.makedirs(root, exist_ok=True)
 
     # Imported here: loading definitions reads the environment set above.
@@ -111,13 +119,12 @@ def main() -> int:
 
     instance = dg.DagsterInstance.get()
     plan = _plan(sorted(date.fromisoformat(d) for d in manifest["partitions"]))
-    with Progress(sum(len(keys) for _, keys in plan), "materialise", "partitions") as progress:
-        for selection, keys in plan:
+    with Progress(sum(len(keys) for *_, keys in plan), "materialise", "partitions") as progress:
+        for job_name, assets, keys in plan:
+            job = defs.resolve_job_def(job_name)
             for key in keys:
-                result = dg.materialize(
-                    [*defs.assets, *defs.asset_checks],
-                    selection=selection,
-                    resources=defs.resources,
+                result = job.execute_in_process(
+                    asset_selection=[dg.AssetKey(a) for a in assets] if assets else None,
                     partition_key=key.isoformat() if key else None,
                     instance=instance,
                     raise_on_error=False,

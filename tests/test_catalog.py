@@ -141,7 +141,7 @@ def test_the_analysts_shell_opens_it_from_another_folder(built, written, tmp_pat
 def test_the_readme_queries_run_in_the_shell(written, tmp_path: Path):
     path, _ = written
     queries = _readme_queries((PROJECT_ROOT / "README.md").read_text(encoding="utf-8"))
-    assert len(queries) == 5
+    assert len(queries) == 7
     for sql in queries:
         result = _shell(path, sql, tmp_path)
         assert result.returncode == 0 and not result.stderr, f"{sql}\n{result.stderr}"

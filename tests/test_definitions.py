@@ -78,7 +78,7 @@ def test_definitions_load_with_expected_keys(defs):
     assert blocking == gates
     assert set(defs.resources) == {
         "lake", "pii", "duckdb", "contracts", "rollups", "catalog", "retention", "compaction",
-        "privacy", "slo", "alerts",
+        "privacy", "slo", "alerts", "reports",
     }  # fmt: skip
 
 
@@ -92,6 +92,7 @@ def test_operations_are_scheduled_sensed_and_on_by_default(defs):
     }
     assert {s.name for s in repo.sensor_defs} == {
         "landing_sensor",
+        "day_publish_recovery",
         "automation",
         "freshness_checks_sensor",
         "compaction_sensor",
@@ -110,7 +111,7 @@ def test_operations_are_scheduled_sensed_and_on_by_default(defs):
     assert jobs == {
         "daily_lake", "ingest_daily", "contracts_daily", "rollups_daily", "rollups_weekly",
         "rollups_monthly", "retention", "compact", "erase_users", "export_user",
-        "replay_quarantine",
+        "replay_quarantine", "reports_daily", "reports_weekly", "refresh_catalog",
     }  # fmt: skip
     job_checks = {
         k.name for k in repo.get_job("daily_lake").asset_layer.asset_graph.asset_check_keys

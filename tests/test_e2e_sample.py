@@ -18,7 +18,7 @@ from pipelines.defs.contracts.checks import build_family_check
 from pipelines.defs.ingest.assets import build_ingest_assets
 from pipelines.defs.ingest.checks import LEDGER_BALANCES, build_ledger_check
 from pipelines.defs.partitions import daily_partitions, monthly_partitions, weekly_partitions
-from pipelines.defs.reports.assets import build_report_asset
+from pipelines.defs.reports.assets import ReportsResource, build_report_asset
 from pipelines.defs.resources import (
     ContractsResource,
     DuckDBResource,
@@ -360,7 +360,7 @@ def test_slo_checks_and_reports_on_this_backend(sample):
     ):
         result = dg.materialize(
             [build_report_asset(kind, partitions_def)],
-            resources=resources,
+            resources={**resources, "reports": ReportsResource()},
             partition_key=key.isoformat(),
         )
         assert result.success

@@ -244,6 +244,7 @@ def test_only_the_chosen_days_are_replayed(
 
 
 def test_a_bad_date_fails_the_run_naming_the_setting(lake: LakeHelper) -> None:
+    lake.root.mkdir(parents=True)  # an empty lake: a root that does not exist is refused first
     result = _replay(lake, dg.DagsterInstance.ephemeral(), "yesterday", raise_on_error=False)
     assert not result.success
     [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]

@@ -9,7 +9,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from pipelines.lib import settings
+from pipelines.lib import lake_root, settings
 from pipelines.lib.contracts.verdict import Thresholds
 from pipelines.lib.ingest import IngestSettings
 from pipelines.lib.keyring import Keyring
@@ -21,10 +21,12 @@ from pipelines.lib.storage import Lake, S3Timeouts
 
 
 class LakeResource(dg.ConfigurableResource):
-    """The lake's root: a local folder (default ``data/lake``) or ``s3://bucket/prefix``; and
-    its work root (``TELEMETRY_WORK_ROOT``), under which each run's DuckDB spills and S3 uploads
-    are staged in a private folder (default ``{root}/_work/tmp`` for a local lake, the system
-    temp dir's ``telemetry-lake/`` for S3). On S3 every request is bounded: connect and read
+    """The lake's root: a local folder (default ``data/lake``; a relative path is a folder of
+    the project, whatever the working directory) or ``s3://bucket/prefix``, which must exist
+    (lib/lake_root.py: only the demo and the sample generator create a lake); and its work root
+    (``TELEMETRY_WORK_ROOT``), under which each run's DuckDB spills and S3 uploads are staged in
+    a private folder (default ``{root}/_work/tmp`` for a local lake, the system temp dir's
+    ``telemetry-lake/`` for S3). On S3 every request is bounded: connect and read
     timeouts and retries (``TELEMETRY_S3_*``, lib/s3.py). Partition writers take a lease in the
     lake (lib/lease.py), waiting ``lease_wait_s`` for another holder before refusing."""
 
@@ -41,14 +43,24 @@ class LakeResource(dg.ConfigurableResource):
         self._s3_timeouts()
         settings.lease_wait_s(self.lease_wait_s)
         settings.lease_ttl_s(self.lease_ttl_s)
+        root = self._root()
+        if (note := lake_root.describe(root, self.root)) and context.log:
+            context.log.info(note)
+        # A local root is checked here, before any step reads or writes; an S3 bucket on its first
+        # request (no request is made while resources are built).
+        if "://" not in root or root.startswith("file://"):
+            lake_root.check_local_root(root, self.root)
 
     def _s3_timeouts(self) -> S3Timeouts:
         return settings.s3_timeouts(
             self.s3_connect_timeout_s, self.s3_read_timeout_s, self.s3_retries
         )
 
+    def _root(self) -> str:
+        return settings.lake_root(self.root, default_lake_root())
+
     def lake(self) -> Lake:
-        root = settings.lake_root(self.root, default_lake_root())
+        root = self._root()
         options = {}
         if root.startswith("s3://") and self.s3_endpoint_url:
             options = {"client_kwargs": {"endpoint_url": self.s3_endpoint_url}}
@@ -106,22 +118,37 @@ class PiiResource(dg.ConfigurableResource):
 
 class DuckDBResource(dg.ConfigurableResource):
     """Bounds for each run's in-memory DuckDB: memory is capped, and beyond it DuckDB spills to
-    a private folder of the run under the lake's work root (``LakeResource.work_root``)."""
+    a private folder of the run under the lake's work root (``LakeResource.work_root``). With
+    them, ingest's settings: ``accept_missing_landing`` lists landing dates whose files, listed
+    by a day's ledger but gone (not retired), a re-ingest may publish without, losing their rows;
+    ingest refuses otherwise (lib/wipe_guard.py, docs/operations.md). Set it for one run only,
+    in the launchpad; there is no environment variable for it."""
 
     memory_limit: str = "2GB"
     threads: int = 2
     # Retired (TELEMETRY_DUCKDB_TEMP_DIRECTORY): set, it fails the run saying what replaced it.
     temp_directory: str | None = None
     max_line_bytes: int = 1 << 20
+    accept_missing_landing: list[str] = Field(
+        default_factory=list,
+        description="Landing dates (YYYY-MM-DD) whose missing files this run may re-publish its "
+        "days without: their rows leave the lake. For one run; leave empty otherwise.",
+    )
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # Checked here too, not only in the run's preflight (defs/executor.py): the launchpad may
+        # set them, and DuckDB would otherwise refuse them only when a step first connects.
+        settings.duckdb_memory_limit(self.memory_limit)
+        settings.duckdb_threads(self.threads)
         settings.retired_temp_directory(self.temp_directory)
+        settings.accepted_missing_landing(self.accept_missing_landing)
 
     def ingest_settings(self) -> IngestSettings:
         return IngestSettings(
             max_line_bytes=self.max_line_bytes,
             memory_limit=self.memory_limit,
             threads=self.threads,
+            accept_missing_landing=settings.accepted_missing_landing(self.accept_missing_landing),
         )
 
 

@@ -18,7 +18,11 @@ Decisions, each for a reader we do not control:
   matches nothing fails there (and ``allow_empty``, new in 2.0, breaks the 1.5 shell);
 * the file is built beside the target and renamed over it, so a reader (whose open handle keeps
   the old file) sees the old catalog or the new one, and a crash leaves the old one in place;
-  anything an analyst created in the old file is gone, which is why the README says -readonly.
+  anything an analyst created in the old file is gone, which is why the README says -readonly;
+* every view has a ``COMMENT ON VIEW`` and every column it shows a ``COMMENT ON COLUMN``
+  (``lib/column_docs.py``, the texts of the contract pages), so ``duckdb_columns()`` in the
+  shell answers "what is this column?" without the docs at hand. The columns are those the view
+  binds over the files, so one only older files hold is described too.
 
 One file per access tier (``lib/tiers.py`` says what each shows): the engineer's at the
 configured path, the analyst's and viewer's beside it (``lake.analyst.duckdb``,
@@ -44,7 +48,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from pipelines.lib import tiers
+from pipelines.lib import column_docs, tiers
 from pipelines.lib.downgrade import downgrade_columns, downgrade_view_name
 from pipelines.lib.rollups.run import GRAIN_KEYS, MODELS
 from pipelines.lib.schemas import accepted_versions, event_types, load_event_schemas
@@ -168,15 +172,20 @@ def view_specs() -> list[ViewSpec]:
 
 def catalog_version(specs: list[ViewSpec] | None = None) -> str:
     """A short hash of every tier's views (name, source, glob, partition key, read options,
-    hidden columns, the row filter with k as a placeholder) and the storage format: it changes
-    exactly when what a catalog can show changes."""
+    hidden columns, the row filter with k as a placeholder), their comments (the views' and
+    every column's) and the storage format: it changes exactly when what a catalog can show
+    changes."""
     specs = view_specs() if specs is None else specs
     lines = sorted(
-        f"{tier}: {_view_sql(s, '<root>', shown, '<k>')}"
+        f"{tier}: {_view_sql(s, '<root>', shown, '<k>')} -- {s.description}"
         for tier in tiers.TIERS
         for s in specs
         if (shown := s.exposure(tier)) is not None
     )
+    tables: dict[str, list[str]] = {}
+    for s in specs:
+        tables.setdefault(s.schema, []).append(s.table or s.name)
+    lines.append(f"columns: {column_docs.fingerprint(tables)}")
     digest = hashlib.sha256("\n".join([STORAGE_VERSION, *lines]).encode("utf-8"))
     return digest.hexdigest()[:12]
 
@@ -190,6 +199,8 @@ class CatalogResult:
     seconds: float = 0.0
     tier: str = tiers.ENGINEER
     withheld: list[str] = field(default_factory=list)  # schema.view the tier does not show
+    # schema.view.column with no text in lib/column_docs.py (a test keeps this empty)
+    undescribed: list[str] = field(default_factory=list)
 
 
 def write_catalog(
@@ -223,12 +234,19 @@ def write_catalog(
     folder, name = os.path.split(final)
     # The lake's own atomic publish, on the catalog's (always local) folder.
     with Lake(folder).staged_file(name) as staging:
-        _build(lake, staging, root, present, _tier_schemas(tier, specs), viewer_min_users)
+        undescribed = _build(
+            lake, staging, root, present, _tier_schemas(tier, specs), viewer_min_users
+        )
         # A WAL beside the target belongs to the file being replaced (a read-write session that
         # crashed); DuckDB refuses to open the new file with it ("WAL does not match database").
         with contextlib.suppress(FileNotFoundError):
             os.remove(f"{final}.wal")
     written = [s.qualified for s, _ in present]
+    if undescribed:
+        log(
+            f"catalog ({tier}): no description for column(s) {', '.join(undescribed)}: "
+            "add them to pipelines/lib/column_docs.py"
+        )
     log(f"catalog ({tier}): wrote {len(written)} views to {final}")
     return CatalogResult(
         final,
@@ -238,6 +256,7 @@ def write_catalog(
         time.monotonic() - started,
         tier,
         withheld,
+        undescribed,
     )
 
 
@@ -306,7 +325,10 @@ def _build(
     specs: list[tuple[ViewSpec, Exposure]],
     schemas: list[str],
     viewer_min_users: int,
-) -> None:
+) -> list[str]:
+    """Create the schemas and the views with their comments; returns the columns left without
+    a description."""
+    undescribed = []
     con = duckdb.connect(staging, config={"storage_compatibility_version": STORAGE_VERSION})
     try:
         if not lake.is_local:
@@ -322,10 +344,34 @@ def _build(
                 f"comment on view {_identifier(spec.schema)}.{_identifier(spec.name)} "
                 f"is {_literal(spec.description + _tier_note(shown, viewer_min_users))}"
             )
+            undescribed += _comment_columns(con, spec)
         con.execute("commit")
         con.execute("checkpoint")  # everything in the file itself, no .wal beside it
     finally:
         con.close()
+    return undescribed
+
+
+def _comment_columns(con: duckdb.DuckDBPyConnection, spec: ViewSpec) -> list[str]:
+    """A ``COMMENT ON COLUMN`` for every column the view shows (as bound over the files, so a
+    column only older files have is described too); returns those with no description."""
+    columns = con.execute(
+        "select column_name from duckdb_columns() where schema_name = $schema "
+        "and table_name = $name order by column_index",
+        {"schema": spec.schema, "name": spec.name},
+    ).fetchall()
+    undescribed = []
+    for (column,) in columns:
+        text = column_docs.describe(spec.schema, spec.table or spec.name, column)
+        if text is None:
+            undescribed.append(f"{spec.qualified}.{column}")
+            text = "Not described yet (pipelines/lib/column_docs.py has no text for it)."
+        # Column names come from the files: quoted as identifiers, never spliced bare.
+        con.execute(
+            f"comment on column {_identifier(spec.schema)}.{_identifier(spec.name)}."
+            f"{_quoted(column)} is {_literal(text)}"
+        )
+    return undescribed
 
 
 def _view_sql(
@@ -399,6 +445,11 @@ def _check_identifier(name: str) -> None:
 def _identifier(name: str) -> str:
     _check_identifier(name)
     return f'"{name}"'
+
+
+def _quoted(name: str) -> str:
+    """Any name as a SQL identifier (a column a file brought, not one of our validated names)."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _literal(value: str) -> str:

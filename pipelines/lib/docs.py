@@ -53,7 +53,13 @@ from pipelines.lib.paths import (
     quarantine_file,
 )
 from pipelines.lib.reasons import REASONS
-from pipelines.lib.rollups.docs import ROLLUPS_PAGE, render_rollups
+from pipelines.lib.rollups.docs import (
+    ROLLUP_COLUMNS_PAGE,
+    ROLLUPS_PAGE,
+    output_schemas,
+    render_rollup_columns,
+    render_rollups,
+)
 from pipelines.lib.schemas import EventSchema, accepted_versions, load_event_schemas
 from pipelines.lib.settings import DEFAULT_FIRST_DATE
 from pipelines.lib.sql import load_sql
@@ -662,9 +668,9 @@ and use `/` on every backend.
   writes one file named `{part}`, even when it has no rows, and publishes it as the folder's only
   file; compaction may rewrite an event partition into several sorted `part-NNNNN-<tag>.parquet`
   files (see [../operations.md](../operations.md)). Nothing is ever appended.
-- While a partition is being written its new files sit under `.staging/` at the lake root, which
-  no table's glob matches, and the folder is swapped in at once (on Linux: readers see every old
-  file or every new one, never a mix).
+- While a partition is being written its new files sit under `.staging/` at the lake root (a
+  day's ingest tables under `_publish/staging/`), which no table's glob matches, and the folder is
+  swapped in at once (on Linux: readers see every old file or every new one, never a mix).
 
 ## Days are UTC
 
@@ -707,16 +713,22 @@ so they are never compared.
 ## Atomic replace
 
 Every output file is written whole, then published in one step, so a reader sees the previous
-version or the new one and never a half-written file:
+version or the new one and never a half-written file. The seven tables of a day (the five event
+tables, the quarantine and the ledger) are published as one unit (`pipelines/lib/publish.py`):
 
-- local folder: written as a `.tmp` file beside the target, flushed to disk, then renamed over
-  the target (a `.tmp` file left by a crashed run is removed by the next write of that file);
-- S3: written locally, then sent as one PUT of the final key (S3 shows a PUT whole or not at all).
+1. every table is written whole under `_publish/staging/event_date=D.<publish id>/`, the publish
+   id in each Parquet footer (locally flushed to disk; on S3 one object per table);
+2. the journal `_publish/event_date=D.json`, naming every staged folder and its partition, is
+   written atomically: the commit point;
+3. each partition folder is swapped in (locally one rename exchange; on S3 a server-side copy
+   over `part-00000.parquet`);
+4. the journal is removed, then the staging.
 
-A run publishes the event files first, then the quarantine, and the ledger last. Publishing is
-atomic per file, not per partition: a run that stops half-way can leave new event files next to
-the previous ledger, which the `ledger_balances` check reports, and building the partition again
-repairs it.
+A run that stops before the journal leaves every table of the day at its previous version; one
+that stops after it leaves the journal, which the next run of the day, a contracts or rollups run
+and the `day_publish_recovery` sensor roll forward before anything reads the day. Once that has
+run, the ledger and the tables describe the same version. Each fault and what recovery does:
+[../operations.md](../operations.md#atomic-day-publish).
 
 ## Idempotency
 
@@ -954,11 +966,13 @@ def expected_pages(
     pii_path = docs_root / PII_PAGE
     if not pii_path.is_file():
         raise DocsError(f"{pii_path} is missing: it is written by hand, restore it from git")
+    rollup_schemas = output_schemas()  # one run of every model for the page and its JSON twin
     return {
         EVENTS_PAGE: render_events(schemas),
         JOINS_PAGE: render_joins(),
         QUALITY_PAGE: render_quality(schemas),
-        ROLLUPS_PAGE: render_rollups(),
+        ROLLUPS_PAGE: render_rollups(rollup_schemas),
+        ROLLUP_COLUMNS_PAGE: render_rollup_columns(rollup_schemas),
         PARTITIONING_PAGE: render_partitioning(schemas),
         PII_PAGE: render_pii_page(pii_path.read_text(encoding="utf-8"), schemas),
     }

@@ -3,9 +3,9 @@
 Partition D reads landing dates D-1 .. D+2 and keeps the lines it owns (see
 ``sql/ingest/stage_lines.sql``). Everything per line runs in DuckDB; Python touches only what is
 rare (the strict re-parse of suspicious lines, the redaction of quarantined lines) or per distinct
-value (free-text scrubbing). Outputs are published partition folder by partition folder with an
-atomic replace (each folder's one new file replaces all its files), the ledger last, so a crash
-leaves every partition at its previous version.
+value (free-text scrubbing). The day's seven tables are published as one unit (``lib/publish.py``):
+all staged, then a journal, then swapped in; a crash leaves the previous version or a journal that
+the next run rolls forward.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from pipelines.lib.landing import LandingFile, ReadStats, iter_line_batches, lis
 from pipelines.lib.paths import events_file, ledger_file, quarantine_file
 from pipelines.lib.prefetch import prefetched
 from pipelines.lib.privacy.registry import ERASED, erased_users, move_to_erased
+from pipelines.lib.publish import DayPublish, Fault, recover
 from pipelines.lib.reasons import REASONS
 from pipelines.lib.schemas import accepted_versions, kept_field_names, load_event_schemas
 from pipelines.lib.sql import connect, load_sql
@@ -41,8 +42,9 @@ from pipelines.lib.sqlschema import (
     compile_schema,
     rows_view,
 )
-from pipelines.lib.storage import Lake, write_parquet, write_table
+from pipelines.lib.storage import Lake
 from pipelines.lib.validate import LENIENT_JSON_HINTS, StrictJsonError, strict_loads
+from pipelines.lib.wipe_guard import refuse_to_wipe
 
 # Partition D reads landing dates D-1 (clocks running ahead) .. D+2 (the late-arrival window).
 READS_DAYS_BEFORE = 1
@@ -56,6 +58,9 @@ class IngestSettings:
     memory_limit: str = "2GB"
     threads: int = 2
     quarantine_text_bytes: int = 16 << 10
+    # Landing dates whose files a re-ingest may publish without (gone, not retired): an operator's
+    # explicit acceptance of their rows' loss, for one run (lib/wipe_guard.py).
+    accept_missing_landing: frozenset[date] = frozenset()
 
 
 @dataclass
@@ -262,11 +267,24 @@ def _find_pii_in_fields(
     schema's policy applies to the lines of every accepted version)."""
     pii_policy.install(con)
     con.execute(load_sql("ingest/pii_candidates.sql"))
+    con.execute(load_sql("ingest/pii_first_tests.sql"))
     current = load_event_schemas()
     accepted = accepted_versions()
-    for event_type, found in versions.items():
-        tables = [check_table(compiled, by_version=True) for compiled in found]
-        con.execute(pii_policy.candidates_query(current[event_type], tables, accepted[event_type]))
+    tables = {t: [check_table(c, by_version=True) for c in found] for t, found in versions.items()}
+    for event_type, found in tables.items():
+        schema, older = current[event_type], accepted[event_type]
+        con.execute(pii_policy.kept_values_query(schema, found, older))
+        if query := pii_policy.id_suspects_query(schema, found, older):
+            con.execute(query)
+    con.execute(load_sql("ingest/pii_flagged.sql"))
+    [(flagged, suspects)] = con.execute(
+        "select len(getvariable('pii_flagged')), (select count(*) from pii_id_suspects)"
+    ).fetchall()
+    # A clean day stops here: no line holds a flagged value or one of its own raw ids.
+    if flagged or suspects:
+        for event_type, found in tables.items():
+            schema, older = current[event_type], accepted[event_type]
+            con.execute(pii_policy.candidates_query(schema, found, older))
     # Planning the detector takes about half a second: not for a day with nothing to classify.
     [(candidates,)] = con.execute("select count(*) from pii_candidates").fetchall()
     con.execute(load_sql("ingest/pii_field_hits.sql" if candidates else "ingest/no_pii_hits.sql"))
@@ -647,8 +665,10 @@ def ingest_partition(
     keys: Keyring | PiiKey,
     settings: IngestSettings | None = None,
     log: Callable[[str], None] = lambda _msg: None,
+    fault: Fault | None = None,
 ) -> IngestResult:
-    """Build events/, quarantine/ and ledger/ for one event date; idempotent and atomic per file.
+    """Build events/, quarantine/ and ledger/ for one event date; idempotent, published as one unit
+    (``fault``: the publish's test hook), under the day's ingest lease its caller holds.
 
     Every row of the partition shares the event date ``day``, so one key hashes it all: the
     keyring's key for ``day``, and within the overlap after a rotation also the previous key
@@ -661,6 +681,9 @@ def ingest_partition(
     schemas = compiled_schemas()
     versions = compiled_versions(schemas)
     files = list_landing_files(lake, landing_dates(day))
+    # A publish of the day cut short is completed before anything reads it (its ledger too).
+    recover(lake, day, log=log)
+    refuse_to_wipe(lake, day, files, settings.accept_missing_landing, log)
     erased = _erased_for(lake, day)
     result = IngestResult(day=day, files=len(files))
     with _connection(settings, lake) as con:
@@ -676,22 +699,23 @@ def ingest_partition(
             con, "ingest/rejected_lines.sql", "ingest/mark_rejected_malformed.sql", settings
         )
         ledger = _ledger(con, day, files, stats, list(schemas), key)
-        for event_type, compiled in schemas.items():
-            reader = events_relation(con, compiled, key).to_arrow_reader(256 * 1024)
-            rows, size = write_parquet(lake, events_file(event_type, day), reader)
-            expected = sum(ledger.column(f"rows_{event_type}").to_pylist())
-            if rows != expected:
-                raise RuntimeError(f"{event_type}: wrote {rows} rows, ledger says {expected}")
-            result.rows[event_type] = rows
-            result.bytes_written[event_type] = size
-        dropped: dict[str, Counter[str]] = {}
-        quarantine = _redacted_quarantine(con, key, settings, erased, dropped)
-        _, result.bytes_written["quarantine"] = write_parquet(
-            lake, quarantine_file(day), quarantine
-        )
-        if dropped:
-            ledger, _ = move_to_erased(ledger, dropped)
-        _, result.bytes_written["ledger"] = write_table(lake, ledger_file(day), ledger)
+        with DayPublish(lake, day, [*schemas, "quarantine", "ledger"], fault, log) as publish:
+            for event_type, compiled in schemas.items():
+                reader = events_relation(con, compiled, key).to_arrow_reader(256 * 1024)
+                expected = sum(ledger.column(f"rows_{event_type}").to_pylist())
+                result.rows[event_type], result.bytes_written[event_type] = publish.stage(
+                    event_type, events_file(event_type, day), reader, expected_rows=expected
+                )
+            dropped: dict[str, Counter[str]] = {}
+            quarantine = _redacted_quarantine(con, key, settings, erased, dropped)
+            _, result.bytes_written["quarantine"] = publish.stage(
+                "quarantine", quarantine_file(day), quarantine
+            )
+            if dropped:
+                ledger, _ = move_to_erased(ledger, dropped)
+            _, result.bytes_written["ledger"] = publish.stage(
+                "ledger", ledger_file(day), ledger.to_reader()
+            )
     result.lines_taken = sum(ledger.column("lines_taken").to_pylist())
     result.duplicates = sum(ledger.column("duplicates").to_pylist())
     result.erased = sum(ledger.column(ERASED).to_pylist())

@@ -20,7 +20,11 @@ from collections.abc import Callable, Iterator
 MIN_KEY_BYTES = 32
 DEV_KEY = b"telemetry-lake-development-key-DO-NOT-USE-IN-PROD"
 HASHED_KEYS: frozenset[str] = frozenset({"user_id", "session_id", "user_id_prev"})
-PLACEHOLDERS = ("<email>", "<phone>", "<ipv4>", "<ipv6>", "<card>", "<iban>")
+PLACEHOLDERS = ("<email>", "<phone>", "<ipv4>", "<ipv6>", "<card>", "<iban>", "<long_run>")
+# A run of numbers (and separators) longer than this is one span, class long_run, never taken
+# apart into windows: that costs time growing faster than its length, and no value is this long
+# (the SQL twin, pii_wholes in sql/ingest/pii_macros_runs.sql, says 256 too).
+LONG_RUN_CHARS = 256
 
 _KEY_ID_MESSAGE = b"telemetry-lake/key-id"
 _SHA256_BLOCK_BYTES = 64
@@ -51,9 +55,11 @@ def validate_key(
             f"has only {distinct} distinct bytes (at least {MIN_KEY_DISTINCT_BYTES}): it is "
             "guessable"
         )
-    elif production and hmac.compare_digest(secret, DEV_KEY):
+    elif production and DEV_KEY in secret:
+        # The public key with a suffix or prefix is as guessable as the key itself.
         problem = (
-            "is the public development key and TELEMETRY_ENV=production: set a secret of your own"
+            "is or contains the public development key and TELEMETRY_ENV=production: set a secret "
+            "of your own"
         )
     else:
         return secret
@@ -373,6 +379,8 @@ def _run_spans(body: str, before: str, after: str) -> list[tuple[int, str, str]]
         unglued = _UNGLUED_RE.fullmatch(body)
         assert unglued is not None  # the body ends with a letter or digit
         body, after = unglued.group(1), (body[len(unglued.group(1)) :] + after)[:2]
+    if len(body) > LONG_RUN_CHARS:
+        return [(0, body, "long_run")]
     whole = _window_class(_plain(body), before, after, True, False)
     if whole is not None:
         return [(0, body, whole)]
@@ -673,7 +681,11 @@ def _raw_ids_in_text(text: str) -> set[str]:
 def _without_raw_ids(redacted: str, raw_ids: set[str]) -> str:
     """``redacted`` with what is left of ``raw_ids`` (outside the hashed values) replaced; the
     longest first, so an id that contains another is replaced whole."""
+    lowered = redacted.lower()
     for raw in sorted(raw_ids, key=len, reverse=True):
+        # Usually the id was hashed away: a plain search spares compiling a pattern per id.
+        if raw.lower() not in lowered:
+            continue
         # In any case, as in SQL (pii_scrub_id): ALICE-42 is still alice-42.
         redacted = re.sub(re.escape(raw), RAW_ID_PLACEHOLDER, redacted, flags=re.IGNORECASE)
     return redacted

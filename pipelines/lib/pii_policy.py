@@ -115,42 +115,121 @@ def _raw_ids(schema: EventSchema) -> str:
     return "[" + ", ".join(hashed_columns(schema)) + "]::varchar[]"
 
 
-def candidates_query(
-    schema: EventSchema, check_tables: list[str], older: list[EventSchema] | None = None
-) -> str:
-    """``insert into pii_candidates``: the kept strings of the type's schema-valid lines (of every
-    version's check table) that a cheap test cannot clear (``pii_maybe``), one row each: the
-    line, its raw ids, and the entry (n: the field's order, field, value, json: a scrubbed JSON
-    object, classified by ``pii_json_number_class``)."""
+def _entries(schema: EventSchema, older: list[EventSchema] | None) -> tuple[str, str]:
+    """(a list of the line's kept strings as entries {n, field, value, json}, a list of just the
+    values): n is the field's order, json marks a scrubbed JSON object."""
     entries = []
+    values = []
     fields = detected_fields(schema, older)
     for n, (column, nested) in enumerate(fields):
         if nested is None:
             entries.append(f"[{{'n': {n}, 'field': '{column}', 'value': {column}, 'json': false}}]")
+            values.append(f"[{column}]")
         else:
             label = f"{column}[].{nested}"
             entries.append(
                 f"list_transform({column}, lambda e: "
                 f"{{'n': {n}, 'field': '{label}', 'value': e.{nested}, 'json': false}})"
             )
+            values.append(f"list_transform({column}, lambda e: e.{nested})")
     # A scrubbed object is JSON text: a token can replace PII inside a string, not a number
     # ({"n": 4111111111111111}); such a line cannot be stored as valid JSON, so it is quarantined.
     for n, column in enumerate(json_scrubbed_columns(schema), start=len(fields)):
         entries.append(f"[{{'n': {n}, 'field': '{column}', 'value': {column}, 'json': true}}]")
-    kept = "list_concat(" + ", ".join(entries) + ")" if len(entries) > 1 else entries[0]
-    versions = "\n    union all\n".join(
+        values.append(f"[{column}]")
+    if not entries:
+        return "[]", "[]::varchar[]"
+    if len(entries) == 1:
+        return entries[0], values[0]
+    return "list_concat(" + ", ".join(entries) + ")", "list_concat(" + ", ".join(values) + ")"
+
+
+def _valid_lines(check_tables: list[str]) -> str:
+    return "\n    union all\n".join(
         f"    select * from {table} where len(violations) = 0" for table in check_tables
     )
+
+
+def kept_values_query(
+    schema: EventSchema, check_tables: list[str], older: list[EventSchema] | None = None
+) -> str:
+    """``insert into pii_kept_values``: the distinct kept strings of the type's valid lines. They
+    repeat (a catalogue of item ids, a few surfaces), so the detector's first test runs on each
+    distinct value once (``pii_flagged``), not on every line's copy."""
+    _, values = _entries(schema, older)
     return (
-        f"insert into pii_candidates\nwith\n\nchecked as (\n{versions}\n),\n\n"
-        "entries as (\n    select\n        file_id,\n        line_no,\n"
-        f"        {_raw_ids(schema)} as ids,\n"
-        f"        unnest(list_filter({kept}, lambda kv: pii_maybe(kv.value, ids))) as kv\n"
-        "    from checked\n),\n\n"
-        "final as (\n    select\n        file_id, line_no, ids, kv.n, kv.field, kv.value,\n"
-        "        kv.json as is_json\n"
-        "    from entries\n)\n\nselect * from final"
+        f"insert into pii_kept_values\nwith\n\nchecked as (\n{_valid_lines(check_tables)}\n),\n\n"
+        f"final as (\n    select distinct unnest({values}) as v\n    from checked\n)\n\n"
+        "select * from final where v is not null"
     )
+
+
+def id_suspects_query(
+    schema: EventSchema, check_tables: list[str], older: list[EventSchema] | None = None
+) -> str | None:
+    """``insert into pii_id_suspects``: the type's valid lines whose kept strings, joined, contain
+    one of the line's own raw ids (of 6+ characters, in any case): a superset of the lines where
+    one string does, found with one substring search a line; None for a type without raw ids."""
+    raw_ids = hashed_columns(schema)
+    _, values = _entries(schema, older)
+    if not raw_ids:
+        return None
+    tests = " or ".join(
+        f"(length({i}) >= {MIN_RAW_ID_CHARS} and contains(joined, lower({i})))" for i in raw_ids
+    )
+    # array_to_string skips nulls (a lambda filtering them first doubled the cost).
+    joined = f"lower(array_to_string({values}, chr(1)))"
+    return (
+        f"insert into pii_id_suspects\nwith\n\nchecked as (\n{_valid_lines(check_tables)}\n),\n\n"
+        f"joined as (\n    select file_id, line_no, {', '.join(raw_ids)}, {joined} as joined\n"
+        "    from checked\n),\n\n"
+        f"final as (\n    select file_id, line_no\n    from joined\n    where {tests}\n)\n\n"
+        "select * from final"
+    )
+
+
+def candidates_query(
+    schema: EventSchema, check_tables: list[str], older: list[EventSchema] | None = None
+) -> str:
+    """``insert into pii_candidates``: the kept strings that a cheap test cannot clear
+    (``pii_maybe``), one row each (the line, its raw ids, the entry), of the type's valid lines
+    that either first test flagged: a kept value in the variable ``pii_flagged``, or a line in
+    ``pii_id_suspects``. On a clean day neither holds anything and this is not run."""
+    kept, values = _entries(schema, older)
+    return f"""insert into pii_candidates
+with
+
+checked as (
+{_valid_lines(check_tables)}
+),
+
+suspects as (
+    select file_id, line_no
+    from checked
+    where list_has_any({values}, getvariable('pii_flagged'))
+    union
+    select file_id, line_no
+    from pii_id_suspects
+),
+
+entries as (
+    select
+        file_id,
+        line_no,
+        {_raw_ids(schema)} as ids,
+        unnest(list_filter({kept}, lambda kv: pii_maybe(kv.value, ids))) as kv
+    from checked
+    semi join suspects using (file_id, line_no)
+),
+
+final as (
+    select
+        file_id, line_no, ids, kv.n, kv.field, kv.value,
+        kv.json as is_json
+    from entries
+)
+
+select * from final"""
 
 
 def scrubbed_expr(schema: EventSchema, column: str, alias: str = "c") -> str:

@@ -19,6 +19,7 @@ from typing import Any
 from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 from s3fs import S3FileSystem
 
+from pipelines.lib import lake_root
 from pipelines.lib.storage import S3EndpointError
 
 
@@ -35,6 +36,14 @@ class BoundedS3FileSystem(S3FileSystem):
             return await super()._call_s3(method, *akwarglist, **kwargs)
         except (ConnectTimeoutError, ReadTimeoutError, EndpointConnectionError) as exc:
             raise S3EndpointError(self._unanswered(method, kwargs, exc)) from exc
+        except FileNotFoundError as exc:
+            if not _no_such_bucket(exc):
+                raise
+            missing = lake_root.missing_bucket(str(kwargs.get("Bucket")), self.endpoint(), method)
+        # Raised outside the handler, with no botocore error chained: s3fs turns NoSuchBucket into
+        # a FileNotFoundError that listings take for an empty folder (a run would succeed over
+        # nothing), and lease.py would read the chained 404 as a lost race.
+        raise missing
 
     def endpoint(self) -> str:
         """The endpoint requests go to (``TELEMETRY_S3_ENDPOINT_URL``, or AWS's for the region)."""
@@ -66,3 +75,10 @@ class BoundedS3FileSystem(S3FileSystem):
             f"S3 endpoint {self.endpoint()} {what} on any of {attempts}, for {method} {target}: "
             "check the endpoint (TELEMETRY_S3_ENDPOINT_URL) and the network to it"
         )
+
+
+def _no_such_bucket(exc: BaseException) -> bool:
+    """Whether s3fs's FileNotFoundError comes from botocore's NoSuchBucket (it keeps the
+    ClientError as the cause)."""
+    response = getattr(exc.__cause__, "response", None)
+    return isinstance(response, dict) and response.get("Error", {}).get("Code") == "NoSuchBucket"

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 from datetime import date
 from pathlib import Path
 
 import yaml
 
 from pipelines.lib import keyring, lease, pii, workdir
+from pipelines.lib.paths import PROJECT_ROOT
 from pipelines.lib.storage import S3Timeouts
 
 DEFAULT_FIRST_DATE = date(2025, 1, 1)
@@ -207,10 +210,31 @@ def pii_keyring(
 
 
 def lake_root(value: str | None, default: str) -> str:
+    """TELEMETRY_LAKE_ROOT, checked. A relative path is a folder of the project (resolved against
+    ``PROJECT_ROOT``), never of the working directory: the same setting must name the same lake
+    from the daemon, a shell elsewhere, or a test (lib/lake_root.py checks that it exists)."""
     root = (value or "").strip() or default
     if "://" in root and not root.startswith(("s3://", "file://", "memory://")):
         raise ConfigError(f"TELEMETRY_LAKE_ROOT={root!r}: use a local path or s3://bucket/prefix")
+    if "://" not in root and not os.path.isabs(root):
+        root = os.path.normpath(PROJECT_ROOT / root)
     return root
+
+
+def accepted_missing_landing(values: list[str] | None) -> frozenset[date]:
+    """The ``duckdb`` resource's ``accept_missing_landing``: landing dates (YYYY-MM-DD) whose
+    files, listed by a day's ledger but gone, a re-ingest may publish without (lib/wipe_guard.py).
+    Meant for one run, set in its launchpad config, never in the environment."""
+    dates = set()
+    for value in values or []:
+        try:
+            dates.add(date.fromisoformat(str(value).strip()))
+        except ValueError as exc:
+            raise ConfigError(
+                f"resources.duckdb.config.accept_missing_landing: {value!r} is not a date: list "
+                'the landing dates whose missing files to publish without, e.g. ["2025-06-01"]'
+            ) from exc
+    return frozenset(dates)
 
 
 def work_root(value: str | None) -> str | None:
@@ -300,3 +324,101 @@ def lease_ttl_s(value: str | float | None) -> float:
             f"{lease.DEFAULT_TTL_S:g})"
         )
     return ttl
+
+
+# DuckDB's own units (1000- and 1024-based); a bare number is refused, as DuckDB refuses it.
+_MEMORY_UNITS = {
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "tb": 1000**4,
+    "kib": 1 << 10,
+    "mib": 1 << 20,
+    "gib": 1 << 30,
+    "tib": 1 << 40,
+}
+# Below this a unit slip is likelier than a plan ("2MB" for "2GB"): DuckDB cannot even stage a
+# small day's lines in it (a 1M-line day needs about 200 MB, README "Memory and speed").
+MIN_MEMORY_LIMIT_BYTES = 64 << 20
+
+
+def duckdb_memory_limit(value: str | None) -> int:
+    """TELEMETRY_DUCKDB_MEMORY_LIMIT (``DuckDBResource.memory_limit``) in bytes, checked as
+    DuckDB reads it (a number and a unit, e.g. 2GB, 512MB, 1.5GiB)."""
+    text = (value or "").strip()
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([a-zA-Z]+)", text)
+    unit = _MEMORY_UNITS.get(match.group(2).lower()) if match else None
+    if match is None or unit is None:
+        raise ConfigError(
+            f"TELEMETRY_DUCKDB_MEMORY_LIMIT={value!r} is not a size: set a number and a unit "
+            "(KB, MB, GB, TB or KiB, MiB, GiB, TiB), e.g. 2GB (the default)"
+        )
+    size = int(float(match.group(1)) * unit)
+    if size < MIN_MEMORY_LIMIT_BYTES:
+        raise ConfigError(
+            f"TELEMETRY_DUCKDB_MEMORY_LIMIT={value!r} is below 64MiB, too little for DuckDB to "
+            "stage a day: set it to e.g. 2GB (the default); a 1M-line day needs about 200MB"
+        )
+    return size
+
+
+def duckdb_threads(value: str | int | None) -> int:
+    """TELEMETRY_DUCKDB_THREADS (``DuckDBResource.threads``): a whole number, at least 1."""
+    try:
+        threads = int(str(value).strip())
+    except ValueError:
+        threads = 0
+    if threads < 1:
+        raise ConfigError(
+            f"TELEMETRY_DUCKDB_THREADS={value!r} is not a whole number of at least 1: set it to "
+            "the cores a run may use, e.g. 2 (the default)"
+        )
+    return threads
+
+
+def first_date_not_in_future(first: date, today: date) -> date:
+    """The first daily partition must have begun (UTC): a later one leaves Dagster no partition
+    to run, and every launch fails with its bare "Could not find a partition"."""
+    if first > today:
+        raise ConfigError(
+            f"TELEMETRY_FIRST_DATE={first.isoformat()} is in the future (today is "
+            f"{today.isoformat()} UTC), so there is no daily partition yet: set it to the first "
+            "day of your data, e.g. 2025-01-01 (the default)"
+        )
+    return first
+
+
+def daily_partition(value: str, first: date, today: date) -> date:
+    """A daily partition key, checked against the partitions Dagster defines: from
+    TELEMETRY_FIRST_DATE to yesterday (UTC). Said before Dagster's bare "Could not find a
+    partition with key" (or "All selected assets must have a PartitionsDefinition containing the
+    passed partition key") is."""
+    try:
+        day = date.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise ConfigError(f"partition {value!r} is not a date: give it as YYYY-MM-DD") from exc
+    if day < first:
+        raise ConfigError(
+            f"partition {day.isoformat()} is before the first daily partition, "
+            f"TELEMETRY_FIRST_DATE={first.isoformat()}: set TELEMETRY_FIRST_DATE to "
+            f"{day.isoformat()} or earlier to build it (it is read when the definitions load: "
+            "reload the code location after changing it)"
+        )
+    if day >= today:
+        raise ConfigError(
+            f"partition {day.isoformat()} has not ended yet (today is {today.isoformat()} UTC): "
+            "the latest daily partition is yesterday's"
+        )
+    return day
+
+
+EXECUTORS = ("multiprocess", "in_process", "k8s")
+
+
+def executor(value: str | None) -> str:
+    """TELEMETRY_EXECUTOR: where a run's steps execute (pipelines/defs/executor.py)."""
+    name = (value or "").strip() or "multiprocess"
+    if name not in EXECUTORS:
+        raise ConfigError(f"TELEMETRY_EXECUTOR={value!r}: set one of {', '.join(EXECUTORS)}")
+    return name

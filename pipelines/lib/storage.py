@@ -30,6 +30,9 @@ file). A re-ingest after a compaction therefore cannot leave stale part files be
 ``staged_file`` keeps the single-file publish (``os.replace``) for files outside partitions, such
 as the analysts' catalog.
 
+A day's seven ingest tables are published together on top of these pieces (``lib/publish.py``:
+staged under ``_publish/staging/``, then a journal, then ``exchange_folders`` or S3 copies).
+
 Scratch space (files staged for an S3 upload, DuckDB's spill files through ``sql.lake_connection``)
 lives in private run folders under the lake's work root (``lib/workdir.py``), removed when the
 block ends and swept after a crash.
@@ -252,7 +255,7 @@ class Lake:
             staging = os.path.join(folder, f".{name}.{token}.tmp")
             try:
                 yield staging
-                _fsync(staging)
+                fsync_file(staging)
                 _remove_stale_staging(folder, name, keep=staging)
                 os.replace(staging, final)
                 fsync_dir(folder)
@@ -294,7 +297,7 @@ class Lake:
         try:
             yield staging
             for name in os.listdir(staging):
-                _fsync(os.path.join(staging, name))
+                fsync_file(os.path.join(staging, name))
             fsync_dir(staging)
             _remove_stale_staging_dirs(area, label, keep=staging)
             self._check_unchanged(rel_dir, if_unchanged)
@@ -433,6 +436,13 @@ def _swap_in(staging: str, final: str) -> None:
     _swap_with_two_renames(staging, final)
 
 
+def exchange_folders(staged: str, final: str) -> None:
+    """Make the folder ``staged`` the one at ``final`` at once (``_swap_in``); the previous
+    contents, if any, end up at ``staged``. For a publisher that keeps its own staging
+    (``lib/publish.py``)."""
+    _swap_in(staged, final)
+
+
 def _swap_with_two_renames(staging: str, final: str) -> None:
     retired = f"{staging}.old"
     with contextlib.suppress(FileNotFoundError):
@@ -468,7 +478,7 @@ def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:
     return (protocol,) if isinstance(protocol, str) else tuple(protocol)
 
 
-def _fsync(path: str) -> None:
+def fsync_file(path: str) -> None:
     with open(path, "rb") as handle:
         os.fsync(handle.fileno())
 

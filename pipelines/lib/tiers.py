@@ -90,6 +90,7 @@ LAKE_PREFIXES = (
     "ops/",
     "requests/",
     ".staging/",
+    "_publish/",  # a day's tables staged for publishing, and the publish journals
 )
 
 

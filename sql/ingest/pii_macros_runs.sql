@@ -235,13 +235,16 @@ create or replace temp macro pii_taken(z) as list_transform(
 
 -- Then the class of a run as one window (whole), and, for a run that is no value, but neither
 -- short nor printed like a card (four groups of four digits, one separator: a mistyped card or
--- a code, no phone inside), its tokens t.
+-- a code, no phone inside), its tokens t. A run longer than 256 characters is one span of class
+-- long_run, never taken apart: its windows cost time that grows faster than its length (14 s for
+-- an 8 KiB message of numbers), and no value is that long, so it is replaced whole.
 create or replace temp macro pii_wholes(l) as list_transform(
     list_transform(
         l,
         lambda pm: {
             'a': pm,
             'whole': case
+                when pm.kind = 'run' and length(pm.body) > 256 then 'long_run'
                 when pm.kind = 'run' then pii_window_class(pm.x, pm.before, pm.rafter, true, false)
             end
         }

@@ -1,7 +1,12 @@
 -- Grain: one row per (experiment_id, bucket, surface, device_type) of the period, plus one
 --   all-traffic row (is_all_traffic = true, its dimensions null). An event is attributed to the
---   dimensions of its request; events whose request is not found form a row with null
---   dimensions and is_all_traffic = false.
+--   dimensions of its request; events whose request is not found (an orphan click, an error
+--   without a request_id) form one row with null dimensions, flagged is_unattributed = true.
+--   Every request has a surface and a device_type (both required by schemas/events/request),
+--   so that row is the only per-dimension row with a null surface.
+-- Ratios are null where their denominator is 0, never inf or NaN: the unattributed row has no
+--   requests and no impressions (its clicks' impressions were not found either), so its ctr,
+--   error_rate and impressions_per_request are null.
 -- Parameters: $period_start, $period_end (dates, inclusive: one day, a Monday..Sunday week or a
 --   calendar month).
 -- Users across a PII key rotation: counted as their hash under the previous key where an event
@@ -282,6 +287,14 @@ groups as (
     from error_stats
 ),
 
+row_keys as (
+    -- Not all traffic, yet no surface: the row of the events whose request was not found.
+    select
+        *,
+        not is_all_traffic and surface is null as is_unattributed
+    from groups
+),
+
 joined as (
     select
         g.experiment_id,
@@ -289,6 +302,7 @@ joined as (
         g.surface,
         g.device_type,
         g.is_all_traffic,
+        g.is_unattributed,
         r.coverage_mean,
         r.latency_p50_ms,
         r.latency_p95_ms,
@@ -310,7 +324,7 @@ joined as (
         coalesce(ri.distinct_items_ranked, 0) as distinct_items_ranked,
         coalesce(ii.distinct_items_impressed, 0) as distinct_items_impressed,
         coalesce(ss.distinct_sessions, 0) as distinct_sessions
-    from groups as g
+    from row_keys as g
     left join request_stats as q
         on
             g.is_all_traffic = q.is_all_traffic

@@ -1,7 +1,9 @@
 -- Grain: as traffic.sql (one row per (experiment_id, bucket, surface, device_type) plus the
 --   all-traffic row), for a week or a month, merged exactly from the daily pieces of its days:
 --   counts add up; distinct counts, percentiles and means are recomputed from the days' distinct
---   members and per-event values (traffic_parts), never from daily ratios.
+--   members and per-event values (traffic_parts), never from daily ratios. The days'
+--   unattributed rows (null dimensions, no request found) merge into one, flagged
+--   is_unattributed as in traffic.sql; ratios are null where their denominator is 0.
 -- Users across a PII key rotation: a user_id hashed with the new key is counted as the hash
 --   under the previous key it is linked to (part user_links, from the overlap days of the
 --   period), so each user is counted once when the period has a day of the overlap on which the
@@ -131,6 +133,14 @@ measure_stats as (
     group by grouping sets ((experiment_id, bucket, surface, device_type), ())
 ),
 
+row_keys as (
+    -- Not all traffic, yet no surface: the row of the events whose request was not found.
+    select
+        *,
+        not is_all_traffic and surface is null as is_unattributed
+    from counts
+),
+
 joined as (
     select
         c.experiment_id,
@@ -138,6 +148,7 @@ joined as (
         c.surface,
         c.device_type,
         c.is_all_traffic,
+        c.is_unattributed,
         v.coverage_mean,
         v.latency_p50_ms,
         v.latency_p95_ms,
@@ -159,7 +170,7 @@ joined as (
         coalesce(m.distinct_items_ranked, 0) as distinct_items_ranked,
         coalesce(m.distinct_items_impressed, 0) as distinct_items_impressed,
         coalesce(m.distinct_sessions, 0) as distinct_sessions
-    from counts as c
+    from row_keys as c
     left join member_stats as m
         on
             c.is_all_traffic = m.is_all_traffic

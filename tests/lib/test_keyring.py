@@ -264,13 +264,14 @@ GOOD = keys_json(("a", OLD_TEXT, "2025-01-01"))
                     ("dev", pii.DEV_KEY.decode(), "2026-01-01"),
                 ),
             },
-            "TELEMETRY_PII_KEYS (key 'dev') is the public development key and "
+            "TELEMETRY_PII_KEYS (key 'dev') is or contains the public development key and "
             "TELEMETRY_ENV=production: set a secret of your own; generate one with: python -c "
             "'import secrets; print(secrets.token_hex(32))'",
         ),
         (
             {"environment": "production", "key": pii.DEV_KEY.decode()},
-            "TELEMETRY_PII_KEY is the public development key and TELEMETRY_ENV=production",
+            "TELEMETRY_PII_KEY is or contains the public development key and "
+            "TELEMETRY_ENV=production",
         ),
         ({"environment": "staging"}, "TELEMETRY_ENV='staging' is not one of development, test"),
     ],
@@ -369,9 +370,12 @@ def test_the_dev_key_is_refused_in_production_only() -> None:
     with pytest.raises(ConfigError) as caught:
         pii_keyring(secret, "production")
     assert str(caught.value) == (
-        "TELEMETRY_PII_KEY is the public development key and TELEMETRY_ENV=production: set a "
-        f"secret of your own{_GENERATE}"
+        "TELEMETRY_PII_KEY is or contains the public development key and TELEMETRY_ENV=production:"
+        f" set a secret of your own{_GENERATE}"
     )
+    # The public key with a suffix is as guessable as the key itself.
+    with pytest.raises(ConfigError, match="contains the public development key"):
+        pii_keyring(secret + "-prod-2026", "production")
     keys, warning = pii_keyring(secret, "development")  # given explicitly: no warning either
     assert keys.all_keys() == [PiiKey(pii.DEV_KEY)] and warning is None
 

@@ -20,13 +20,19 @@ from pipelines.lib.rollups.run import DAY as DAILY
 from pipelines.lib.rollups.run import rollup_file
 from pipelines.lib.schemas import event_types
 from pipelines.lib.settings import ConfigError
-from pipelines.lib.slo.anomaly import precision_recall
+from pipelines.lib.slo.anomaly import BandSettings, bands, precision_recall
 from pipelines.lib.slo.config import METRICS, load_slo_config, parse_slo_config
 from pipelines.lib.slo.evaluate import (
+    DAYS,
+    DOMAINS,
+    RATE,
+    _judge,
     anomalies_for_day,
+    days_budget,
     days_budget_used,
     evaluate_day,
     metric_series,
+    rate_budget,
     rate_budget_used,
 )
 from pipelines.lib.storage import Lake, write_table
@@ -135,6 +141,24 @@ def test_budget_arithmetic() -> None:
     assert days_budget_used([150, 210, None, 200, 250], 200, "max", 4) == 0.5
     # Floor 0.03: only 0.02 misses.
     assert days_budget_used([0.05, 0.02, 0.03], 0.03, "min", 2) == 0.5
+
+
+def test_budget_burn_is_month_to_date_spending_against_its_pace() -> None:
+    # The issue's 2 June: 1.3% errors against a 2% ceiling is 0.65x of pace, not "65% used".
+    second = rate_budget(13, 1000, 0.02, date(2025, 6, 2))
+    assert (second.kind, second.month_to_date, second.burn) == (RATE, 0.013, 0.65)
+    assert second.burn == pytest.approx(0.013 / 0.02)
+    assert (second.days_elapsed, second.days_in_month) == (2, 30)
+    # The same rate is the same burn on any day of the month.
+    assert rate_budget(130, 10_000, 0.02, date(2025, 6, 28)).burn == pytest.approx(0.65)
+    assert rate_budget(0, 0, 0.02, date(2025, 6, 2)).burn == 0.0
+    assert rate_budget(3, 0, 0.02, date(2025, 6, 2)).burn is None  # errors without requests
+    # One bad day by 2 June of 3 allowed in 30: the pace allows 3 x 2 / 30 = 0.2 days by then.
+    days = days_budget([250.0, 150.0, None], 200.0, "max", 3, date(2025, 6, 2))
+    assert (days.kind, days.spent, days.events, days.allowed_days) == (DAYS, 1, 2, 3)
+    assert days.pace == pytest.approx(0.2) and days.burn == pytest.approx(5.0)
+    february = days_budget([0.01] * 14, 0.02, "min", 2, date(2025, 2, 14))
+    assert february.days_in_month == 28 and february.burn == pytest.approx(14 / (2 * 14 / 28))
 
 
 # --- a small lake --------------------------------------------------------------------------------
@@ -315,6 +339,26 @@ def test_a_day_s_slo_values_and_month_to_date_budgets(june) -> None:
     assert results["latency_p99_ms.surface=home"].target == 400.0
 
 
+def test_each_slo_carries_its_burn_against_the_month_to_date_pace(june) -> None:
+    lake, days = june
+    day = date(2025, 6, 4)
+    results = {r.name: r for r in evaluate_day(lake, day, CONFIG)}
+    month = [days[JUNE + timedelta(days=n)] for n in range(4)]  # June 1..4
+    errors = sum(c.errors for d in month for c in d.combos)
+    requests = sum(c.requests for d in month for c in d.combos)
+    budget = results["error_rate"].budget
+    assert budget.month_to_date == pytest.approx(errors / requests)
+    assert budget.burn == pytest.approx(errors / requests / 0.02)
+    late = results["late_share"].budget
+    written = sum(d.rows_written for d in month)
+    assert late.burn == pytest.approx(sum(d.rows_landed_late for d in month) / written / 0.05)
+    # Home's p95 missed on the 2nd only: 1 day against a pace of 3 x 4 / 30 = 0.4 days.
+    home = results["latency_p95_ms.surface=home"].budget
+    assert (home.spent, home.allowed_days, home.days_elapsed) == (1, 3, 4)
+    assert home.burn == pytest.approx(1 / (3 * 4 / 30))
+    assert results["latency_p95_ms.surface=search"].budget.burn == 0.0
+
+
 def test_a_budget_past_its_limit_and_a_missed_day(june) -> None:
     lake, _ = june
     strict = replace(CONFIG, error_rate_max=0.01, allowed_bad_days_per_month=1)
@@ -456,6 +500,84 @@ def test_a_day_with_too_little_history_is_not_judged(planted) -> None:
     assert (requests.metric, requests.history_days, requests.flagged) == ("requests", 3, False)
     assert requests.value is not None and requests.expected is None and requests.z_score is None
     assert latency.metric == "latency_p95_ms" and latency.expected is None
+
+
+def _steady_day(requests: int) -> Day:
+    return Day(
+        [Combo("home", "ios", requests, 8 * requests, requests // 2, requests // 100, [50.0])],
+        lines_read=10 * requests,
+        rows_written=9 * requests,
+    )
+
+
+def test_days_before_the_lake_has_data_are_not_history(tmp_path: Path) -> None:
+    """The eve of the first day is built but empty (the issue's band of -1744.9 to 5539.5):
+    it is not a fall to 0 requests to learn from. A day is judged once 7 days with data come
+    before it, and its band is then the steady history's."""
+    lake = Lake(str(tmp_path / "lake"))
+    eve = date(2025, 6, 1)
+    write_day(lake, eve, Day([], lines_read=0, rows_written=0))
+    first = eve + timedelta(days=1)
+    for n in range(9):
+        write_day(lake, first + timedelta(days=n), _steady_day(400))
+    series = metric_series(lake, first + timedelta(days=8), 20)
+    assert min(series["requests"]) == first  # the eve is not history
+    config = replace(CONFIG, watched_metrics=("requests",))
+    [seventh] = anomalies_for_day(lake, first + timedelta(days=6), config)
+    assert (seventh.history_days, seventh.expected, seventh.lower) == (6, None, None)
+    [eighth] = anomalies_for_day(lake, first + timedelta(days=7), config)
+    assert eighth.history_days == 7 and not eighth.flagged
+    # A flat 400 a day: the band is the floor's, 3 x 0.1% of 400 either side.
+    assert eighth.lower == pytest.approx(400 - 1.2) and eighth.upper == pytest.approx(400 + 1.2)
+
+
+def test_a_day_without_data_after_the_first_is_kept_and_flagged(tmp_path: Path) -> None:
+    lake = Lake(str(tmp_path / "lake"))
+    first = date(2025, 6, 2)
+    for n in range(8):
+        write_day(lake, first + timedelta(days=n), _steady_day(400))
+    outage = first + timedelta(days=8)
+    write_day(lake, outage, Day([], lines_read=0, rows_written=0))
+    assert metric_series(lake, outage, 20)["requests"][outage] == 0.0
+    [result] = anomalies_for_day(lake, outage, replace(CONFIG, watched_metrics=("requests",)))
+    assert result.flagged and result.direction == "low" and result.lower >= 0
+
+
+@pytest.mark.parametrize(
+    ("metric", "values"),
+    [
+        ("requests", [100, 5, 120, 3, 90, 10, 150, 2, 80, 60, 4, 130]),
+        ("errors", [0, 9, 1, 12, 0, 0, 15, 1, 0, 20, 2, 0]),
+        ("latency_p95_ms", [20, 900, 35, 800, 10, 700, 25, 950, 30, 600, 15, 40]),
+        ("quarantine_share", [0.2, 0.9, 0.1, 0.95, 0.3, 0.85, 0.15, 0.9, 0.5, 0.6, 0.05, 0.99]),
+        ("late_share", [0.0, 0.6, 0.02, 0.7, 0.0, 0.8, 0.05, 0.65, 0.0, 0.9, 0.01, 0.5]),
+        ("ctr", [0.1, 1.6, 0.2, 1.9, 0.05, 1.4, 0.3, 2.0, 0.1, 1.5, 0.2, 0.4]),
+    ],
+)
+def test_bands_are_clamped_to_the_metric_s_domain(metric: str, values: list[float]) -> None:
+    """The band reported is the model's band (anomaly.bands, unclamped) cut to what the metric
+    can take: never below 0, and a share of a whole never above 1; z and the flag are the
+    model's, so a value is outside the reported band exactly when it is flagged."""
+    settings = BandSettings(season_days=0)
+    series = {START + timedelta(days=i): float(v) for i, v in enumerate(values)}
+    judged = {b.day: b for b in bands(series, settings)}
+    assert judged, "the series is long enough to be judged"
+    low, high = {"quarantine_share": (0, 1), "late_share": (0, 1)}.get(metric, (0, np.inf))
+    reached_outside = False
+    for day, raw in judged.items():
+        result = _judge(metric, series, day, settings)
+        assert result.lower == max(raw.lower, low) and result.upper == min(raw.upper, high)
+        assert result.expected == min(max(raw.expected, low), high)
+        assert result.z_score == raw.z and result.flagged == (abs(raw.z) > settings.width)
+        assert result.flagged == (not result.lower <= result.value <= result.upper)
+        reached_outside |= raw.lower < low or raw.upper > high
+    assert reached_outside, "the model's band left the domain somewhere: the clamp was tested"
+    if metric == "ctr":  # events per event: above 1 is possible, so never capped
+        assert any(b.upper > 1 for b in judged.values())
+
+
+def test_every_metric_has_a_domain() -> None:
+    assert set(DOMAINS) == set(METRICS)
 
 
 def test_an_empty_lake_measures_nothing(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ holds every row of its user (against a direct query). An erasure leaves the user
 balances, the audit entry is complete and holds no raw id, and a repeat changes nothing."""
 
 import json
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -22,7 +22,12 @@ from pipelines.lib.ledger import audit_ledger
 from pipelines.lib.privacy.audit import AUDIT_DIR
 from pipelines.lib.privacy.exports import EXPORTS_DIR
 from pipelines.lib.privacy.registry import erased_users
-from pipelines.lib.privacy.requests import PROCESSED_DIR, REQUESTS_DIR
+from pipelines.lib.privacy.requests import (
+    PROCESSED_DIR,
+    REQUESTS_DIR,
+    ErasureRequestError,
+    parse_request,
+)
 from pipelines.lib.rollups.run import MODELS, build_rollup
 from tests.privacy.conftest import DAYS, raw_user_counts
 
@@ -234,8 +239,10 @@ def test_a_second_run_of_the_same_request_is_a_no_op(erased):
     lake, victims, *_ = erased
     root = Path(lake.root)
     stamps = {p: p.stat().st_mtime_ns for p in root.rglob("*.parquet") if "ops" not in p.parts}
+    again = root / REQUESTS_DIR / f"{REQUEST_ID}-again.json"
+    again.write_text(json.dumps({"request_id": REQUEST_ID, "user_ids": victims}))
     result = erase_users.execute_in_process(
-        run_config={"ops": {"erase": {"config": {"request_id": REQUEST_ID, "user_ids": victims}}}},
+        run_config={"ops": {"erase": {"config": {"request_file": f"{REQUESTS_DIR}/{again.name}"}}}},
         resources=_resources(lake.root),
     )
     assert result.success
@@ -247,3 +254,26 @@ def test_a_second_run_of_the_same_request_is_a_no_op(erased):
         "request",
         "nothing_found",
     ]
+
+
+def test_raw_ids_are_never_taken_as_run_config(erased):
+    """Dagster keeps run config in its run storage: user ids there would outlive the erasure."""
+    lake, victims, *_ = erased
+    with pytest.raises(dg.DagsterInvalidConfigError, match="user_ids"):
+        erase_users.execute_in_process(
+            run_config={"ops": {"erase": {"config": {"request_id": "r-9", "user_ids": victims}}}},
+            resources=_resources(lake.root),
+        )
+
+
+@pytest.mark.parametrize(
+    ("request_id", "why"),
+    [
+        ("07700900123", "phone"),
+        ("alice.leak@example.com", "request_id must be"),
+        ("ticket-user-000123", "contains one of the user ids"),
+    ],
+)
+def test_a_request_id_holding_pii_is_refused(request_id, why):
+    with pytest.raises(ErasureRequestError, match=why):
+        parse_request({"request_id": request_id, "user_ids": ["user-000123"]}, datetime.now(UTC))

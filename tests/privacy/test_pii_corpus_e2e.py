@@ -51,7 +51,7 @@ from pipelines.defs.contracts.checks import build_family_check
 from pipelines.defs.ingest.assets import build_ingest_assets
 from pipelines.defs.ingest.checks import LEDGER_BALANCES, build_ledger_check
 from pipelines.defs.partitions import daily_partitions, weekly_partitions
-from pipelines.defs.reports.assets import build_report_asset
+from pipelines.defs.reports.assets import ReportsResource, build_report_asset
 from pipelines.defs.resources import (
     ContractsResource,
     DuckDBResource,
@@ -444,6 +444,7 @@ def run(request, tmp_path_factory, corpus, landed) -> Run:
         "contracts": ContractsResource(),
         "rollups": RollupsResource(),
         "slo": SloResource(),
+        "reports": ReportsResource(),
         "catalog": CatalogResource(
             path=str(catalogs / "lake.duckdb"), viewer_min_users=VIEWER_MIN_USERS
         ),

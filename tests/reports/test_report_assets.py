@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import xml.etree.ElementTree as ET
 from datetime import date, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
@@ -16,7 +17,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.defs.partitions import daily_partitions, weekly_partitions
-from pipelines.defs.reports.assets import REPORT_DAILY, REPORT_WEEKLY, build_report_asset
+from pipelines.defs.reports.assets import (
+    REPORT_DAILY,
+    REPORT_WEEKLY,
+    ReportsResource,
+    build_report_asset,
+)
 from pipelines.defs.resources import DuckDBResource, LakeResource, RollupsResource, SloResource
 from pipelines.defs.rollups.assets import build_rollup_asset
 from pipelines.lib import pii
@@ -30,6 +36,7 @@ from pipelines.lib.sample import SampleConfig, generate
 from pipelines.lib.slo.config import load_slo_config
 from pipelines.lib.slo.evaluate import anomalies_for_day, evaluate_day
 from pipelines.lib.storage import Lake
+from tests import fonts
 from tests.chromium import headless_chromium
 
 MONDAY = date(2025, 6, 2)
@@ -49,9 +56,15 @@ anomaly: {}
 """
 
 
+DAGSTER_URL = "http://dagster.test:3000"
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One instance for every run, so a report finds the runs that wrote its rollups; the daily
+    report links them (TELEMETRY_DAGSTER_URL set), the weekly one is built without the URL."""
     base = tmp_path_factory.mktemp("reports")
+    instance = dg.DagsterInstance.ephemeral()
     root = str(base / "lake")
     generate(SampleConfig(start=MONDAY, days=7, requests_per_day=150, error_rate=0.03), root)
     lake = Lake(root)
@@ -67,19 +80,28 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict:
     }
     daily = [build_rollup_asset(m, daily_partitions()) for m in MODELS if m.grain == DAY]
     weekly = [build_rollup_asset(m, weekly_partitions()) for m in MODELS if m.grain == WEEK]
+    rollup_runs = {}
     for day in WEEK_DAYS:
-        assert dg.materialize(daily, resources=resources, partition_key=day.isoformat()).success
-    assert dg.materialize(weekly, resources=resources, partition_key=MONDAY.isoformat()).success
+        run = dg.materialize(
+            daily, resources=resources, partition_key=day.isoformat(), instance=instance
+        )
+        assert run.success
+        rollup_runs[day] = run.run_id
+    assert dg.materialize(
+        weekly, resources=resources, partition_key=MONDAY.isoformat(), instance=instance
+    ).success
     results = {
         DAILY: dg.materialize(
             [build_report_asset(DAILY, daily_partitions())],
-            resources=resources,
+            resources={**resources, "reports": ReportsResource(dagster_url=DAGSTER_URL)},
             partition_key=REPORT_DAY.isoformat(),
+            instance=instance,
         ),
         WEEKLY: dg.materialize(
             [build_report_asset(WEEKLY, weekly_partitions())],
-            resources=resources,
+            resources={**resources, "reports": ReportsResource()},
             partition_key=MONDAY.isoformat(),
+            instance=instance,
         ),
     }
     folders = {DAILY: daily_report_dir(REPORT_DAY), WEEKLY: weekly_report_dir(MONDAY)}
@@ -87,6 +109,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "lake": lake,
         "config": load_slo_config(slo_file),
         "results": results,
+        "rollup_runs": rollup_runs,
         "html": {k: Path(lake.path(f"{f}/{HTML_FILE}")) for k, f in folders.items()},
         "markdown": {k: Path(lake.path(f"{f}/{MARKDOWN_FILE}")) for k, f in folders.items()},
     }
@@ -219,8 +242,7 @@ def test_daily_health_score_and_recommendations_follow_the_slo_evaluation(built)
     flagged = sum(a.flagged for a in anomalies_for_day(lake, REPORT_DAY, config))
     violated = [r for r in slos if is_violation(r)]
     assert violated, "the test's SLO file is tight enough to be missed"
-    error_rate = _all_traffic(lake, "traffic_daily", DAY, REPORT_DAY)["error_rate"]
-    expected = health(len(violated), flagged, error_rate).score
+    expected = health(len(violated), flagged).score
     numbers = Numbers(built["html"][DAILY].read_text(encoding="utf-8"))
     assert numbers.value("health_score") == expected
     for r in slos:
@@ -266,10 +288,90 @@ def test_weekly_report_numbers_equal_the_rollups(built):
     for day in WEEK_DAYS:
         violated = sum(is_violation(r) for r in evaluate_day(lake, day, config))
         flagged = sum(a.flagged for a in anomalies_for_day(lake, day, config))
-        rate = _all_traffic(lake, "traffic_daily", DAY, day)["error_rate"]
-        days.append(health(violated, flagged, rate))
+        days.append(health(violated, flagged))
         assert numbers.value(f"health_score/{day}") == days[-1].score, day
     assert numbers.value("health_score") == week_score(days)
+
+
+def test_the_error_budget_is_burn_against_the_month_to_date_pace(built):
+    """Each rate SLO's burn, recomputed from the rollups and ledgers of the month so far: the
+    month-to-date rate over the ceiling (0.5 in this SLO file)."""
+    lake = built["lake"]
+    numbers = Numbers(built["html"][DAILY].read_text(encoding="utf-8"))
+    month = [d for d in WEEK_DAYS if d <= REPORT_DAY]  # the lake's June so far
+    rows = [_all_traffic(lake, "traffic_daily", DAY, d) for d in month]
+    errors, requests = sum(r["errors"] for r in rows), sum(r["requests"] for r in rows)
+    assert numbers.value("slo/error_rate/burn") == pytest.approx(errors / requests / 0.5)
+    assert numbers.text("slo/error_rate/burn") == f"{errors / requests / 0.5:.2f}x of pace"
+    html = built["html"][DAILY].read_text(encoding="utf-8")
+    assert f"{100 * errors / requests:.2f}% errors vs 50.00% ceiling" in html
+    # Home's p95 target (2 ms) is missed on every day with home rankings: days missed over a pace
+    # of 3 x days elapsed / 30.
+    missed = len(month)
+    assert numbers.value("slo/latency_p95_ms.surface=home/burn") == pytest.approx(
+        missed / (3 * REPORT_DAY.day / 30)
+    )
+    assert "Error budget used" not in html and "budget burn" in html.lower()
+
+
+def test_no_anomaly_band_without_seven_days_of_history(built):
+    """The sample's first week: every day has fewer than 7 days of data before it (the eve is
+    empty), so no band is shown, nothing is flagged and nothing costs health points."""
+    markdown = built["markdown"][DAILY].read_text(encoding="utf-8")
+    anomalies = markdown.split("## Anomalies")[1].split("##")[0]
+    rows = [line for line in anomalies.splitlines() if line.startswith("| `")]
+    assert len(rows) == 10
+    assert all("not judged (fewer than 7 usable days)" in r or "no value" in r for r in rows)
+    numbers = Numbers(built["html"][DAILY].read_text(encoding="utf-8"))
+    assert numbers.value("points/anomalies") == 0
+
+
+def test_every_chart_text_fits_its_chart(built):
+    """The real labels (error codes with their component and severity, quarantine reasons, SLO
+    names with their slice), measured in the chart fonts installed here."""
+    labels = []
+    for kind in (DAILY, WEEKLY):
+        html = built["html"][kind].read_text(encoding="utf-8")
+        charts = [f"<svg{part.split('</svg>')[0]}</svg>" for part in html.split("<svg")[1:]]
+        assert len(charts) == (6 if kind == DAILY else 5)
+        for chart in charts:
+            assert fonts.clipped_texts(chart) == [], kind
+            root = ET.fromstring(chart)
+            labels += [
+                t.text for t in root.iter(f"{fonts.SVG}text") if t.get("text-anchor") == "end"
+            ]
+    # Labels the old fixed 220 px margin (214 for the text) cut off, like the issue's
+    # "ure-store FEATURE_MISSING".
+    measure = fonts.widest()
+    assert max(measure(label, 12) for label in labels) > 214
+
+
+def test_source_partitions_link_to_the_runs_that_wrote_them(built):
+    """With TELEMETRY_DAGSTER_URL, each rollup partition links to the run that materialised it
+    (the runs this test launched); the quarantine, ingested outside Dagster here, has no run to
+    link to and is listed plainly. Without it (the weekly report), no link at all."""
+    html = built["html"][DAILY].read_text(encoding="utf-8")
+    about = html.split("About these numbers")[1]
+    run = built["rollup_runs"][REPORT_DAY]
+    for name in ("traffic_daily", "traffic_hourly", "errors_daily"):
+        rel = f"rollups/{name}/event_date={REPORT_DAY}"
+        assert f'<a href="{DAGSTER_URL}/runs/{run}"><code>{rel}</code></a>' in about, name
+    earlier = WEEK_DAYS[0]
+    rel = f"rollups/traffic_daily/event_date={earlier}"
+    assert f'<a href="{DAGSTER_URL}/runs/{built["rollup_runs"][earlier]}"><code>{rel}' in about
+    assert f"<li><code>{quarantine_dir(REPORT_DAY)}</code></li>" in about
+    markdown = built["markdown"][DAILY].read_text(encoding="utf-8")
+    assert f"[`rollups/traffic_daily/event_date={REPORT_DAY}`]({DAGSTER_URL}/runs/{run})" in (
+        markdown
+    )
+    weekly = built["html"][WEEKLY].read_text(encoding="utf-8")
+    assert "<a " not in weekly and "](http" not in built["markdown"][WEEKLY].read_text()
+
+
+def test_a_bad_dagster_url_fails_the_step_naming_the_variable():
+    with pytest.raises(Exception, match="TELEMETRY_DAGSTER_URL"):
+        ReportsResource(dagster_url="dagster.internal:3000").base_url()
+    assert ReportsResource(dagster_url="  ").base_url() is None
 
 
 @pytest.mark.ui

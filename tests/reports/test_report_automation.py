@@ -12,7 +12,12 @@ import pytest
 
 from pipelines.defs.ingest.assets import LEDGER, QUARANTINE
 from pipelines.defs.partitions import daily_partitions, weekly_partitions
-from pipelines.defs.reports.assets import REPORT_DAILY, REPORT_WEEKLY, build_report_asset
+from pipelines.defs.reports.assets import (
+    REPORT_DAILY,
+    REPORT_WEEKLY,
+    ReportsResource,
+    build_report_asset,
+)
 from pipelines.defs.resources import DuckDBResource, LakeResource, SloResource
 from pipelines.lib.reports.data import DAILY, WEEKLY
 
@@ -49,7 +54,12 @@ def defs() -> dg.Definitions:
         build_report_asset(WEEKLY, weekly_partitions()),
     ]
     # Resources are never built: the conditions are evaluated, nothing runs.
-    resources = {"lake": LakeResource(), "slo": SloResource(), "duckdb": DuckDBResource()}
+    resources = {
+        "lake": LakeResource(),
+        "slo": SloResource(),
+        "duckdb": DuckDBResource(),
+        "reports": ReportsResource(),
+    }
     return dg.Definitions(assets=[*inputs, *reports], resources=resources)
 
 

@@ -24,7 +24,9 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -240,12 +242,16 @@ UNKNOWN_REQUEST = (None, None, None, None)
 
 def reference_traffic(events: Events, first: date, last: date) -> dict[tuple, dict]:
     """traffic.sql's rows: each event of the period counts for the dimensions of its request (or
-    for the unknown-request row) and for the all-traffic row, which always exists."""
+    for the unknown-request row, flagged is_unattributed) and for the all-traffic row, which
+    always exists."""
     dims = first_request_dims(events, first, last)
     bags: dict[tuple, TrafficBag] = {ALL_TRAFFIC: TrafficBag()}
+    unattributed: set[tuple] = set()  # the rows of events whose request was not found
 
     def bags_of(event: dict) -> list[TrafficBag]:
         key = (*dims.get(event["request_id"], UNKNOWN_REQUEST), False)
+        if event["request_id"] not in dims:
+            unattributed.add(key)
         return [bags.setdefault(key, TrafficBag()), bags[ALL_TRAFFIC]]
 
     for r in events.of("request", first, last):
@@ -300,6 +306,7 @@ def reference_traffic(events: Events, first: date, last: date) -> dict[tuple, di
         assert tuple(row) == TRAFFIC_METRICS
         rows[key] = {
             **dict(zip(TRAFFIC_KEYS, key, strict=True)),
+            "is_unattributed": key in unattributed,
             **row,
             "period_start": first,
             "period_end": last,
@@ -780,6 +787,102 @@ def test_the_lake_holds_the_cases_worth_checking(built: Built):
     assert sections["quarantined"] >= 3 and sections["contract_violations"] >= 1
     assert compliance[("duplicates", "exact_duplicate")]["item_count"] > 0
     assert len(reference_traffic(ev, WEEK_1, WEEK_1 + timedelta(days=6))) > 40
+
+
+def _traffic_partitions() -> list[tuple[str, date]]:
+    return [
+        *(("traffic_daily", day) for day in JUNE),
+        ("traffic_weekly", WEEK_1),
+        ("traffic_weekly", WEEK_2),
+        ("traffic_monthly", MONTH),
+    ]
+
+
+def test_unattributed_events_sit_in_one_flagged_row_with_null_ratios(built: Built):
+    """Sunday's orphan click and request-less error: one row, is_unattributed, dimensions null,
+    no requests or impressions, its ratios null (not inf)."""
+    sunday = JUNE[0]
+    [row] = [r for r in built.rollup("traffic_daily", sunday) if r["is_unattributed"]]
+    assert [row[k] for k in TRAFFIC_KEYS] == [None, None, None, None, False]
+    assert (row["requests"], row["impressions"], row["clicks"], row["errors"]) == (0, 0, 1, 1)
+    assert (row["ctr"], row["error_rate"], row["impressions_per_request"]) == (None, None, None)
+    flagged = 0
+    for name, start in _traffic_partitions():
+        rows = built.rollup(name, start)
+        marked = [r for r in rows if r["is_unattributed"]]
+        assert len(marked) <= 1, (name, start)
+        for r in marked:
+            assert not r["is_all_traffic"] and r["requests"] == 0, (name, start)
+            assert all(r[k] is None for k in TRAFFIC_KEYS[:4]), (name, start)
+        assert all(not r["is_unattributed"] for r in rows if r["is_all_traffic"])
+        flagged += len(marked)
+    assert flagged >= 3  # Sunday, Monday's request-less errors, and the week and month
+
+
+def test_no_rollup_holds_inf_or_nan(built: Built):
+    """Every floating-point value of every rollup file is finite or null: a ratio with a zero
+    denominator is null, never inf or NaN."""
+    checked = 0
+    files = sorted((built.root / "rollups").rglob("*.parquet"))
+    assert len(files) > 40
+    for path in files:
+        table = pq.read_table(path)
+        for field_ in table.schema:
+            if not pa.types.is_floating(field_.type):
+                continue
+            values = [v for v in table[field_.name].to_pylist() if v is not None]
+            bad = [v for v in values if not math.isfinite(v)]
+            assert bad == [], f"{path.relative_to(built.root)}: {field_.name} holds {bad[:3]}"
+            checked += len(values)
+    assert checked > 10_000
+
+
+def test_the_readme_ratio_idiom_is_finite_and_exact(built: Built):
+    """README's idiom: CTR per surface and day over the rows of known dimensions, summed parts
+    divided once. It equals clicks / impressions counted here from the events whose request was
+    found; the naive sum(clicks) / sum(impressions) over every per-dimension row is the inf an
+    analyst fell into (Sunday: the orphan click, a null surface, no impressions)."""
+    glob = str(built.root / "rollups/traffic_daily/*/*.parquet")
+    con = duckdb.connect()
+    rollup = f"read_parquet('{glob}', hive_partitioning = true)"
+    idiom = con.sql(
+        f"""
+        select event_date, surface, sum(clicks) / nullif(sum(impressions), 0) as ctr
+        from {rollup}
+        where not is_all_traffic and not is_unattributed
+        group by event_date, surface
+        """
+    ).fetchall()
+    naive = con.sql(
+        f"""
+        select event_date, surface, sum(clicks) / sum(impressions) as ctr
+        from {rollup}
+        where not is_all_traffic
+        group by event_date, surface
+        """
+    ).fetchall()
+    assert (JUNE[0], None, math.inf) in naive  # the trap is real
+    counts: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+    for day in JUNE:
+        dims = first_request_dims(built.events, day, day)
+        for event_type, slot in (("click", 0), ("impression", 1)):
+            for e in built.events.of(event_type, day):
+                if e["request_id"] in dims:
+                    counts[(day, dims[e["request_id"]][2])][slot] += 1
+    got = {(day, surface): ctr for day, surface, ctr in idiom}
+    assert counts.keys() <= got.keys() and len(got) > 30
+    for key, ctr in got.items():
+        want = ratio(*counts.get(key, [0, 0]))  # a surface without impressions: null
+        assert ctr is None or math.isfinite(ctr), key
+        assert same(ctr, want), (key, ctr, want)
+
+
+def test_only_the_unknown_request_row_can_lack_a_surface():
+    """is_unattributed is "not all traffic, no surface": it holds while every request has a
+    surface and a device type, as every schema version of request requires."""
+    for path in sorted((PROJECT_ROOT / "schemas" / "events" / "request").glob("*.json")):
+        required = json.loads(path.read_text())["required"]
+        assert {"surface", "device_type"} <= set(required), path.name
 
 
 @pytest.mark.parametrize("day", DAILY_DAYS, ids=str)

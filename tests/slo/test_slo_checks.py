@@ -219,6 +219,8 @@ def test_slow_search_rankings_fail_the_p95_check_with_their_p95(lake) -> None:
     # One day of the month missed, of the allowed days.
     allowed = load_slo_config().allowed_bad_days_per_month
     assert _value(check, "budget_used_this_month") == pytest.approx(1 / allowed)
+    # Against the pace: by 3 June a 30-day month may have used 3 / 30 of its allowed days.
+    assert _value(check, "budget_burn_vs_pace") == pytest.approx(1 / (allowed * 3 / 30))
     search = _value(check, "by_slice")["surface=search"]
     assert search["ok"] is False and search["measured"] == _value(check, "measured")
     assert all(v["ok"] for k, v in _value(check, "by_slice").items() if k != "surface=search")

@@ -15,6 +15,9 @@ from pipelines.lib.catalog import catalog_version, write_tier_catalogs
 from pipelines.lib.paths import default_catalog_path
 
 CATALOG = "catalog"
+# A named job for a rebuild on purpose (the demo, the UI); the automation sensor's own runs go
+# through Dagster's implicit asset job.
+CATALOG_JOB = "refresh_catalog"
 
 
 class CatalogResource(dg.ConfigurableResource):
@@ -120,5 +123,12 @@ def catalog_resource() -> CatalogResource:
 def defs() -> dg.Definitions:
     return dg.Definitions(
         assets=dg.with_source_code_references([build_catalog_asset()]),
+        jobs=[
+            dg.define_asset_job(
+                CATALOG_JOB,
+                selection=dg.AssetSelection.assets(CATALOG),
+                description="Rewrite the analysts' catalog files (one per access tier).",
+            )
+        ],
         resources={"catalog": catalog_resource()},
     )

@@ -19,6 +19,7 @@ from pipelines.lib.ingest import (
 )
 from pipelines.lib.schemas import event_types
 from pipelines.lib.sqlschema import CompiledSchema
+from pipelines.lib.wipe_guard import SAMPLE_SIZE, MissingLandingFilesError
 
 OWNERS = ["team:data-platform"]
 QUARANTINE = "quarantine"
@@ -160,9 +161,19 @@ def build_ingest_assets(
         with lake.partition_lease(
             target, "ingest", context.partition_key, context.run.run_id, context.log.info
         ):
-            result = ingest_partition(
-                target, day, pii.keyring(), duckdb.ingest_settings(), log=context.log.info
-            )
+            try:
+                result = ingest_partition(
+                    target, day, pii.keyring(), duckdb.ingest_settings(), log=context.log.info
+                )
+            except MissingLandingFilesError as exc:
+                # The operator's next step is in the message; a stack trace would only bury it.
+                raise dg.Failure(
+                    description=str(exc),
+                    metadata={
+                        "missing_landing_files": len(exc.missing),
+                        "sample_missing_landing_files": sorted(exc.missing)[:SAMPLE_SIZE],
+                    },
+                ) from exc
         for asset_key, metadata in ingest_metadata(result).items():
             yield dg.MaterializeResult(asset_key=asset_key, metadata=metadata)
 

@@ -90,7 +90,14 @@ def replay_op(
             f"{plan.day}: re-ingesting: {plan.now_stored} line(s) now stored, "
             f"{plan.reason_changed} quarantined for another reason"
         )
-        result = ingest_partition(the_lake, plan.day, pii.keyring(), settings, log=context.log.info)
+        # The same lease as the ingest asset: a replay is an ingest of the day, and its publish
+        # (and the roll-forward of an interrupted one) must have the day to itself.
+        with lake.partition_lease(
+            the_lake, "ingest", plan.day.isoformat(), context.run.run_id, context.log.info
+        ):
+            result = ingest_partition(
+                the_lake, plan.day, pii.keyring(), settings, log=context.log.info
+            )
         partition = plan.day.isoformat()
         for asset_key, metadata in ingest_metadata(result).items():
             context.log_event(

@@ -22,7 +22,6 @@ from pipelines.lib.privacy.rebuild import Rebuilt, rebuild_rollups
 from pipelines.lib.privacy.requests import (
     ErasureRequestError,
     load_request,
-    parse_request,
     pending_requests,
     request_file,
     retire_request,
@@ -45,11 +44,12 @@ class PrivacyResource(dg.ConfigurableResource):
 
 
 class EraseConfig(dg.Config):
+    # Only a file: raw user ids given as run config would be kept by Dagster in its run storage,
+    # outside landing/, for as long as the run's history lives.
     request_file: str = Field(
-        "", description="A request in the lake, e.g. requests/erasure/r-2026-001.json"
+        description="A request in the lake, e.g. requests/erasure/r-2026-001.json "
+        '({"request_id": ..., "user_ids": [...]}); raw ids are never taken as run config'
     )
-    request_id: str = Field("", description="Without a file: the request's id ...")
-    user_ids: list[str] = Field(default_factory=list, description="... and the raw user ids.")
 
 
 def _materializations(erasure: Erasure, rebuilt: Rebuilt) -> list[dg.AssetMaterialization]:
@@ -88,13 +88,8 @@ def erase_op(
     retention: RetentionResource,
 ) -> None:
     the_lake = lake.lake()
-    now = datetime.now(UTC)
     try:
-        if config.request_file:
-            request = load_request(the_lake, config.request_file)
-        else:
-            data = {"request_id": config.request_id, "user_ids": config.user_ids}
-            request = parse_request(data, now)
+        request = load_request(the_lake, config.request_file)
     except (ErasureRequestError, FileNotFoundError) as exc:
         raise dg.Failure(description=str(exc)) from exc
     erasure = erase(
@@ -140,7 +135,7 @@ def erase_op(
 @dg.job(
     name=ERASE_JOB,
     description="Erase users on request: started by the erasure sensor for each file in "
-    "requests/erasure/, or by hand with request_id and user_ids in the op config.",
+    "requests/erasure/, or by hand with that file's path as ops.erase.config.request_file.",
 )
 def erase_users():
     erase_op()

@@ -7,8 +7,14 @@ Scheduled by their automation condition, not by a schedule: a report is built on
 are (the daily one after the ``daily_lake`` run of its day, the weekly one after the Monday
 rollups), and rebuilt when one of them is re-materialised (late data), so it never shows numbers
 older than the rollups'. The condition is the partner bundle's: the same rule for anything built
-from rollups."""
+from rollups.
 
+With ``TELEMETRY_DAGSTER_URL`` set (the ``reports`` resource), each partition a report lists under
+"About these numbers" links to the Dagster run that last materialised it, found in this
+instance's event log; without it, or for a partition no run of this instance wrote, the partition
+is listed without a link rather than with one that leads nowhere."""
+
+from collections.abc import Callable
 from datetime import date
 
 import dagster as dg
@@ -16,13 +22,24 @@ import dagster as dg
 from pipelines.defs.bundles.assets import BUILD_WHEN_ROLLUPS_READY
 from pipelines.defs.ingest.assets import LEDGER, OWNERS, QUARANTINE
 from pipelines.defs.partitions import daily_partitions, weekly_partitions
-from pipelines.defs.resources import DuckDBResource, LakeResource, SloResource, lake_on_s3
+from pipelines.defs.resources import (
+    DuckDBResource,
+    LakeResource,
+    SloResource,
+    env_var,
+    lake_on_s3,
+)
+from pipelines.lib.alerts import DAGSTER_URL_VARIABLE, parse_dagster_url, run_url
 from pipelines.lib.reports.build import HTML_FILE, build_report
-from pipelines.lib.reports.data import DAILY, TREND_DAYS, WEEKLY
+from pipelines.lib.reports.data import DAILY, TREND_DAYS, WEEKLY, Source
 
 REPORT_DAILY = "report_daily"
 REPORT_WEEKLY = "report_weekly"
 GROUP = "reports"
+# Named jobs for a report built on purpose (the demo, a backfill from the UI): the automation
+# sensor's own runs go through Dagster's implicit asset job.
+REPORTS_DAILY_JOB = "reports_daily"
+REPORTS_WEEKLY_JOB = "reports_weekly"
 
 # What each report reads of its own period; the SLO evaluation also reads traffic_parts (latency
 # per surface), the ledger and the quarantine. The daily report's trend also reads the 27 days
@@ -53,6 +70,42 @@ _DESCRIPTIONS = {
 }
 
 
+class ReportsResource(dg.ConfigurableResource):
+    """Where a report's run links point: the Dagster UI's base address (TELEMETRY_DAGSTER_URL,
+    as for alerts). Unset, reports carry no run links: a guessed address would be a broken link
+    for every reader on another machine. Checked when a report step starts."""
+
+    dagster_url: str | None = None
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self.base_url()
+
+    def base_url(self) -> str | None:
+        if self.dagster_url is None or not self.dagster_url.strip():
+            return None
+        return parse_dagster_url(self.dagster_url)
+
+
+def run_links(
+    instance: dg.DagsterInstance, base_url: str | None
+) -> Callable[[Source], str | None] | None:
+    """The URL of the run that last materialised a source partition, from ``instance``'s event
+    log; None without a base URL (no links at all) or for a partition no run materialised."""
+    if base_url is None:
+        return None
+
+    def link(source: Source) -> str | None:
+        found = instance.fetch_materializations(
+            dg.AssetRecordsFilter(
+                asset_key=dg.AssetKey(source.asset), asset_partitions=[source.partition]
+            ),
+            limit=1,
+        )
+        return run_url(base_url, found.records[0].run_id) if found.records else None
+
+    return link
+
+
 def build_report_asset(
     kind: str, partitions_def: dg.PartitionsDefinition, on_s3: bool = False
 ) -> dg.AssetsDefinition:
@@ -71,6 +124,7 @@ def build_report_asset(
         lake: LakeResource,
         slo: SloResource,
         duckdb: DuckDBResource,
+        reports: ReportsResource,
     ) -> dg.MaterializeResult:
         the_lake = lake.lake()
         result = build_report(
@@ -80,6 +134,7 @@ def build_report_asset(
             slo.config(),
             memory_limit=duckdb.memory_limit,
             threads=duckdb.threads,
+            run_link=run_links(context.instance, reports.base_url()),
         )
         return dg.MaterializeResult(
             metadata={
@@ -101,4 +156,19 @@ def defs() -> dg.Definitions:
         build_report_asset(DAILY, daily_partitions(), on_s3),
         build_report_asset(WEEKLY, weekly_partitions(), on_s3),
     ]
-    return dg.Definitions(assets=dg.with_source_code_references(assets))
+    jobs = [
+        dg.define_asset_job(
+            name,
+            selection=dg.AssetSelection.assets(asset),
+            description=f"Build the operational report of one {period}.",
+        )
+        for name, asset, period in (
+            (REPORTS_DAILY_JOB, REPORT_DAILY, "day"),
+            (REPORTS_WEEKLY_JOB, REPORT_WEEKLY, "week"),
+        )
+    ]
+    return dg.Definitions(
+        assets=dg.with_source_code_references(assets),
+        jobs=jobs,
+        resources={"reports": ReportsResource(dagster_url=env_var(DAGSTER_URL_VARIABLE))},
+    )

@@ -11,6 +11,7 @@ from pipelines.defs.ingest.assets import OWNERS
 from pipelines.defs.ops.job_checks import without_watched_checks
 from pipelines.defs.partitions import daily_partitions, monthly_partitions, weekly_partitions
 from pipelines.defs.resources import DuckDBResource, LakeResource, RollupsResource, lake_on_s3
+from pipelines.lib.rollups.docs import rollup_columns
 from pipelines.lib.rollups.run import DAY, MODELS, MONTH, WEEK, Model, build_rollup
 from pipelines.lib.schemas import event_types
 
@@ -34,6 +35,17 @@ def _deps(model: Model) -> list[dg.AssetDep]:
     return [dg.AssetDep(name, partition_mapping=mapping) for name in upstream]
 
 
+def column_schema(model: Model) -> dg.TableSchema:
+    """The rollup's columns as docs/contracts/rollups.md lists them (same order, types and
+    definitions, from its generated JSON twin), for the UI's column schema."""
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(name=c["name"], type=c["type"], description=c["description"])
+            for c in rollup_columns()[model.name]
+        ]
+    )
+
+
 def build_rollup_asset(
     model: Model, partitions_def: dg.PartitionsDefinition, on_s3: bool = False
 ) -> dg.AssetsDefinition:
@@ -47,6 +59,7 @@ def build_rollup_asset(
         pool="rollups",
         automation_condition=None if model.grain == DAY else REBUILD_WHEN_DAYS_CHANGE,
         description=f"{model.description} rollups/{model.name}/ (sql/rollups/{model.sql})",
+        metadata={"dagster/column_schema": column_schema(model)},
     )
     def rollup(
         context: dg.AssetExecutionContext,

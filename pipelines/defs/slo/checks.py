@@ -132,6 +132,8 @@ def slo_check_result(name: str, results: Sequence[SloResult]) -> dg.AssetCheckRe
         "target": lead.target,
         "direction": lead.direction,
         "budget_used_this_month": lead.budget_used,
+        # Spent against the month-to-date pace, as the reports show it (1.0: on pace).
+        "budget_burn_vs_pace": lead.budget.burn if lead.budget else None,
         "slice": lead.slice,
     }
     if len(results) > 1 or results[0].slice is not None:
@@ -146,6 +148,7 @@ def slo_check_result(name: str, results: Sequence[SloResult]) -> dg.AssetCheckRe
                         "target": r.target,
                         "ok": r.ok,
                         "budget_used_this_month": r.budget_used,
+                        "budget_burn_vs_pace": r.budget.burn if r.budget else None,
                     }
                     for r in results
                 }

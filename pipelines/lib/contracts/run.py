@@ -27,6 +27,7 @@ from pipelines.lib.contracts.rules import (
 from pipelines.lib.contracts.verdict import Thresholds
 from pipelines.lib.ingest import QUARANTINE_SCHEMA, READS_DAYS_AFTER, read_events
 from pipelines.lib.paths import contracts_file, events_dir, quality_file
+from pipelines.lib.publish import recover_pending
 from pipelines.lib.schemas import event_types
 from pipelines.lib.sql import lake_connection, load_sql
 from pipelines.lib.storage import Lake, write_table
@@ -188,6 +189,8 @@ def run_contracts(
     data_docs: bool = True,
 ) -> ContractsResult:
     started = time.monotonic()
+    # Never build on a half-published day: D-1 .. D+1 and the later quarantine are read.
+    recover_pending(lake)
     with lake_connection(lake, memory_limit, threads) as con:
         neighbours, own_urls = _register_inputs(con, lake, day)
 

@@ -16,7 +16,8 @@ WEEKLY_CRON = "0 4 * * 1"
 # On the 1st of every month at 05:00 UTC: the monthly rollups of the month that just ended.
 MONTHLY_CRON = "0 5 1 * *"
 # Every day at 06:00 UTC: yesterday's daily partitions must be materialised by then.
-FRESHNESS_DEADLINE_CRON = "0 6 * * *"
+FRESHNESS_DEADLINE_HOUR_UTC = 6
+FRESHNESS_DEADLINE_CRON = f"0 {FRESHNESS_DEADLINE_HOUR_UTC} * * *"
 
 
 def days_between(first: date, last: date) -> list[date]:
@@ -46,6 +47,14 @@ def daily_run_due(day: date, now: datetime) -> bool:
     """Whether the daily schedule's run for ``day`` should have happened by ``now``."""
     due_at = datetime.combine(day + timedelta(days=1), time(DAILY_HOUR_UTC), tzinfo=UTC)
     return now >= due_at
+
+
+def freshness_expected_day(now: datetime) -> date:
+    """The partition the freshness checks expect at ``now``: the day before the latest 06:00
+    UTC deadline (before 06:00, the day before yesterday)."""
+    today = _utc_date(now)
+    deadline = datetime.combine(today, time(FRESHNESS_DEADLINE_HOUR_UTC), tzinfo=UTC)
+    return today - timedelta(days=1 if now >= deadline else 2)
 
 
 def _utc_date(at: datetime) -> date:

@@ -6,7 +6,9 @@ Partition D reads landing dt D-1 .. D+2, so a file arriving on dt changes the in
 per-file balance check fails); one that is not materialised runs only once it is due, since the
 daily schedule builds it otherwise. A partition whose ledger already lists every file it covers
 is up to date (the schedule's run read them), so a late file costs exactly the partitions that
-have not seen it yet.
+have not seen it yet. A partition never built and earlier than the lake's first built day is
+history, not a missed run: building it is a backfill someone launches on purpose (a first tick
+over a landing zone with older files, such as the demo's, would otherwise build every such day).
 """
 
 from __future__ import annotations
@@ -85,10 +87,17 @@ def decide(
     decision = Decision()
     waiting: set[date] = set()
     candidates = sorted({d for dt in new for d in reading_partitions(dt) if d >= first_date})
+    first_built = first_built_day(lake)
     for day in candidates:
         window = landing_dates(day)
         covered = {p: s for dt in window for p, s in listing.get(dt, {}).items()}
         ledger = _ledger_files(lake, day)
+        if ledger is None and first_built is not None and day < first_built:
+            decision.skipped[day] = (
+                f"never built and before the lake's first built day ({first_built}): a backfill "
+                "to launch on purpose, not a missed run"
+            )
+            continue
         if ledger is None and not daily_run_due(day, now):
             decision.skipped[day] = "not due yet: the daily schedule builds it"
             continue
@@ -117,6 +126,25 @@ def decide(
     kept = {dt: (seen.get(dt, {}) if dt in waiting else files) for dt, files in listing.items()}
     decision.cursor = _dump_cursor({dt: files for dt, files in kept.items() if files})
     return decision
+
+
+def reads_every_file(lake: Lake, listing: Listing, day: date) -> bool:
+    """Whether the partition's last ingest read every landing file of its window as ``listing``
+    has it (same names, same sizes): the rule that makes a built partition up to date."""
+    ledger = _ledger_files(lake, day)
+    covered = {p: s for dt in landing_dates(day) for p, s in listing.get(dt, {}).items()}
+    return ledger is not None and covered.items() <= ledger.items()
+
+
+def first_built_day(lake: Lake) -> date | None:
+    """The earliest partition with a ledger (every ingest writes one), None in an empty lake."""
+    days = []
+    for name in lake.list_dirs("ledger"):
+        try:
+            days.append(date.fromisoformat(name.removeprefix("event_date=")))
+        except ValueError:
+            continue
+    return min(days, default=None)
 
 
 def _ledger_files(lake: Lake, day: date) -> dict[str, int] | None:

@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 
 from pipelines.lib.ingest import READS_DAYS_AFTER, reading_partitions
 from pipelines.lib.landing import RETIRED_MARKER
+from pipelines.lib.publish import recover_pending
 from pipelines.lib.rollups.run import GRAIN_KEYS, period
 from pipelines.lib.settings import ConfigError
 from pipelines.lib.storage import Lake, write_parquet
@@ -457,6 +458,8 @@ def run_retention(
 ) -> RetentionResult:
     """Plan, apply (unless ``dry_run``) and report. The report is written even when an action
     fails, listing what was done before the failure, and the failure is then raised."""
+    if not dry_run:  # a publish rolled forward later would bring back what is deleted now
+        recover_pending(lake, log=log)
     plan = plan_retention(lake, windows, now=now, first_partition=first_partition)
     done: list[Action] = []
     path = report_path(now, run_id)

@@ -28,6 +28,7 @@ from pipelines.lib.paths import contracts_dir, events_dir, ledger_dir, quarantin
 from pipelines.lib.privacy.exports import EXPORTS_DIR, exports_holding
 from pipelines.lib.privacy.registry import move_to_erased
 from pipelines.lib.privacy.requests import ErasureRequest
+from pipelines.lib.publish import recover_pending
 from pipelines.lib.schemas import event_types
 from pipelines.lib.sql import lake_connection, load_sql
 from pipelines.lib.storage import Lake
@@ -89,6 +90,8 @@ def erase(
 ) -> Erasure:
     started = time.monotonic()
     result = Erasure(request, request.hashes(secrets))
+    # A publish rolled forward after the erasure would bring back the rows it removes.
+    recover_pending(lake, log=log)
     with lake_connection(lake, memory_limit, threads) as con:
         found = _find(con, lake, result.hashes)
         for event_type, days in found.events.items():

@@ -62,6 +62,12 @@ def parse_request(data: object, received_at: datetime, source: str | None = None
             f"{where}: request_id must be 1-128 letters, digits, '.', '_' or '-' "
             f"(got {request_id!r})"
         )
+    # The id names the audit's folder and the processed copy: it must not be a way in for PII.
+    if found := pii.detect_class(request_id):
+        raise ErasureRequestError(
+            f"{where}: request_id looks like it holds personal data ({found}); "
+            "use an opaque ticket id such as r-2026-001"
+        )
     user_ids = data.get("user_ids")
     if (
         not isinstance(user_ids, list)
@@ -71,6 +77,10 @@ def parse_request(data: object, received_at: datetime, source: str | None = None
         raise ErasureRequestError(
             f"{where}: user_ids must be a non-empty list of user ids "
             f"(strings of 1-{MAX_USER_ID_CHARS} characters)"
+        )
+    if any(len(u) >= 6 and u.lower() in request_id.lower() for u in user_ids):
+        raise ErasureRequestError(
+            f"{where}: request_id contains one of the user ids; use an opaque ticket id"
         )
     return ErasureRequest(request_id, tuple(dict.fromkeys(user_ids)), received_at, source)
 
@@ -104,7 +114,9 @@ def retire_request(lake: Lake, request: ErasureRequest, hashes: list[str], keep_
     redacted copy (hashes, no raw id) replaces it, so raw ids outlive the run nowhere."""
     if request.source is None:
         return ""
-    name = request.source.rsplit("/", 1)[-1]
+    # The redacted copy is named by the (checked) request id: the file's own name was chosen by
+    # whoever dropped it and may hold the very identifier being erased.
+    name = request.source.rsplit("/", 1)[-1] if keep_raw else f"{request.request_id}.json"
     target = f"{PROCESSED_DIR}/{name}"
     with lake.staged_file(target) as local:
         if keep_raw:

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
 from pipelines.lib.paths import daily_report_dir, weekly_report_dir
-from pipelines.lib.reports.data import DAILY, WEEKLY, gather_daily, gather_weekly
+from pipelines.lib.reports.data import DAILY, WEEKLY, Source, gather_daily, gather_weekly
 from pipelines.lib.reports.render import to_html, to_markdown
 from pipelines.lib.reports.sections import document
 from pipelines.lib.slo.evaluate import SloConfig
@@ -42,14 +43,19 @@ def build_report(
     *,
     memory_limit: str = "2GB",
     threads: int = 2,
+    run_link: Callable[[Source], str | None] | None = None,
 ) -> ReportResult:
-    """The ``kind`` (DAILY or WEEKLY) report of the period starting on ``start``."""
+    """The ``kind`` (DAILY or WEEKLY) report of the period starting on ``start``. ``run_link``
+    gives the URL of the Dagster run that wrote a source partition, or None (no link)."""
     if kind not in GATHER:
         raise ValueError(f"a report is {DAILY!r} or {WEEKLY!r}, not {kind!r}")
     started = time.monotonic()
     with lake_connection(lake, memory_limit, threads) as con:
         data = GATHER[kind](con, lake, start, config)
-    doc = document(data)
+    links = {}
+    if run_link is not None:
+        links = {s: url for s in data.sources if (url := run_link(s)) is not None}
+    doc = document(data, links)
     markdown, html = to_markdown(doc), to_html(doc)
     folder = FOLDER[kind](data.start)
     with lake.staged_dir(folder) as staging:

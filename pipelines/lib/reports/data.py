@@ -4,7 +4,6 @@ stored, never recomputed from events), the SLO results and anomalies of each day
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -16,6 +15,7 @@ from pipelines.lib.ops.calendar import days_between
 from pipelines.lib.paths import quarantine_dir
 from pipelines.lib.reports.health import Health, day_health, week_score
 from pipelines.lib.rollups.run import DAY, WEEK, period, rollup_dir
+from pipelines.lib.slo.anomaly import BandSettings
 from pipelines.lib.slo.evaluate import (
     AnomalyResult,
     SloConfig,
@@ -28,6 +28,16 @@ from pipelines.lib.storage import Lake
 
 DAILY, WEEKLY = "daily", "weekly"
 TREND_DAYS = 28  # the daily report's latency trend: the day and the 27 before it
+QUARANTINE = "quarantine"  # the asset that writes quarantine/
+
+
+@dataclass(frozen=True, order=True)
+class Source:
+    """A lake partition a report read: its folder, and the asset partition that wrote it."""
+
+    rel: str  # relative to the lake root
+    asset: str
+    partition: str
 
 
 @dataclass(frozen=True)
@@ -46,7 +56,8 @@ class ReportData:
     anomalies: dict[date, list[AnomalyResult]]
     health: dict[date, Health]
     score: float
-    sources: list[str]  # the lake folders read, relative to the root
+    bands: BandSettings  # how anomalies were judged (slo.yaml's anomaly section)
+    sources: list[Source]  # the lake partitions read, by folder
 
 
 class _Reader:
@@ -54,12 +65,19 @@ class _Reader:
 
     def __init__(self, con: duckdb.DuckDBPyConnection, lake: Lake, asset: str, key: date):
         self.con, self.lake, self.asset, self.key = con, lake, asset, key
-        self.sources: list[str] = []
+        self.sources: set[Source] = set()
 
-    def files(self, rel: str, *, required: bool = True) -> list[str]:
+    def rollup(self, name: str, grain: str, start: date, *, required: bool = True) -> list[str]:
+        return self.files(Source(rollup_dir(name, grain, start), name, start.isoformat()), required)
+
+    def quarantine(self, day: date) -> list[str]:
+        return self.files(Source(quarantine_dir(day), QUARANTINE, day.isoformat()))
+
+    def files(self, source: Source, required: bool = True) -> list[str]:
+        rel = source.rel
         urls = self.lake.parquet_urls(rel)
         if urls:
-            self.sources.append(rel)
+            self.sources.add(source)
         elif required:
             raise FileNotFoundError(
                 f"{self.asset} for {self.key} reads {self.lake.url(rel)}, which has no Parquet "
@@ -81,7 +99,7 @@ class _Reader:
 
 
 def _quarantine(reader: _Reader, days: list[date]) -> list[dict[str, Any]]:
-    files = [url for d in days for url in reader.files(quarantine_dir(d))]
+    files = [url for d in days for url in reader.quarantine(d)]
     by_day = reader.table("quarantine_by_reason.sql", quarantine_glob=files)
     by_reason = by_day.group_by("reason").aggregate([("line_count", "sum")])
     by_reason = by_reason.rename_columns(["reason", "line_count"])
@@ -98,28 +116,24 @@ def _slo_days(
 
 
 def _health(
-    slos: dict[date, list[SloResult]],
-    anomalies: dict[date, list[AnomalyResult]],
-    error_rates: Callable[[date], float | None],
+    slos: dict[date, list[SloResult]], anomalies: dict[date, list[AnomalyResult]]
 ) -> dict[date, Health]:
-    return {d: day_health(slos[d], anomalies[d], error_rates(d)) for d in slos}
+    return {d: day_health(slos[d], anomalies[d]) for d in slos}
 
 
 def gather_daily(
     con: duckdb.DuckDBPyConnection, lake: Lake, day: date, config: SloConfig
 ) -> ReportData:
     reader = _Reader(con, lake, "report_daily", day)
-    traffic = reader.files(rollup_dir("traffic_daily", DAY, day))
+    traffic = reader.rollup("traffic_daily", DAY, day)
     headline = reader.one("headline.sql", traffic)
     # The days before may be missing (the lake's first weeks, a gap): the trend skips them.
     before = days_between(day - timedelta(days=TREND_DAYS - 1), day - timedelta(days=1))
     trend_files = [
-        url
-        for d in before
-        for url in reader.files(rollup_dir("traffic_daily", DAY, d), required=False)
+        url for d in before for url in reader.rollup("traffic_daily", DAY, d, required=False)
     ] + traffic
     slos, anomalies = _slo_days(lake, [day], config)
-    health = _health(slos, anomalies, lambda _: headline["error_rate"])
+    health = _health(slos, anomalies)
     return ReportData(
         kind=DAILY,
         start=day,
@@ -127,19 +141,16 @@ def gather_daily(
         headline=headline,
         changes={},
         days=reader.rows("daily_series.sql", trend_files),
-        hours=reader.rows(
-            "hourly_latency.sql", reader.files(rollup_dir("traffic_hourly", DAY, day))
-        ),
+        hours=reader.rows("hourly_latency.sql", reader.rollup("traffic_hourly", DAY, day)),
         buckets=reader.rows("bucket_ctr_daily.sql", traffic),
-        errors=reader.rows(
-            "error_taxonomy.sql", reader.files(rollup_dir("errors_daily", DAY, day))
-        ),
+        errors=reader.rows("error_taxonomy.sql", reader.rollup("errors_daily", DAY, day)),
         quarantine=_quarantine(reader, [day]),
         slos=slos,
         anomalies=anomalies,
         health=health,
         score=health[day].score,
-        sources=sorted(set(reader.sources)),
+        bands=config.bands,
+        sources=sorted(reader.sources),
     )
 
 
@@ -149,14 +160,12 @@ def gather_weekly(
     reader = _Reader(con, lake, "report_weekly", week_start)
     first, last = period(WEEK, week_start)
     days = days_between(first, last)
-    week = reader.files(rollup_dir("traffic_weekly", WEEK, first))
+    week = reader.rollup("traffic_weekly", WEEK, first)
     series = reader.rows(
-        "daily_series.sql",
-        [url for d in days for url in reader.files(rollup_dir("traffic_daily", DAY, d))],
+        "daily_series.sql", [url for d in days for url in reader.rollup("traffic_daily", DAY, d)]
     )
-    rates = {row["event_date"]: row["error_rate"] for row in series}
     slos, anomalies = _slo_days(lake, days, config)
-    health = _health(slos, anomalies, rates.get)
+    health = _health(slos, anomalies)
     return ReportData(
         kind=WEEKLY,
         start=first,
@@ -166,16 +175,17 @@ def gather_weekly(
         days=series,
         hours=[],
         buckets=reader.rows(
-            "bucket_ctr_weekly.sql", reader.files(rollup_dir("experiments_weekly", WEEK, first))
+            "bucket_ctr_weekly.sql", reader.rollup("experiments_weekly", WEEK, first)
         ),
         errors=reader.rows(
             "error_taxonomy.sql",
-            [url for d in days for url in reader.files(rollup_dir("errors_daily", DAY, d))],
+            [url for d in days for url in reader.rollup("errors_daily", DAY, d)],
         ),
         quarantine=_quarantine(reader, days),
         slos=slos,
         anomalies=anomalies,
         health=health,
         score=week_score(list(health.values())),
-        sources=sorted(set(reader.sources)),
+        bands=config.bands,
+        sources=sorted(reader.sources),
     )

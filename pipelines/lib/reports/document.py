@@ -15,7 +15,21 @@ class Code:
     text: str
 
 
-Inline = str | Code
+@dataclass(frozen=True)
+class Link:
+    """An identifier from the data that links somewhere (a lake partition to the Dagster run that
+    wrote it). ``href`` is an http(s) URL the caller built from a checked base
+    (TELEMETRY_DAGSTER_URL); the renderers escape it."""
+
+    text: str
+    href: str
+
+    def __post_init__(self) -> None:
+        if not self.href.startswith(("http://", "https://")):
+            raise ValueError(f"a report links only to http(s) URLs, not {self.href!r}")
+
+
+Inline = str | Code | Link
 
 
 @dataclass(frozen=True)
@@ -28,7 +42,7 @@ class Num:
     key: str | None = None
 
 
-Cell = str | Code | Num
+Cell = str | Code | Link | Num
 
 
 @dataclass(frozen=True)

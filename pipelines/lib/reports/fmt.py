@@ -6,9 +6,9 @@ from __future__ import annotations
 
 ROUNDING_RULE = (
     "Counts are exact. Latencies are in milliseconds with 1 decimal; CTR, error rate, shares "
-    "and lifts are percentages with 2 decimals; p-values have 4 decimals; z-scores and the health "
-    "score have 1 decimal. Each is rounded once, from the rollup's unrounded value (Python's "
-    "format: the nearest decimal, ties to even)."
+    "and lifts are percentages with 2 decimals; p-values have 4 decimals; error budget burn has 2 "
+    "decimals (0.65x); z-scores and the health score have 1 decimal. Each is rounded once, from "
+    "the rollup's unrounded value (Python's format: the nearest decimal, ties to even)."
 )
 MISSING = "–"  # an en dash reads as "no value"; a hyphen would read as a minus sign
 
@@ -27,6 +27,11 @@ def percent(value: float | None) -> str:
 
 def signed_percent(value: float | None) -> str:
     return MISSING if value is None else f"{100 * value:+.2f}%"
+
+
+def burn(value: float | None) -> str:
+    """An error budget's burn against its pace (1.00x: on pace)."""
+    return MISSING if value is None else f"{value:.2f}x"
 
 
 def p_value(value: float | None) -> str:

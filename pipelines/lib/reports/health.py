@@ -1,5 +1,10 @@
 """The health score: one number for how a day went, with its formula stated once (here) and
-printed in every report, so a reader can recompute it from the report's own tables."""
+printed in every report, so a reader can recompute it from the report's own tables.
+
+Only what the SLO file calls bad costs points: an SLO violated on the day, an anomaly flagged on
+it. A day within every SLO and without anomalies scores 100, whatever its error rate: an error
+rate under its ceiling is the rate the SLO allows, and one above it is already an SLO violation
+(docs/reports.md)."""
 
 from __future__ import annotations
 
@@ -11,15 +16,12 @@ from pipelines.lib.slo.evaluate import AnomalyResult, SloResult
 START_POINTS = 100.0
 SLO_VIOLATION_POINTS = 15.0
 ANOMALY_POINTS = 10.0
-# A 1% error rate costs 10 points, capped so one bad metric cannot hide the others' weight.
-ERROR_RATE_POINTS_PER_PERCENT = 10.0
-ERROR_RATE_MAX_POINTS = 30.0
 
 FORMULA = (
     f"health = max(0, {START_POINTS:.0f} − {SLO_VIOLATION_POINTS:.0f} × SLOs violated − "
-    f"{ANOMALY_POINTS:.0f} × anomalies flagged − min({ERROR_RATE_MAX_POINTS:.0f}, "
-    f"{ERROR_RATE_POINTS_PER_PERCENT:.0f} × error rate in %)), rounded to 1 decimal. "
-    "An SLO without data for the day is not a violation; the error rate is all traffic's."
+    f"{ANOMALY_POINTS:.0f} × anomalies flagged), rounded to 1 decimal. Nothing else costs "
+    "points: a day within its SLOs and without anomalies scores 100. An SLO without data for "
+    "the day is not a violation; a metric not yet judged (too little history) is not an anomaly."
 )
 WEEK_FORMULA = "The week's health is the mean of its days' scores, rounded to 1 decimal."
 
@@ -29,45 +31,28 @@ class Health:
     score: float
     slo_violations: int
     anomalies: int
-    error_rate: float | None
     slo_points: float
     anomaly_points: float
-    error_rate_points: float
 
 
 def is_violation(result: SloResult) -> bool:
     return not result.ok and result.measured is not None
 
 
-def day_health(
-    slos: Sequence[SloResult], anomalies: Sequence[AnomalyResult], error_rate: float | None
-) -> Health:
+def day_health(slos: Sequence[SloResult], anomalies: Sequence[AnomalyResult]) -> Health:
     violations = sum(is_violation(r) for r in slos)
     flagged = sum(a.flagged for a in anomalies)
-    return health(violations, flagged, error_rate)
+    return health(violations, flagged)
 
 
-def health(slo_violations: int, anomalies: int, error_rate: float | None) -> Health:
+def health(slo_violations: int, anomalies: int) -> Health:
     """The score of one day (see FORMULA)."""
     if slo_violations < 0 or anomalies < 0:
         raise ValueError("slo_violations and anomalies are counts and cannot be negative")
-    if error_rate is not None and error_rate < 0:
-        raise ValueError(f"error_rate cannot be negative (got {error_rate})")
     slo_points = SLO_VIOLATION_POINTS * slo_violations
     anomaly_points = ANOMALY_POINTS * anomalies
-    error_points = min(
-        ERROR_RATE_MAX_POINTS, ERROR_RATE_POINTS_PER_PERCENT * 100 * (error_rate or 0.0)
-    )
-    score = max(0.0, START_POINTS - slo_points - anomaly_points - error_points)
-    return Health(
-        round(score, 1),
-        slo_violations,
-        anomalies,
-        error_rate,
-        slo_points,
-        anomaly_points,
-        error_points,
-    )
+    score = max(0.0, START_POINTS - slo_points - anomaly_points)
+    return Health(round(score, 1), slo_violations, anomalies, slo_points, anomaly_points)
 
 
 def week_score(days: Sequence[Health]) -> float:

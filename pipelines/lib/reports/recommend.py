@@ -43,6 +43,11 @@ def _where_to_look(
     return (*rows_of_slice, " by bucket, surface and device_type")
 
 
+def _burn(result: SloResult) -> float:
+    burn = result.budget.burn if result.budget is not None else None
+    return burn if burn is not None else result.budget_used
+
+
 def _limit(result: SloResult) -> tuple[Inline, ...]:
     side = "at most" if result.direction == "max" else "at least"
     return (f"{side} ", Num(fmt.metric(result.metric, result.target), result.target))
@@ -134,9 +139,10 @@ def recommendations(
     top_reason: str | None = None,
     buckets: Sequence[Mapping] = (),
 ) -> list[Paragraph]:
-    """Missed SLOs first (most days missed, then most budget used), then flagged anomalies in
-    date order, then experiments with a sample-ratio mismatch (``buckets``: rows with
-    experiment_id and srm_p_value); one paragraph saying so when there is nothing to act on."""
+    """Missed SLOs first (most days missed, then the fastest error budget burn), then flagged
+    anomalies in date order, then experiments with a sample-ratio mismatch (``buckets``: rows
+    with experiment_id and srm_p_value); one paragraph saying so when there is nothing to act
+    on."""
     days = max(len(slos), len(anomalies), 1)
     by_name: dict[str, list[tuple[date, SloResult]]] = {}
     for day in sorted(slos):
@@ -146,7 +152,7 @@ def recommendations(
     missed.sort(
         key=lambda group: (
             -sum(is_violation(r) for _, r in group),
-            -max(r.budget_used for _, r in group),
+            -max(_burn(r) for _, r in group),
         )
     )
     found = [_slo(group, days, top_error, top_reason) for group in missed]

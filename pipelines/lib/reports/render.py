@@ -5,6 +5,7 @@ Text from the data is escaped in both: a bucket named ``<script>`` prints as tho
 from __future__ import annotations
 
 from html import escape
+from urllib.parse import quote
 
 from pipelines.lib import markdown
 from pipelines.lib.reports.document import (
@@ -14,6 +15,7 @@ from pipelines.lib.reports.document import (
     Code,
     Document,
     Items,
+    Link,
     Num,
     Paragraph,
     Table,
@@ -28,14 +30,22 @@ th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 code { background: #f3f3f3; padding: 0 0.2em; }
 figure { margin: 0.8em 0; }
+figure svg { max-width: 100%; height: auto; }
 span[data-key="health_score"] { font-size: 2em; font-weight: bold; }
 """
 CSP = "default-src 'none'; style-src 'unsafe-inline'"
 
 
-def _md_inline(part: str | Code | Num) -> str:
+def _href(url: str) -> str:
+    """The URL with anything that could end a Markdown link or an HTML attribute encoded."""
+    return quote(url, safe=":/?#@!$&*+,;=%~")
+
+
+def _md_inline(part: str | Code | Link | Num) -> str:
     if isinstance(part, Code):
         return markdown.code(part.text)
+    if isinstance(part, Link):
+        return f"[{markdown.code(part.text)}]({_href(part.href)})"
     if isinstance(part, Num):
         return part.text
     return part
@@ -72,9 +82,11 @@ def _num_attributes(num: Num) -> str:
     return attributes
 
 
-def _html_inline(part: str | Code | Num) -> str:
+def _html_inline(part: str | Code | Link | Num) -> str:
     if isinstance(part, Code):
         return f"<code>{escape(part.text)}</code>"
+    if isinstance(part, Link):
+        return f'<a href="{escape(_href(part.href))}"><code>{escape(part.text)}</code></a>'
     if isinstance(part, Num):
         return f'<span class="num"{_num_attributes(part)}>{escape(part.text)}</span>'
     return escape(part)

@@ -3,12 +3,12 @@ appears with one rounding in the summary, the tables and the charts' labels."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, time, timedelta
 from typing import Any
 
 from pipelines.lib.reports import fmt, svg
-from pipelines.lib.reports.data import DAILY, TREND_DAYS, ReportData
+from pipelines.lib.reports.data import DAILY, TREND_DAYS, ReportData, Source
 from pipelines.lib.reports.document import (
     Block,
     Cell,
@@ -16,6 +16,7 @@ from pipelines.lib.reports.document import (
     Code,
     Document,
     Items,
+    Link,
     Num,
     Paragraph,
     Section,
@@ -23,7 +24,8 @@ from pipelines.lib.reports.document import (
 )
 from pipelines.lib.reports.health import FORMULA, WEEK_FORMULA, is_violation
 from pipelines.lib.reports.recommend import ALL_TRAFFIC, recommendations
-from pipelines.lib.slo.evaluate import SloResult
+from pipelines.lib.slo.anomaly import BandSettings
+from pipelines.lib.slo.evaluate import RATE, AnomalyResult, SloResult
 
 HEADLINE = (
     "requests",
@@ -59,27 +61,28 @@ def _summary(data: ReportData) -> Section:
     if data.kind == DAILY:
         [health] = data.health.values()
         deductions = (
-            ("SLOs violated", _num("slo_violations", health.slo_violations), health.slo_points),
-            ("anomalies flagged", _num("anomalies", health.anomalies), health.anomaly_points),
-            ("error rate", _num("error_rate", health.error_rate), health.error_rate_points),
+            ("SLOs violated", health.slo_violations, health.slo_points, "slo_violations"),
+            ("anomalies flagged", health.anomalies, health.anomaly_points, "anomalies"),
         )
         blocks.append(
             Table(
-                ("deduction", "count or rate", "points"),
-                tuple((what, n, Num(fmt.one_decimal(p), p)) for what, n, p in deductions),
+                ("deduction", "count", "points"),
+                tuple(
+                    (what, Num(fmt.count(n), n), Num(fmt.one_decimal(p), p, f"points/{key}"))
+                    for what, n, p, key in deductions
+                ),
             )
         )
     else:
         blocks.append(Paragraph((WEEK_FORMULA,)))
         blocks.append(
             Table(
-                ("day", "SLOs violated", "anomalies flagged", "error rate", "health"),
+                ("day", "SLOs violated", "anomalies flagged", "health"),
                 tuple(
                     (
                         d.isoformat(),
                         Num(str(h.slo_violations), h.slo_violations),
                         Num(str(h.anomalies), h.anomalies),
-                        _num("error_rate", h.error_rate),
                         Num(fmt.one_decimal(h.score), h.score, f"health_score/{d.isoformat()}"),
                     )
                     for d, h in sorted(data.health.items())
@@ -123,9 +126,47 @@ def _status(result: SloResult) -> str:
     return "VIOLATED" if is_violation(result) else "met"
 
 
+# What a rate SLO's bad events are, in "1.30% errors vs 2.00% ceiling".
+_BAD_EVENTS = {"error_rate": "errors", "quarantine_share": "quarantined", "late_share": "late"}
+BURN_RULE = (
+    "Error budget burn is what the month has spent from its 1st through the day against what "
+    "its pace allows by then, the pace that spends exactly the month's budget by its last day. "
+    "For a rate ceiling it is the month-to-date rate / the ceiling (bad events / (ceiling × "
+    "events)); for a per-day target, the days missed / (allowed bad days × days elapsed / days "
+    "in the month). Below 1.00x the month is within its budget; above it, it is spending faster "
+    "than the budget lasts."
+)
+
+
+def _month_to_date(result: SloResult) -> str:
+    budget = result.budget
+    if budget is None:
+        return fmt.MISSING
+    if budget.kind == RATE:
+        rate = budget.month_to_date
+        if rate is None:
+            return "no data this month"
+        noun = _BAD_EVENTS.get(result.metric, "bad")
+        return f"{fmt.percent(rate)} {noun} vs {fmt.percent(budget.ceiling)} ceiling"
+    return (
+        f"{fmt.count(int(budget.spent))} of {budget.allowed_days} allowed bad days "
+        f"(pace: {budget.pace:.1f} by day {budget.days_elapsed} of {budget.days_in_month})"
+    )
+
+
+def _burn(result: SloResult) -> float | None:
+    return result.budget.burn if result.budget is not None else None
+
+
+def _burn_num(result: SloResult) -> Num:
+    burn = _burn(result)
+    text = fmt.MISSING if burn is None else f"{fmt.burn(burn)} of pace"
+    return Num(text, burn, f"slo/{result.name}/burn")
+
+
 def _slo_daily(results: Sequence[SloResult]) -> Table:
     return Table(
-        ("SLO", "slice", "measured", "target", "status", "budget used (month to date)"),
+        ("SLO", "slice", "measured", "target", "status", "month to date", "budget burn"),
         tuple(
             (
                 Code(r.metric),
@@ -133,7 +174,8 @@ def _slo_daily(results: Sequence[SloResult]) -> Table:
                 _num(r.metric, r.measured, f"slo/{r.name}"),
                 _target(r),
                 _status(r),
-                Num(fmt.percent(r.budget_used), r.budget_used),
+                _month_to_date(r),
+                _burn_num(r),
             )
             for r in results
         ),
@@ -159,11 +201,21 @@ def _slo_weekly(data: ReportData) -> Table:
                 Num(f"{missed} of {len(results)}", missed, f"slo/{name}/days_missed"),
                 _num(last.metric, worst, f"slo/{name}/worst"),
                 _target(last),
-                Num(fmt.percent(last.budget_used), last.budget_used),
+                _month_to_date(last),
+                _burn_num(last),
             )
         )
+    last_day = max(data.slos).isoformat()
     return Table(
-        ("SLO", "slice", "days missed", "worst day", "target", "budget used (month to date)"),
+        (
+            "SLO",
+            "slice",
+            "days missed",
+            "worst day",
+            "target",
+            f"month to date ({last_day})",
+            f"budget burn ({last_day})",
+        ),
         tuple(rows),
     )
 
@@ -171,28 +223,52 @@ def _slo_weekly(data: ReportData) -> Table:
 def _slo(data: ReportData) -> Section:
     last_day = max(data.slos)
     latest = data.slos[last_day]
-    chart = svg.bar_chart(
-        f"Error budget used this month, to {last_day.isoformat()} (dashed: the whole budget)",
-        [
+    bars = []
+    for r in latest:
+        burn = _burn(r)
+        bars.append(
             svg.Bar(
                 f"{r.metric} {r.slice or ALL_TRAFFIC}",
-                r.budget_used,
-                fmt.percent(r.budget_used),
-                bad=r.budget_used >= 1 or is_violation(r),
+                burn or 0.0,
+                fmt.burn(burn),
+                bad=(burn is not None and burn > 1) or is_violation(r),
             )
-            for r in latest
-        ],
+        )
+    chart = svg.bar_chart(
+        f"Error budget burn vs the month-to-date pace, to {last_day.isoformat()}",
+        bars,
         reference=1.0,
-        reference_label="100%",
+        reference_label="1.00x: on pace",
     )
     table = _slo_daily(latest) if data.kind == DAILY else _slo_weekly(data)
-    return Section("SLO status", (Chart(chart), table))
+    return Section("SLO status", (Chart(chart), Paragraph((BURN_RULE,)), table))
 
 
 def _band(metric: str, lower: float | None, upper: float | None) -> str:
     if lower is None or upper is None:
         return fmt.MISSING
     return f"{fmt.metric(metric, lower)} to {fmt.metric(metric, upper)}"
+
+
+def anomaly_rule(bands: BandSettings) -> str:
+    return (
+        f"Each watched metric's day is judged against the band its trailing {bands.window_days} "
+        f"days predict (|z| above {bands.width:g} is flagged), once that window holds "
+        f"{bands.min_history} usable days with a value, counted from the lake's first day with "
+        "data; before that the day has no band and is not judged. A band is clamped to the "
+        "values its metric can take: counts, latencies, CTR and the error rate never below 0, "
+        "shares never above 100%."
+    )
+
+
+def _judged(a: AnomalyResult, bands: BandSettings) -> str:
+    if a.flagged:
+        return f"yes ({a.direction})"
+    if a.expected is not None:
+        return "no"
+    if a.value is None:
+        return "no value"
+    return f"not judged (fewer than {bands.min_history} usable days)"
 
 
 def _anomalies(data: ReportData) -> Section:
@@ -209,7 +285,7 @@ def _anomalies(data: ReportData) -> Section:
             _num(a.metric, a.expected),
             _band(a.metric, a.lower, a.upper),
             Num(fmt.one_decimal(a.z_score), a.z_score),
-            f"yes ({a.direction})" if a.flagged else "no",
+            _judged(a, data.bands),
             Code(a.slice_moved_most) if a.slice_moved_most else fmt.MISSING,
             Num(f"{a.history_days} days", a.history_days),
         )
@@ -217,7 +293,10 @@ def _anomalies(data: ReportData) -> Section:
     )
     return Section(
         "Anomalies" if daily else "Anomalies flagged",
-        (Table(header if daily else ("day", *header), rows, empty="none flagged"),),
+        (
+            Paragraph((anomaly_rule(data.bands),)),
+            Table(header if daily else ("day", *header), rows, empty="none flagged"),
+        ),
     )
 
 
@@ -428,20 +507,25 @@ def _quarantine(data: ReportData) -> Section:
     )
 
 
-def _about(data: ReportData) -> Section:
-    return Section(
-        "About these numbers",
-        (
-            Paragraph((fmt.ROUNDING_RULE,)),
-            Paragraph(
-                ("Read from the lake's ", Code("rollups/"), " and ", Code("quarantine/"), ":")
-            ),
-            Items(tuple(Paragraph((Code(rel),)) for rel in data.sources)),
+def _about(data: ReportData, run_links: Mapping[Source, str]) -> Section:
+    blocks: list[Block] = [
+        Paragraph((fmt.ROUNDING_RULE,)),
+        Paragraph(("Read from the lake's ", Code("rollups/"), " and ", Code("quarantine/"), ":")),
+        Items(
+            tuple(
+                Paragraph((Link(s.rel, run_links[s]),) if s in run_links else (Code(s.rel),))
+                for s in data.sources
+            )
         ),
-    )
+    ]
+    if run_links:
+        blocks.append(Paragraph(("Each linked partition opens the Dagster run that wrote it.",)))
+    return Section("About these numbers", tuple(blocks))
 
 
-def document(data: ReportData) -> Document:
+def document(data: ReportData, run_links: Mapping[Source, str] | None = None) -> Document:
+    """The report of ``data``; ``run_links`` maps a source partition to the URL of the Dagster
+    run that wrote it (none: the partitions are listed without links)."""
     return Document(
         _title(data),
         (
@@ -453,6 +537,6 @@ def document(data: ReportData) -> Document:
             _ctr(data),
             _errors(data),
             _quarantine(data),
-            _about(data),
+            _about(data, run_links or {}),
         ),
     )

@@ -5,19 +5,37 @@ writes)."""
 from __future__ import annotations
 
 _DIMENSIONS = {
-    "experiment_id": "The request's experiment (null: all traffic, or no request found).",
+    "experiment_id": "The request's experiment (null: all traffic, a request in no experiment, or "
+    "no request found).",
     "bucket": "The request's bucket within the experiment.",
     "surface": "The request's surface (home, search, ...).",
     "device_type": "The request's device type.",
     "is_all_traffic": "True on the one row that counts every event of the period (its "
     "dimensions are null and mean 'all'); false on the per-dimension rows, including the row "
-    "of events whose request was not found or that carry none (null dimensions).",
+    "of events whose request was not found or that carry none (null dimensions, "
+    "is_unattributed).",
 }
+UNATTRIBUTED = (
+    "True on the one row of the events whose request was not found or that carry none (clicks "
+    "and impressions of an unknown request_id, errors without one): their dimensions are null "
+    "and mean 'not known'. It has no requests and usually clicks without impressions, so its "
+    "ratios are null. Leave it out (`where not is_all_traffic and not is_unattributed`) to sum "
+    "the rows of known dimensions; its events still count in the all-traffic row."
+)
+
+
+def _null_without(denominator: str, example: str = "") -> str:
+    """Why a ratio is null: its denominator is 0 on that row. Never inf or NaN."""
+    return f"null where {denominator} is 0{example}, never inf or NaN."
+
+
+_NO_REQUESTS = " (always on the unattributed row, which has no requests)"
 
 TRAFFIC = {
     "period_start": "First day of the period (UTC).",
     "period_end": "Last day of the period (UTC), inclusive.",
     **_DIMENSIONS,
+    "is_unattributed": UNATTRIBUTED,
     "requests": "Request events.",
     "rankings": "Ranking events.",
     "impressions": "Impression events.",
@@ -41,11 +59,15 @@ TRAFFIC = {
     "latency_mean_ms": "Mean of ranking.latency_ms.",
     "dwell_mean_ms": "Mean of click.dwell_ms where present.",
     "dwell_median_ms": "Median of click.dwell_ms where present (linear interpolation).",
-    "ctr": "CTR proxy: clicks / impressions (null without impressions).",
-    "item_coverage": "distinct_items_impressed / distinct_items_ranked.",
-    "error_rate": "errors / requests.",
-    "impressions_per_request": "impressions / requests (engagement depth).",
-    "clicks_per_session": "clicks / distinct_sessions (engagement depth).",
+    "ctr": "CTR proxy: clicks / impressions; "
+    + _null_without("impressions", " (e.g. the unattributed row of clicks without impressions)"),
+    "item_coverage": "distinct_items_impressed / distinct_items_ranked; "
+    + _null_without("distinct_items_ranked"),
+    "error_rate": "errors / requests; " + _null_without("requests", _NO_REQUESTS),
+    "impressions_per_request": "impressions / requests (engagement depth); "
+    + _null_without("requests", _NO_REQUESTS),
+    "clicks_per_session": "clicks / distinct_sessions (engagement depth); "
+    + _null_without("distinct_sessions"),
 }
 # Weekly and monthly traffic add, for every metric, its change against the previous period.
 CHANGE_SUFFIX = "_change"

@@ -17,6 +17,7 @@ from pipelines.lib.contracts.run import VIOLATIONS_SCHEMA
 from pipelines.lib.ingest import QUARANTINE_SCHEMA, ledger_schema, read_events
 from pipelines.lib.ops.calendar import days_between
 from pipelines.lib.paths import PART_FILE, contracts_dir, events_dir, ledger_dir, quarantine_dir
+from pipelines.lib.publish import recover_pending
 from pipelines.lib.rollups import columns, experiments
 from pipelines.lib.rollups.change import with_change
 from pipelines.lib.schemas import event_types, load_event_schemas
@@ -282,6 +283,8 @@ def build_rollup(
     settings = settings or RollupSettings()
     started = time.monotonic()
     first, last = period(model.grain, start)
+    # Never build on a half-published day: the period's days and the eve are read.
+    recover_pending(lake, [first - timedelta(days=1), *days_between(first, last)])
     with lake_connection(lake, settings.memory_limit, settings.threads) as con:
         _register(con, lake, model, first, last)
         params: dict[str, Any] = {"period_start": first, "period_end": last}

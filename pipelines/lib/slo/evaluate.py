@@ -17,6 +17,13 @@ SLOs, each judged on the day (``SloResult.ok``) with the month's error budget be
   through the day that missed the target / ``allowed_bad_days_per_month``. 1.0 means the month
   has missed as many days as it may.
 
+Each result also carries its :class:`Budget`: what the month has spent from its 1st through the
+day against what its pace allows by then (the pace spends exactly the month's budget by its last
+day). ``Budget.burn`` = spent / pace: for a rate ceiling the month-to-date rate / the ceiling
+(bad events / (ceiling x events)); for a per-day target the days missed / (allowed days x days
+elapsed / days in the month). Below 1.0x the month is within its budget, whatever day it is:
+what the reports show, where "65% of the budget used" on the 2nd read as an alarm.
+
 Days without data do not count against a budget. Rankings whose request was not found carry no
 surface and are held to no surface's latency target (contract ranking_has_one_request counts
 them).
@@ -29,10 +36,16 @@ the total's change. For a rate or percentile each slice's change is weighted by 
 the day's denominator (impressions for CTR, requests for the error rate, rankings for latency):
 the part of the total's change that comes from within the slice (a shift of mix between slices
 is not attributed).
+
+A day is judged, and has a band, only once its window holds ``min_history`` days with a value
+(slo.yaml: 7) counted from the lake's first day with data (:func:`metric_series`); before that
+its result has no band and is not flagged. The band (and the expected value) is clamped to the
+values the metric can take (:data:`DOMAINS`): a count's band never reaches below 0.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -69,6 +82,39 @@ MAX, MIN = "max", "min"
 HISTORY_WINDOWS = 2
 
 
+RATE, DAYS = "rate", "days"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One SLO's error budget from the 1st of the month through the judged day, against the pace
+    that would spend exactly the month's budget by its last day."""
+
+    kind: str  # RATE: bad events under a ceiling; DAYS: days that missed a per-day target
+    spent: float  # bad events (RATE) or days missed (DAYS), month to date
+    pace: float  # what the budget allows by the day: ceiling x events, or days x elapsed share
+    events: float  # RATE: the events the bad ones are a share of, month to date; DAYS: days judged
+    ceiling: float | None  # RATE: the SLO's ceiling
+    allowed_days: int | None  # DAYS: bad days the whole month may have
+    days_elapsed: int  # calendar days from the 1st through the judged day
+    days_in_month: int
+
+    @property
+    def burn(self) -> float | None:
+        """spent / pace: 1.0 spends the month's budget exactly; None for bad events without any
+        events to pace them against (errors on a day without requests)."""
+        if self.spent == 0:
+            return 0.0
+        return self.spent / self.pace if self.pace > 0 else None
+
+    @property
+    def month_to_date(self) -> float | None:
+        """RATE: the month-to-date rate (bad / events), None without events; DAYS: None."""
+        if self.kind != RATE or not self.events:
+            return None
+        return self.spent / self.events
+
+
 @dataclass(frozen=True)
 class SloResult:
     name: str  # stable id, e.g. "latency_p95_ms.surface=home", "error_rate"
@@ -79,7 +125,10 @@ class SloResult:
     target: float
     direction: str  # "max" (a ceiling) or "min" (a floor)
     ok: bool
-    budget_used: float  # share of this calendar month's error budget used, month to date
+    # Rates: bad / (ceiling x events), month to date; per-day targets: days missed / the month's
+    # allowed bad days (what the SLO checks report as budget_used_this_month).
+    budget_used: float
+    budget: Budget | None = None  # month to date against its pace (the reports' burn)
 
 
 @dataclass(frozen=True)
@@ -171,11 +220,22 @@ def _query(lake: Lake, first: date, last: date, *names: str) -> dict[str, list[d
         }
 
 
+def _has_data(row: Mapping[str, Any]) -> bool:
+    return bool(row["requests"]) or bool(row["lines_read"])
+
+
 def metric_series(lake: Lake, last_day: date, days: int) -> dict[str, dict[date, float]]:
     """Every metric of :data:`METRICS` per day of the ``days`` days through ``last_day``; a day
-    without a value for a metric (no data, zero denominator) is left out of that metric's."""
+    without a value for a metric (no data, zero denominator) is left out of that metric's.
+
+    Days before the first one with data (requests, or lines read by ingest) are left out too:
+    they come before the lake's traffic (its first day's eve, days built before data arrived),
+    and read as zeros they would be a fall to nothing in every baseline for a whole window. A
+    day without data after that is kept: traffic stopping is what a band should flag."""
     first = last_day - timedelta(days=days - 1)
     rows = _query(lake, first, last_day, "daily_metrics")["daily_metrics"]
+    start = next((i for i, r in enumerate(rows) if _has_data(r)), len(rows))
+    rows = rows[start:]
     return {m: {r["event_date"]: float(r[m]) for r in rows if r[m] is not None} for m in METRICS}
 
 
@@ -200,6 +260,28 @@ def _meets(value: float, target: float, direction: str) -> bool:
     return value <= target if direction == MAX else value >= target
 
 
+def _days_in_month(day: date) -> int:
+    following = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return (following - day.replace(day=1)).days
+
+
+def rate_budget(bad: float, events: float, ceiling: float, day: date) -> Budget:
+    """The month to date of a rate ceiling: ``bad`` of ``events`` from the 1st through ``day``."""
+    return Budget(RATE, bad, ceiling * events, events, ceiling, None, day.day, _days_in_month(day))
+
+
+def days_budget(
+    values: Iterable[float | None], target: float, direction: str, allowed_days: int, day: date
+) -> Budget:
+    """The month to date of a per-day target: ``values`` are the days' values from the 1st
+    through ``day`` (None: no data, not counted)."""
+    judged = [v for v in values if v is not None]
+    missed = sum(1 for v in judged if not _meets(v, target, direction))
+    month_days = _days_in_month(day)
+    pace = allowed_days * day.day / month_days
+    return Budget(DAYS, missed, pace, len(judged), None, allowed_days, day.day, month_days)
+
+
 def _result(
     metric: str,
     slice_: str | None,
@@ -207,6 +289,7 @@ def _result(
     target: float,
     direction: str,
     budget_used: float,
+    budget: Budget,
 ) -> SloResult:
     return SloResult(
         name=f"{metric}.{slice_}" if slice_ else metric,
@@ -217,6 +300,7 @@ def _result(
         direction=direction,
         ok=measured is None or _meets(measured, target, direction),
         budget_used=budget_used,
+        budget=budget,
     )
 
 
@@ -224,10 +308,17 @@ def _rate_slo(
     metric: str, daily: Mapping[date, dict], day: date, bad: str, events: str, ceiling: float
 ) -> SloResult:
     month = daily.values()
-    budget = rate_budget_used(
-        sum(r[bad] or 0 for r in month), sum(r[events] or 0 for r in month), ceiling
+    bad_count = sum(r[bad] or 0 for r in month)
+    event_count = sum(r[events] or 0 for r in month)
+    return _result(
+        metric,
+        None,
+        daily.get(day, {}).get(metric),
+        ceiling,
+        MAX,
+        rate_budget_used(bad_count, event_count, ceiling),
+        rate_budget(bad_count, event_count, ceiling, day),
     )
-    return _result(metric, None, daily.get(day, {}).get(metric), ceiling, MAX, budget)
 
 
 def _per_day_slo(
@@ -239,8 +330,15 @@ def _per_day_slo(
     direction: str,
     allowed_days: int,
 ) -> SloResult:
-    budget = days_budget_used(by_day.values(), target, direction, allowed_days)
-    return _result(metric, slice_, by_day.get(day), target, direction, budget)
+    return _result(
+        metric,
+        slice_,
+        by_day.get(day),
+        target,
+        direction,
+        days_budget_used(by_day.values(), target, direction, allowed_days),
+        days_budget(by_day.values(), target, direction, allowed_days, day),
+    )
 
 
 def evaluate_day(lake: Lake, day: date, config: SloConfig) -> list[SloResult]:
@@ -291,6 +389,17 @@ def evaluate_day(lake: Lake, day: date, config: SloConfig) -> list[SloResult]:
 
 
 _COUNTS = ("requests", "impressions", "clicks", "errors")
+# The values each metric can take. A band is clamped to them (the model's normal band can reach
+# below 0 or above 1; no day can): counts and latencies are never negative, and a share of a whole
+# (quarantined of the lines read, late of the rows written) never exceeds 1. ctr and error_rate
+# are events per event and can exceed 1 (an impression clicked with several engagement types, a
+# request that logs several errors), so only their floor is 0. Clamping only cuts off values no
+# day can have, so a value is outside the clamped band exactly when it is outside the model's.
+DOMAINS: dict[str, tuple[float, float]] = {
+    **{m: (0.0, math.inf) for m in (*_COUNTS, "ctr", "error_rate")},
+    **{m: (0.0, math.inf) for m in ("latency_p95_ms", "latency_p99_ms")},
+    **{m: (0.0, 1.0) for m in ("quarantine_share", "late_share")},
+}
 
 
 @dataclass(frozen=True)
@@ -347,12 +456,13 @@ def _judge(
             metric, series.get(day), None, None, None, None, False, None, None, history_days
         )
     flagged = abs(band.z) > settings.width
+    low, high = DOMAINS[metric]
     return AnomalyResult(
         metric=metric,
         value=band.value,
-        expected=band.expected,
-        lower=band.lower,
-        upper=band.upper,
+        expected=min(max(band.expected, low), high),
+        lower=max(band.lower, low),
+        upper=min(band.upper, high),
         z_score=band.z,
         flagged=flagged,
         direction=("high" if band.z > 0 else "low") if flagged else None,

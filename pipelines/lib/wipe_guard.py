@@ -1,0 +1,140 @@
+"""Refuse to re-publish a day without landing files it was built from (no Dagster here).
+
+Re-ingesting a day replaces its events, quarantine and ledger with what landing holds now. When
+landing files the day's ledger lists have gone some other way than retention (moved, deleted by
+hand, a mount or a prefix missing), that rebuild would drop every row read from them, and the
+ledger check would still pass: the new ledger no longer lists the files (989 stored events once
+became empty partitions that way, 0 = 0). So before anything is read or written, ingest compares
+the day's ledger with the landing listing and refuses, naming the missing files
+(``refuse_to_wipe``).
+
+Never refused:
+
+* files of a retired landing folder (retention's ``_RETIRED.json`` tombstone): retention deletes
+  them on purpose, and ``landing.refuse_retired`` already keeps the day's stored events final;
+* files of the landing dates an operator accepts as lost for one run
+  (``IngestSettings.accept_missing_landing``, fed by the ``duckdb`` resource's field of the same
+  name): the run logs each one and publishes without them;
+* a file still in its folder that the landing listing leaves out (a dot-named upload).
+
+A day never published (no ledger) has nothing to wipe, and new landing files are never a reason
+to refuse: only files the ledger lists are compared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable
+from datetime import date
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipelines.lib.landing import RETIRED_MARKER, LandingFile
+from pipelines.lib.paths import landing_dir, ledger_dir
+from pipelines.lib.storage import Lake
+
+# How many missing files a message names (the count is always given).
+SAMPLE_SIZE = 10
+# Where the override is set, for the message (a per-run resource setting in the launchpad).
+OVERRIDE = "resources.duckdb.config.accept_missing_landing"
+
+
+class MissingLandingFilesError(RuntimeError):
+    """Landing files a published day was built from are gone and not retired: re-publishing it
+    would drop their rows, so nothing was published. ``missing`` maps each file (as the ledger
+    records it) to its landing date."""
+
+    def __init__(self, day: date, missing: dict[str, date]):
+        self.day = day
+        self.missing = missing
+        super().__init__(_message(day, missing))
+
+
+def ledger_landing_files(lake: Lake, day: date) -> dict[str, date] | None:
+    """The landing files the published ledger of ``day`` lists (path -> landing date); None
+    when the day was never published."""
+    files = lake.parquet_files(ledger_dir(day))
+    if not files:
+        return None
+    listed: dict[str, date] = {}
+    for f in files:  # compaction may have split the ledger into several files
+        table = pq.read_table(
+            lake.path(f.path), filesystem=lake.fs, columns=["landing_file", "landing_dt"]
+        )
+        listed.update(zip(table["landing_file"].to_pylist(), _dates(table), strict=True))
+    return listed
+
+
+def _dates(table: pa.Table) -> list[date]:
+    return table["landing_dt"].cast(pa.date32()).to_pylist()
+
+
+def missing_landing_files(lake: Lake, day: date, present: Iterable[str]) -> dict[str, date]:
+    """The files the published ledger of ``day`` lists that are not in ``present`` (the landing
+    listing, paths as the ledger records them) and whose landing folder was not retired."""
+    listed = ledger_landing_files(lake, day)
+    if not listed:
+        return {}
+    found = set(present)
+    gone = {path: dt for path, dt in listed.items() if path not in found}
+    # Checked only when something is gone: a healthy re-run costs no request per landing date.
+    dates = set(gone.values())
+    retired = {dt for dt in dates if lake.exists(_marker(dt))}
+    # A file still there that the listing leaves out (a dot-named upload, read by an older
+    # version) was not lost: the listing's rules, not this guard, decide what is read.
+    there = {f.path for dt in dates - retired for f in lake.list_files(landing_dir(dt))}
+    return {
+        path: dt for path, dt in sorted(gone.items()) if dt not in retired and path not in there
+    }
+
+
+def _marker(dt: date) -> str:
+    return f"{landing_dir(dt)}/{RETIRED_MARKER}"
+
+
+def refuse_to_wipe(
+    lake: Lake,
+    day: date,
+    files: list[LandingFile],
+    accepted: Collection[date] = (),
+    log: Callable[[str], None] = lambda _msg: None,
+) -> None:
+    """Raise ``MissingLandingFilesError`` before ``day`` is re-published from ``files`` (the
+    landing listing ingest is about to read) if a file its ledger lists is missing and not
+    retired. Missing files of the ``accepted`` landing dates are logged and let go."""
+    missing = missing_landing_files(lake, day, (f.path for f in files))
+    let_go = {path: dt for path, dt in missing.items() if dt in accepted}
+    if let_go:
+        log(
+            f"{day}: publishing without {len(let_go)} landing file(s) its ledger lists, accepted "
+            f"as lost (accept_missing_landing: {_iso(let_go.values())}); the rows read from them "
+            f"leave the lake: {_sample(let_go)}"
+        )
+    refused = {path: dt for path, dt in missing.items() if dt not in accepted}
+    if refused:
+        raise MissingLandingFilesError(day, refused)
+
+
+def _iso(dates: Iterable[date]) -> str:
+    return ", ".join(d.isoformat() for d in sorted(set(dates)))
+
+
+def _sample(missing: dict[str, date]) -> str:
+    names = ", ".join(list(missing)[:SAMPLE_SIZE])
+    more = len(missing) - SAMPLE_SIZE
+    return names + (f" and {more} more" if more > 0 else "")
+
+
+def _message(day: date, missing: dict[str, date]) -> str:
+    dates = sorted(set(missing.values()))
+    quoted = ", ".join(f'"{d.isoformat()}"' for d in dates)
+    folders = ", ".join(f"{landing_dir(d)}/" for d in dates)
+    return (
+        f"{day} was not re-ingested: {len(missing)} landing file(s) its published ledger lists "
+        f"are missing and their landing folders were not retired: {_sample(missing)}. "
+        "Re-publishing the day now would drop every row read from them, so nothing was published "
+        "and the stored day is unchanged. Restore the files to "
+        f"{folders}; or, if they are gone for good, leave the day as it is (let retention retire "
+        "the landing folder, which keeps the stored rows final); or, to rebuild the day without "
+        f"them and lose their rows, run again with {OVERRIDE}: [{quoted}]."
+    )
