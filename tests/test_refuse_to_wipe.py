@@ -82,7 +82,8 @@ def test_a_re_run_after_landing_files_moved_away_is_refused_and_publishes_nothin
     message = str(refused.value)
     assert message.startswith(
         "2025-06-02 was not re-ingested: 2 landing file(s) its published ledger lists are "
-        "missing and their landing folders were not retired: landing/dt=2025-06-02/a.jsonl, "
+        "missing, no longer read (a link leading out of landing/) or shorter than when they were "
+        "read, and their landing folders were not retired: landing/dt=2025-06-02/a.jsonl, "
         "landing/dt=2025-06-02/b.jsonl.gz. "
     )
     assert "nothing was published and the stored day is unchanged" in message

@@ -96,8 +96,9 @@ REASON_DOCS = {
     "pii_in_field": "the event passes its schema, but a string it keeps as sent (an identifier "
     "such as `surface` or `items[].canonical_id`) holds PII: an e-mail address, an IP address, "
     "a phone, card or IBAN number, or the event's own raw `user_id`/`session_id` (or, in a "
-    "scrubbed JSON object, PII written as a number); `detail` names the field and the PII class, "
-    "never the value.",
+    "scrubbed JSON object, PII written as a number), or, in a line of an older accepted version, "
+    "misses the current version's pattern, enum or const (class `unshaped`); `detail` names the "
+    "field and the class, never the value.",
     "conflicting_duplicate": "an earlier copy of the same `event_id` (in (dt, file name, line) "
     "order) has different content; the earlier copy is kept.",
 }

@@ -11,6 +11,7 @@ the next run rolls forward.
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -30,7 +31,7 @@ from pipelines.lib.landing import LandingFile, ReadStats, iter_line_batches, lis
 from pipelines.lib.paths import events_file, ledger_file, quarantine_file
 from pipelines.lib.prefetch import prefetched
 from pipelines.lib.privacy.registry import ERASED, erased_users, move_to_erased
-from pipelines.lib.publish import DayPublish, Fault, recover
+from pipelines.lib.publish import DayPublish, Fault, StillHeld, recover
 from pipelines.lib.reasons import REASONS
 from pipelines.lib.schemas import accepted_versions, kept_field_names, load_event_schemas
 from pipelines.lib.sql import connect, load_sql
@@ -44,7 +45,7 @@ from pipelines.lib.sqlschema import (
 )
 from pipelines.lib.storage import Lake
 from pipelines.lib.validate import LENIENT_JSON_HINTS, StrictJsonError, strict_loads
-from pipelines.lib.wipe_guard import refuse_to_wipe
+from pipelines.lib.wipe_guard import refuse_fewer_lines, refuse_to_wipe
 
 # Partition D reads landing dates D-1 (clocks running ahead) .. D+2 (the late-arrival window).
 READS_DAYS_BEFORE = 1
@@ -263,16 +264,27 @@ def _route(
 def _find_pii_in_fields(
     con: duckdb.DuckDBPyConnection, versions: dict[str, list[CompiledSchema]]
 ) -> None:
-    """Table ``pii_field_hits``: the schema-valid lines whose kept strings hold PII (the current
-    schema's policy applies to the lines of every accepted version)."""
+    """Table ``pii_field_hits``: the schema-valid lines whose kept strings hold PII, or (a line of
+    an older version) whose identifier misses the current shape (the current schema's policy
+    applies to the lines of every accepted version)."""
     pii_policy.install(con)
     con.execute(load_sql("ingest/pii_candidates.sql"))
     con.execute(load_sql("ingest/pii_first_tests.sql"))
+    con.execute(load_sql("ingest/pii_unshaped.sql"))
     current = load_event_schemas()
     accepted = accepted_versions()
     tables = {t: [check_table(c, by_version=True) for c in found] for t, found in versions.items()}
     for event_type, found in tables.items():
         schema, older = current[event_type], accepted[event_type]
+        by_version = {s.version: s for s in older}
+        for compiled in versions[event_type]:
+            if compiled.version == schema.version:
+                continue
+            table = check_table(compiled, by_version=True)
+            if query := pii_policy.unshaped_query(
+                schema, by_version[compiled.version], table, older
+            ):
+                con.execute(query)
         con.execute(pii_policy.kept_values_query(schema, found, older))
         if query := pii_policy.id_suspects_query(schema, found, older):
             con.execute(query)
@@ -430,6 +442,11 @@ _QUARANTINE_GROUP_ROWS = 64 * 1024
 _QUARANTINE_GROUP_BYTES = 64 << 20
 
 
+# What a cut line loses at its end: the partial word, then a run of digits and separators.
+_CUT_WORD = re.compile(r"[^\s\"',;{}\[\]]*\Z")
+_CUT_NUMBER_RUN = re.compile(r"[0-9][0-9\s.()/_:+-]*\Z")
+
+
 def _redact_batch(batch: pa.RecordBatch, key: PiiKey, kept: frozenset[str], limit: int) -> pa.Table:
     """Quarantined lines (``quarantine_lines.sql``) with identifiers hashed and free text scrubbed.
     Python redacts each distinct text (and detail) of the batch once: a flood of one bad line
@@ -445,6 +462,10 @@ def _redact_batch(batch: pa.RecordBatch, key: PiiKey, kept: frozenset[str], limi
         # pattern (it no longer parses), with the same hashes.
         value = value.rstrip("\r\n")
         shown = value[:limit]
+        if shown != value:
+            # The cut may fall inside a value the scrubber would know whole (an address short of
+            # a letter, a card short of its check digit): its last word goes, then any number run.
+            shown = _CUT_NUMBER_RUN.sub("", _CUT_WORD.sub("", shown))
         # A lone surrogate (legal in Python's JSON, not in UTF-8) must not fail the run.
         out = pii.redact_line(shown, key.secret, kept).encode("utf-8", "replace")
         return out[:limit].decode("utf-8", errors="ignore"), len(out) > limit or shown != value
@@ -666,9 +687,12 @@ def ingest_partition(
     settings: IngestSettings | None = None,
     log: Callable[[str], None] = lambda _msg: None,
     fault: Fault | None = None,
+    still_held: StillHeld | None = None,
 ) -> IngestResult:
     """Build events/, quarantine/ and ledger/ for one event date; idempotent, published as one unit
-    (``fault``: the publish's test hook), under the day's ingest lease its caller holds.
+    (``fault``: the publish's test hook), under the day's ingest lease its caller holds:
+    ``still_held`` raises once it does not (default: ``Lease.verify`` of the day's ingest lease
+    this process holds), checked before the publish commits and before each swap.
 
     Every row of the partition shares the event date ``day``, so one key hashes it all: the
     keyring's key for ``day``, and within the overlap after a rotation also the previous key
@@ -682,12 +706,14 @@ def ingest_partition(
     versions = compiled_versions(schemas)
     files = list_landing_files(lake, landing_dates(day))
     # A publish of the day cut short is completed before anything reads it (its ledger too).
-    recover(lake, day, log=log)
+    recover(lake, day, log=log, still_held=still_held)
     refuse_to_wipe(lake, day, files, settings.accept_missing_landing, log)
     erased = _erased_for(lake, day)
     result = IngestResult(day=day, files=len(files))
     with _connection(settings, lake) as con:
         stats = _stage(con, lake, day, files, settings, log)
+        lines_now = {f.path: (f.landing_dt, st.lines) for f, st in zip(files, stats, strict=True)}
+        refuse_fewer_lines(lake, day, lines_now, settings.accept_missing_landing, log)
         _register_files(con, files)
         # Lines DuckDB's lenient parser accepted that strict JSON may not.
         _strict_recheck(con, "ingest/lenient_lines.sql", "ingest/mark_malformed.sql", settings)
@@ -699,7 +725,9 @@ def ingest_partition(
             con, "ingest/rejected_lines.sql", "ingest/mark_rejected_malformed.sql", settings
         )
         ledger = _ledger(con, day, files, stats, list(schemas), key)
-        with DayPublish(lake, day, [*schemas, "quarantine", "ledger"], fault, log) as publish:
+        with DayPublish(
+            lake, day, [*schemas, "quarantine", "ledger"], fault, log, still_held
+        ) as publish:
             for event_type, compiled in schemas.items():
                 reader = events_relation(con, compiled, key).to_arrow_reader(256 * 1024)
                 expected = sum(ledger.column(f"rows_{event_type}").to_pylist())

@@ -101,12 +101,26 @@ class ReadStats:
 def recorded_name(name: str) -> str:
     """``name`` as the lake records it: a file name that is not UTF-8 (Python lists its
     undecodable bytes as lone surrogates, which no Parquet, JSON or log line accepts) with each
-    undecodable byte written as ``\\xNN``; any other name as it is."""
+    undecodable byte written as ``\\xNN`` and each backslash doubled (a name holding a backslash
+    is written that way too); any other name as it is."""
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
-        return os.fsencode(name).decode("utf-8", "backslashreplace")
-    return name
+        pass
+    else:
+        if "\\" not in name:
+            return name
+    # A literal backslash is doubled, so that a file named "x\\xff.jsonl" (seven characters)
+    # and one named x, byte 0xFF, ".jsonl" never record as the same path.
+    return os.fsencode(name).replace(b"\\", b"\\\\").decode("utf-8", "backslashreplace")
+
+
+def rewrite_record(path: str) -> str:
+    """Where the record of an erasure's rewrite of landing file ``path`` (as the lake records it)
+    is kept: beside it, dot-named, so no listing takes it for a landing file. The refuse-to-wipe
+    guard (lib/wipe_guard.py) reads it: a file that shrank by an erasure was not lost."""
+    folder, name = path.rsplit("/", 1)
+    return f"{folder}/.{name}.rewritten.json"
 
 
 def landing_files(lake: Lake, dt: date) -> list[LandingFile]:
@@ -253,6 +267,11 @@ def _blocks(lake: Lake, f: LandingFile, stats: ReadStats) -> Iterator[bytes]:
         stats.errors.append(f"could not be opened: {_why(exc)}")
         return
     with handle:
+        if lake.is_local and not _opened_inside_landing(lake, f, handle):
+            # Swapped for a link leading out after the listing checked it: not read.
+            stats.truncated = True
+            stats.errors.append(LINK_OUTSIDE)
+            return
         chunks = _reads(handle, stats)
         first = next(chunks, b"")
         if not first:
@@ -262,6 +281,18 @@ def _blocks(lake: Lake, f: LandingFile, stats: ReadStats) -> Iterator[bytes]:
             stats.errors.append(GZIP_NOT_NAMED_GZ if gz else NAMED_GZ_NOT_GZIP)
         chunks = itertools.chain([first], chunks)
         yield from _inflate(chunks, stats) if gz else chunks
+
+
+def _opened_inside_landing(lake: Lake, f: LandingFile, handle: IO[bytes]) -> bool:
+    """Whether the file actually opened lies inside landing/: the listing checked the name, but
+    a producer may swap it for a link between that check and the open. Linux names an open
+    file's real path in /proc; elsewhere the listing's check stands alone."""
+    try:
+        real = os.readlink(f"/proc/self/fd/{handle.fileno()}")
+    except (OSError, AttributeError, ValueError):
+        return True
+    root = os.path.realpath(lake.path(f.open_path.split("/", 1)[0]))
+    return real.startswith(root + os.sep)
 
 
 # Bytes that may make up a blank line: JSON white space.

@@ -22,6 +22,12 @@ writers themselves take:
   ``LeaseHeldError``, naming the holder and when its lease expires.
 * A holder that finds its lease gone or someone else's (it failed to renew in time and was taken
   over) raises ``LeaseLostError`` when its block ends: its writes may have overlapped another's.
+* Before a commit point (a publish's journal), the holder calls ``verify()``: a renewal done there
+  and then, conditional on the version it last wrote, that raises ``LeaseLostError`` if the lease
+  is no longer its own. A holder that stalled past its expiry (a paused VM, SIGSTOP) may resume
+  before its heartbeat notices: only this check keeps it from committing over the new holder.
+  ``held(lake, group, partition)`` finds the lease this process holds, for code below the one
+  that took it.
 
 Expiry is compared across hosts in wall-clock time: keep clocks within a small fraction of the
 time to live (NTP does).
@@ -241,6 +247,8 @@ class Lease:
             target=self._beat, name=f"lease-{self.name}", daemon=True
         )
         self._heartbeat.start()
+        with _HELD_GUARD:
+            _HELD[self.url] = self
         return record
 
     def _beat(self) -> None:
@@ -276,6 +284,31 @@ class Lease:
         if self._lost:
             raise LeaseLostError(self._lost)
 
+    def verify(self) -> None:
+        """Make sure the lease is still this holder's, now: renew it at once (a write conditional
+        on the version this holder last wrote, so a takeover meanwhile makes it fail) and raise
+        ``LeaseLostError`` if it is lost or not held. Call it right before a commit point. A store
+        that does not answer raises its own error: the lease cannot be confirmed either."""
+        with self._guard:
+            if self._lost:
+                raise LeaseLostError(self._lost)
+            if self._record is None or self._version is None:
+                raise LeaseLostError(
+                    f"the lease on partition {self.name} is not held by {self.owner.describe()} "
+                    f"({self.url})"
+                )
+            now = time.time()
+            record = replace(self._record, renewed_at=now, expires_at=now + self.ttl_s)
+            version = self._store.rewrite(record.to_bytes(), self._version)
+            if version is None:
+                self._lost = (
+                    f"the lease on partition {self.name} was taken over or removed while "
+                    f"{self.owner.describe()} still held it ({self.url}): another writer may "
+                    "be writing the partition; this one stops before committing; run it again"
+                )
+                raise LeaseLostError(self._lost)
+            self._record, self._version = record, version
+
     def release(self) -> None:
         """Stop renewing and delete the lease if it is still this holder's; raises
         ``LeaseLostError`` if it was not."""
@@ -283,6 +316,9 @@ class Lease:
         if self._heartbeat is not None:
             self._heartbeat.join()
             self._heartbeat = None
+        with _HELD_GUARD:
+            if _HELD.get(self.url) is self:
+                del _HELD[self.url]
         with self._guard:
             version, self._version, self._record = self._version, None, None
             if version is not None and not self._lost and not self._store.delete(version):
@@ -303,6 +339,17 @@ class Lease:
         else:  # the block's own exception says more than a lost lease would
             with contextlib.suppress(Exception):
                 self.release()
+
+
+# The leases this process holds, by address: ``held`` finds them.
+_HELD: dict[str, Lease] = {}
+_HELD_GUARD = threading.Lock()
+
+
+def held(lake: Lake, group: str, partition: str) -> Lease | None:
+    """The lease on ``partition`` of ``group`` this process holds now (None: it holds none)."""
+    with _HELD_GUARD:
+        return _HELD.get(lake.url(lease_path(group, partition)))
 
 
 class _Store(Protocol):

@@ -121,13 +121,15 @@ _PREFIX = rf"{_JSON_ESCAPE}|[^\\A-Za-z0-9-]|[^\\A-Za-z0-9]-"
 _EMAIL_PREFIX = rf"{_JSON_ESCAPE}|[^\\A-Za-z0-9._%+{_EMAIL_LETTERS}-]"
 # An e-mail: a local part (or a quoted one, "john doe"@, also JSON-escaped, \"john doe\"@, of
 # printable ASCII but no ',', ':', '@', '\' or bracket, so that it never spans the structure of a
-# JSON text), '@', a domain; addresses glued by a character a local part may hold are one span
-# (a@x.io_b@y.io).
+# JSON text), '@' (or %40, URL-encoded: ?u=alice%40example.com), a domain; addresses glued by a
+# character a local part may hold are one span (a@x.io_b@y.io).
+# An e-mail's '@', maybe escaped: URL-encoded, HTML (&#64;, &#x40;) or fullwidth.
+_AT = "(?:@|%40|&#64;|&#[xX]40;|\uff20)"
 _QUOTED_CHARS = r"[ !#-+\--9;-?A-Z^-z|~]{1,64}"
 _LABEL = f"[A-Za-z0-9{_EMAIL_LETTERS}{_IDN_LETTERS}-]+"
 _ADDRESS = (
     rf'(?:"{_QUOTED_CHARS}"|\\"{_QUOTED_CHARS}\\"|[A-Za-z0-9._%+{_EMAIL_LETTERS}-]+)'
-    rf"@{_LABEL}(?:\.{_LABEL})*\.(?:xn--[A-Za-z0-9-]+|[A-Za-z{_EMAIL_LETTERS}]{{2,}})"
+    rf"{_AT}{_LABEL}(?:\.{_LABEL})*\.(?:xn--[A-Za-z0-9-]+|[A-Za-z{_EMAIL_LETTERS}]{{2,}})"
 )
 _EMAIL = rf"{_ADDRESS}(?:[._%+-]{_ADDRESS})*"
 _IPV6 = (
@@ -135,30 +137,37 @@ _IPV6 = (
     r"|(?:[0-9A-Fa-f]{1,4}:){6,7}[0-9A-Fa-f]*(?:\.[0-9]{1,3}){0,3}"
 )
 # The shapes a window must have, its blanks made ' ' (each ' ' stands outside a character class,
-# so that replacing it by _SPACE gives the shape in raw text).
-_IBAN = r"[A-Za-z]{2}[0-9]{2}(?: ?[A-Za-z0-9]{4}){2,7}(?: ?[A-Za-z0-9]{1,4})?"
+# so that replacing it by _SPACE gives the shape in raw text). IBAN groups: blanks or ._-.
+_IBAN = r"[A-Za-z]{2}[0-9]{2}(?:(?: |[._-])?[A-Za-z0-9]{4}){2,7}(?:(?: |[._-])?[A-Za-z0-9]{1,4})?"
 _PHONE = (
     r"\+[0-9](?:(?: |[.()/-]){0,2}[0-9]){7,14}"  # +<country> <number>: 8-15 digits (E.164)
     r"|00[1-9](?:(?: |[.()/-]){0,2}[0-9]){7,14}"  # 00<country> <number>
     r"|\([0-9]{2,5}\) ?[0-9]{2,5}(?:(?: |[.-])?[0-9]{2,5})?"  # (area) number
-    r"|[2-9][0-9]{2}(?:-[0-9]{3}-| [0-9]{3} |\.[0-9]{3}\.)[0-9]{4}"  # NANP
-    r"|0[1-9](?:(?: [0-9]{2}){4}|(?:\.[0-9]{2}){4}|(?:-[0-9]{2}){4})"  # 06 12 34 56 78
+    r"|[2-9][0-9]{2}(?:-[0-9]{3}-| [0-9]{3} |\.[0-9]{3}\.|/[0-9]{3}-)[0-9]{4}"  # NANP
+    r"|0[1-9](?:(?: [0-9]{2}){4}|(?:[./-][0-9]{2}){4})"  # 06 12 34 56 78
     r"|[6-9][0-9]{2} [0-9]{2} [0-9]{2} [0-9]{2}"  # 612 34 56 78 (Spain)
     r"|[6-9][0-9] [0-9]{3} [0-9]{2} [0-9]{2}"  # 91 336 32 27 (Spain)
     r"|[6-9][0-9]{4} [0-9]{5}"  # 98765 43210 (India)
     r"|[1-9][0-9] 9?[0-9]{4}(?: |-)[0-9]{4}"  # 11 91234-5678 (Brazil)
+    r"|3[0-9]{2} [0-9]{6,7}"  # 333 1234567 (Italian mobile)
+    r"|1[3-9][0-9](?: [0-9]{4} |-[0-9]{4}-)[0-9]{4}"  # 138 0013 8000 (Chinese mobile)
+    r"|8 ?\([0-9]{3,5}\) ?[0-9]{1,3}(?:-[0-9]{2}){2}"  # 8 (912) 345-67-89 (Russia, trunk 8)
+    # 8 912 345 67 89, 8-912-345-67-89
+    r"|8(?: [0-9]{3} [0-9]{3}(?: [0-9]{2}){2}|-[0-9]{3}-[0-9]{3}(?:-[0-9]{2}){2})"
     # 020 7946 0958, 03-1234-5678, 030/901820
     r"|0[1-9][0-9]{0,4}(?:(?: [0-9]{2,8}){1,2}|(?:-[0-9]{2,8}){1,2}|(?:/[0-9]{2,8}){1,2})"
     r"|0[1-9][0-9]{8,9}"  # a bare run is a phone only with a trunk 0
 )
 _IPV4 = r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}"
+# Groups separated by one to three blanks, '.', '-', '/', '_' or ':' (4111/1111/1111/1111,
+# 4111 - 1111 - 1111 - 1111).
 _CARD = (
     r"[2-6][0-9]{12,18}"
-    r"|[2-6][0-9]{3}(?:(?: |[.-])[0-9]{3,4}){2,3}(?:(?: |[.-])[0-9]{1,4})?"
-    r"|[2-6][0-9]{3}(?: |[.-])[0-9]{6}(?: |[.-])[0-9]{4,5}"
+    r"|[2-6][0-9]{3}(?:(?: |[./:_-]){1,3}[0-9]{3,4}){2,3}(?:(?: |[./:_-]){1,3}[0-9]{1,4})?"
+    r"|[2-6][0-9]{3}(?: |[./:_-]){1,3}[0-9]{6}(?: |[./:_-]){1,3}[0-9]{4,5}"
 )
 # A run: numbers (maybe after '+'), IBANs (letters allowed), e-mails and IPv6 addresses, joined
-# by one or two separators or by '_', maybe after '+' or after an area code in parentheses;
+# by one to three separators or by '_', maybe after '+' or after an area code in parentheses;
 # greedy, so that a value glued to the next one is in the same run. Past its first number a run
 # goes on only over an e-mail, an IPv6 address or a group that ends a word (\b after an ASCII
 # character, \B after a fullwidth digit: ASCII as in RE2, so run with re.ASCII) or that '_'
@@ -169,7 +178,8 @@ _SEPARATOR = rf"(?:{_SPACE}|[.()/:-])"
 # IBANs in a row ("BE68 5390 0754 7034 NL91 ABNA 0417 1643 00") are one piece, which the windows
 # of the run take apart.
 _IBAN_PIECE = (
-    rf"[A-Za-z]{{2}}[0-9]{{2}}(?:{_SPACE}?[A-Za-z0-9]{{4}})*(?:{_SPACE}?[A-Za-z0-9]{{1,4}})?"
+    rf"[A-Za-z]{{2}}[0-9]{{2}}(?:(?:{_SPACE}|[._-])?[A-Za-z0-9]{{4}})*"
+    rf"(?:(?:{_SPACE}|[._-])?[A-Za-z0-9]{{1,4}})?"
 )
 _RUN_PIECE = rf"{_DIGIT}+|{_IBAN_PIECE}"
 _RUN_PIECE_UNDERSCORE = rf"\+?(?:{_RUN_PIECE})_"
@@ -177,7 +187,7 @@ _RUN_PIECE_END = rf"\+?{_DIGIT}*(?:[0-9]\b|[{_FULLWIDTH}]\B)|(?:{_IBAN_PIECE})\b
 _RUN_PIECE_FIRST = rf"{_DIGIT}+|(?:{_IBAN_PIECE})\b"
 _RUN = (
     rf"(?:(?:{_RUN_PIECE_UNDERSCORE})+(?:{_RUN_PIECE_END})?|\+?(?:{_RUN_PIECE_FIRST})"
-    rf"|\({_DIGIT}+\)(?:{_RUN_PIECE_FIRST})?)(?:{_SEPARATOR}{{1,2}}"
+    rf"|\({_DIGIT}+\)(?:{_RUN_PIECE_FIRST})?)(?:{_SEPARATOR}{{1,3}}"
     rf"(?:(?:{_EMAIL})|(?:{_IPV6})\b|(?:{_RUN_PIECE_UNDERSCORE})+(?:{_RUN_PIECE_END})?"
     rf"|{_RUN_PIECE_END}))*"
 )
@@ -207,12 +217,12 @@ CANDIDATE_PATTERN = (
     r"|\\(?:t|u(?:00(?:09|20|[Aa]0)|1680|20(?:0[0-9Aa]|2[Ff]|5[Ff])|3000))"
 )
 _SCAN_RE = re.compile(SCAN_PATTERN, re.ASCII)
-_MAY_HOLD_PII_RE = re.compile(f"[0-9@:{_FULLWIDTH}]")
+_MAY_HOLD_PII_RE = re.compile(f"[0-9@:\uff20{_FULLWIDTH}]")
 _CANDIDATE_RE = re.compile(CANDIDATE_PATTERN)
 _RUN_TOKEN_RE = re.compile(RUN_TOKEN_PATTERN)
 _EMAIL_PREFIX_CHAR_RE = re.compile(f"[^\\\\A-Za-z0-9._%+{_EMAIL_LETTERS}-]")
 # The start of an e-mail: a quote, or local-part characters up to '@'.
-_EMAIL_START_RE = re.compile(f'["\\\\]|[A-Za-z0-9._%+{_EMAIL_LETTERS}-]+@')
+_EMAIL_START_RE = re.compile(f'["\\\\]|[A-Za-z0-9._%+{_EMAIL_LETTERS}-]+{_AT}')
 # What a run glued to a word at its end keeps: all before its last group.
 _UNGLUED_RE = re.compile(f"(.*?)[^A-Za-z0-9{_FULLWIDTH}]*[A-Za-z0-9{_FULLWIDTH}]+")
 _SPACE_RE = re.compile(_SPACE)
@@ -230,7 +240,7 @@ _WINDOW_RES = {
 }
 # What a class refuses right before a span, beyond what _PREFIX refuses: 0.4111... is a decimal,
 # +<digits> an international phone, x.10.0.0.1 part of a name.
-_NOT_AFTER = {"ipv6": ":.", "ipv4": ".", "phone": ".+", "card": ".+"}
+_NOT_AFTER = {"ipv6": ":.", "ipv4": ".", "phone": ".+", "card": "."}
 # What follows a candidate and glues it to a word: a letter or digit, or '-' (or for an IPv6 ':'
 # or '.') and one.
 _GLUED_RE = re.compile(f"-?[A-Za-z0-9{_FULLWIDTH}]")
@@ -253,6 +263,7 @@ _NOT_DIGIT_RE = re.compile(r"[^0-9]")
 _HAS_LETTER_RE = re.compile(r"[A-Za-z]")
 _ALNUM_START_RE = re.compile(f"[A-Za-z0-9{_FULLWIDTH}]")
 _IBAN_COMPACT_RE = re.compile(r"[A-Z]{2}[0-9]{2}[A-Z0-9]+")
+_IBAN_SEPARATORS_RE = re.compile(r"[ ._-]")
 # ISO 13616: the countries that use IBANs, each with its one length ("GB22"). Both must match, so
 # a hex digest or a product code passes mod 97 (1 in 97) in vain.
 IBAN_LENGTHS = (
@@ -294,7 +305,7 @@ def _phone_ok(candidate: str) -> bool:
 
 
 def _iban_ok(candidate: str) -> bool:
-    compact = candidate.replace(" ", "").upper()
+    compact = _IBAN_SEPARATORS_RE.sub("", candidate).upper()
     if f" {compact[:2]}{len(compact)} " not in IBAN_LENGTHS:
         return False
     if not _IBAN_COMPACT_RE.fullmatch(compact):
@@ -332,6 +343,11 @@ _WINDOW_CHECKS: dict[str, Callable[[str], bool]] = {
 }
 
 
+def _has_at(text: str) -> bool:
+    """Whether ``text`` holds an e-mail's '@', maybe escaped (_AT: alice%40example.com)."""
+    return "@" in text or "%40" in text or "&#" in text or "\uff20" in text
+
+
 def _plain(window: str) -> str:
     """A window as it is checked: blanks made ' ', fullwidth digits ASCII."""
     return _SPACE_RE.sub(" ", window.translate(_TO_ASCII_DIGITS))
@@ -344,20 +360,31 @@ def _window_class(plain: str, before: str, after: str, last: bool, single: bool)
     ``after``: the separator after it, or (``last``) the two characters after the run, which
     must not glue it to a word; ``single``: it is one token (a token with '@' is an e-mail,
     whatever follows it)."""
-    if "@" in plain:
+    if _has_at(plain):
         return "email" if single and len(plain) > 1 else None
     if last and _GLUED_RE.match(after):
         return None
     if ":" in plain:
-        # No IPv6 after ':', '.' or '-', nor before '-' or (after the run) ':' or '.' and a word.
+        # No IPv6 after ':', '.', '-' or a word (a token "::1" right after a group: "FE80::1" is
+        # the end of a longer word), nor before '-' or (after the run) ':' or '.' and a word.
         glued = _GLUED_IPV6_RE.match(after) if last else after == "-"
+        glued = glued or _ALNUM_START_RE.match(before) is not None
         ok = before not in (":", ".", "-") and not glued and _IPV6_FULL_RE.fullmatch(plain)
-        return "ipv6" if ok and _ipv6_ok(plain) else None
+        if ok and _ipv6_ok(plain):
+            return "ipv6"
+        # Else maybe a card grouped with ':' (4111:1111:1111:1111).
     if len(plain) < 7:
         return None  # shorter than any other value ("0.0.0.0")
     for pii_class in ("iban", "phone", "ipv4", "card"):
         if len(before) == 1 and before in _NOT_AFTER.get(pii_class, ""):
             continue
+        if (
+            pii_class == "iban"
+            and after[:1] in ("-", ".", "_")
+            and (not last or _ALNUM_START_RE.match(after[1:2]) is not None)
+            and _IBAN_SEPARATORS_RE.search(plain.replace(" ", ""))
+        ):
+            continue  # an IBAN grouped by '-', '.' or '_' is followed by none (ab12-cdef-...)
         if pii_class == "ipv4" and (_DOT_WORD_RE.match(after) if last else after == "."):
             continue  # 1.2.3.4.5 is not an address
         if _WINDOW_RES[pii_class].fullmatch(plain) and _WINDOW_CHECKS[pii_class](plain):
@@ -373,7 +400,7 @@ def _run_spans(body: str, before: str, after: str) -> list[tuple[int, str, str]]
     (or a '+' or '(' not glued to a group before it) to a group; after '-' glued to a group it
     starts only without a letter (no IBAN) and when no letter comes before it in the run, and
     ends before no '-'. A run glued to a word at its end loses its last group first."""
-    if _ALNUM_START_RE.match(after) and _ALNUM_START_RE.match(body[-1:]) and "@" not in body:
+    if _ALNUM_START_RE.match(after) and _ALNUM_START_RE.match(body[-1:]) and not _has_at(body):
         # Glued to a word at its end: the last group belongs to that word ("...5682-4a70"). (Past
         # its first piece a run ends a word but with an e-mail, which stays.)
         unglued = _UNGLUED_RE.fullmatch(body)
@@ -392,7 +419,7 @@ def _run_spans(body: str, before: str, after: str) -> list[tuple[int, str, str]]
     count = len(tokens)
     # Where a window may start or end: a group, an e-mail, an IPv6 address.
     alnum = [
-        _ALNUM_START_RE.match(token) is not None or "@" in token or token.startswith("::")
+        _ALNUM_START_RE.match(token) is not None or _has_at(token) or token.startswith("::")
         for token in tokens
     ]
     alnum_letter = [token[:1].isascii() and token[:1].isalpha() for token in tokens]
@@ -412,7 +439,7 @@ def _run_spans(body: str, before: str, after: str) -> list[tuple[int, str, str]]
                 continue
             # No value is shorter than 3 characters ("::1") or longer than 45 but an e-mail.
             if not 3 <= ends[j] - (ends[i - 1] if i else 0) <= 45 and not (
-                i == j and "@" in tokens[i]
+                i == j and _has_at(tokens[i])
             ):
                 continue
             pii_class = _window_class(
@@ -449,7 +476,7 @@ def _rest_class(rest: str, prefix: str) -> str:
     what may stand before one, it starts like one: the scan tries it first), ipv6 (it starts like
     one) or run."""
     may_be_email = prefix.startswith("\\") or _EMAIL_PREFIX_CHAR_RE.fullmatch(prefix)
-    if "@" in rest and may_be_email and _EMAIL_START_RE.match(rest):
+    if _has_at(rest) and may_be_email and _EMAIL_START_RE.match(rest):
         return "email"
     if _IPV6_START_RE.match(rest):
         return "ipv6"
@@ -478,7 +505,7 @@ def _match_spans(match: str, after: str) -> list[tuple[int, str, str]]:
 
 def _spans(text: str) -> Iterator[tuple[int, str, str]]:
     """(start in ``" " + text``, class, span) of each PII span in ``text``, in order."""
-    # Every value holds a digit, '@' or ':' (cheaper to look for first, in Python's engine).
+    # Every value holds a digit, '@' (or a fullwidth one) or ':' (cheaper to look for first).
     if _MAY_HOLD_PII_RE.search(text) is None or _CANDIDATE_RE.search(text) is None:
         return
     padded = " " + text
@@ -635,25 +662,22 @@ def redact_line(text: str, secret: bytes, kept: frozenset[str]) -> str:
             ensure_ascii=False,
             allow_nan=False,
         )
-        return _without_raw_ids(redacted, _raw_ids_in_json(parsed))
+        return _without_raw_ids(redacted, _raw_ids_in_json(parsed), is_json=True)
     except (ValueError, RecursionError):
         # RecursionError: absurdly deep nesting is garbage too, and patterns handle it flat.
         return _without_raw_ids(_redact_text(text, secret, kept), _raw_ids_in_text(text))
 
 
 # The event's own raw identifiers must not survive elsewhere in its text (a message that quotes
-# the user id). Shorter ids are ordinary words; ids with a quote or a backslash are escaped in
-# JSON text, where a replacement could break the escape (sql/ingest/pii_policy_macros.sql agrees).
+# the user id). Shorter ids are ordinary words. In JSON text an id is looked for as JSON writes it
+# (quote and backslash escaped), so a replacement takes the whole escape (as pii_scrub_id does in
+# sql/ingest/pii_policy_macros.sql).
 MIN_RAW_ID_CHARS = 6
 RAW_ID_PLACEHOLDER = "<raw_id>"
 
 
 def _is_raw_id(value: object) -> bool:
-    return (
-        isinstance(value, str)
-        and len(value) >= MIN_RAW_ID_CHARS
-        and not ('"' in value or "\\" in value)
-    )
+    return isinstance(value, str) and len(value) >= MIN_RAW_ID_CHARS
 
 
 def _raw_ids_in_json(value: object) -> set[str]:
@@ -678,14 +702,20 @@ def _raw_ids_in_text(text: str) -> set[str]:
     return found
 
 
-def _without_raw_ids(redacted: str, raw_ids: set[str]) -> str:
+def _without_raw_ids(redacted: str, raw_ids: set[str], is_json: bool = False) -> str:
     """``redacted`` with what is left of ``raw_ids`` (outside the hashed values) replaced; the
-    longest first, so an id that contains another is replaced whole."""
-    lowered = redacted.lower()
+    longest first, so an id that contains another is replaced whole. In JSON text (``is_json``)
+    only the id as JSON escapes it is looked for; in other text that form first, then as sent."""
+    forms = []
     for raw in sorted(raw_ids, key=len, reverse=True):
+        escaped = json.dumps(raw, ensure_ascii=False)[1:-1]
+        forms += [escaped] if is_json or escaped == raw else [escaped, raw]
+    lowered = redacted.lower()
+    for form in forms:
         # Usually the id was hashed away: a plain search spares compiling a pattern per id.
-        if raw.lower() not in lowered:
+        if form.lower() not in lowered:
             continue
         # In any case, as in SQL (pii_scrub_id): ALICE-42 is still alice-42.
-        redacted = re.sub(re.escape(raw), RAW_ID_PLACEHOLDER, redacted, flags=re.IGNORECASE)
+        redacted = re.sub(re.escape(form), RAW_ID_PLACEHOLDER, redacted, flags=re.IGNORECASE)
+        lowered = redacted.lower()
     return redacted

@@ -12,8 +12,19 @@ check`` enforces it):
   ``pii_in_field``, its ``detail`` naming the field and the PII class, never the value.
 
 Lines of older versions (``x-accepts-majors``) are checked against their own schema, then held to
-the current policy, since the policy is a property of the stored column. The SQL is structural:
-column names come from the schemas, values are bound.
+the current policy, since the policy is a property of the stored column: their kept strings go
+through the detector, and each identifier must also meet the current version's shape (its
+``pattern``, ``enum`` or ``const``; the version's own ``schema_version`` aside), which the older
+schema may lack (1.x has no pattern on ``region``, ``surface``, ...). A schema-valid older line
+whose identifier does not is quarantined as ``pii_in_field``, not ``schema_violation``: the line
+meets the schema it names, and what it breaks is the policy of the stored column (a name and a
+street address in ``region`` is what that rule keeps out). ``detail`` names the field and the
+class ``unshaped`` (``region holds unshaped``), never the value; when the detector also classes
+the same field, its class is named instead (``surface holds email``). Only the older versions'
+lines are tested, and only on the fields whose shape changed, so a clean day of current lines
+pays nothing for it (``unshaped_query``). The SQL is structural: column names come from the
+schemas, values are bound (a pattern or enum member is inlined as a quoted literal, like the
+schema check's).
 
 DuckDB inlines a macro wherever it is called, and planning the detector costs about 0.1 s a
 call: so every type's kept strings are first gathered into one table of candidates (the values a
@@ -31,6 +42,14 @@ from pipelines.lib.schemas import EventSchema
 from pipelines.lib.sql import load_sql
 
 HASH, SCRUB = "hash", "scrub"
+# The class named in ``detail`` for an older line's identifier that misses the current shape.
+UNSHAPED = "unshaped"
+# The shape keywords an identifier is held to, and the field that names a line's version (an
+# older line differs there by definition, so it is not held to the current const).
+SHAPE_KEYWORDS = ("pattern", "enum", "const")
+VERSION_FIELD = "schema_version"
+# The order (n) of an identifier tested for shape but not read by the detector: after them all.
+_UNDETECTED_ORDER = 1000
 # The raw identifiers of an event that its free text and its identifiers must not repeat: only
 # those of at least this many characters, since shorter ids ("home", "42") are ordinary words.
 MIN_RAW_ID_CHARS = 6
@@ -236,6 +255,98 @@ def scrubbed_expr(schema: EventSchema, column: str, alias: str = "c") -> str:
     """The stored value of a ``scrub`` column: the event's own raw identifiers, then every PII span,
     replaced by typed hash tokens (binds ``$pii_ipad`` and ``$pii_opad``)."""
     text = f"{alias}.{column}"
+    is_json = str(column in json_scrubbed_columns(schema)).lower()
     for raw_id in hashed_columns(schema):
-        text = f"pii_scrub_id({text}, {alias}.{raw_id}, $pii_ipad, $pii_opad)"
+        text = f"pii_scrub_id({text}, {alias}.{raw_id}, $pii_ipad, $pii_opad, {is_json})"
     return f"pii_scrub({text}, $pii_ipad, $pii_opad)"
+
+
+def _lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _shape(spec: dict[str, Any]) -> dict[str, Any]:
+    return {k: spec[k] for k in SHAPE_KEYWORDS if k in spec}
+
+
+def shape_fields(
+    schema: EventSchema, version: EventSchema
+) -> list[tuple[str, str | None, dict[str, Any]]]:
+    """(column, nested field or None, current spec) of every identifier whose current shape
+    (pattern, enum, const) the older ``version`` does not already impose on its lines."""
+    found: list[tuple[str, str | None, dict[str, Any]]] = []
+
+    def held(spec: dict[str, Any], before: dict[str, Any] | None) -> bool:
+        return (
+            spec.get("type") == "string"
+            and _policy(spec) == "identifier"
+            and bool(_shape(spec))
+            and before is not None  # absent from the version: a null column
+            and _shape(before) != _shape(spec)
+        )
+
+    for name, spec in schema.properties.items():
+        if name == VERSION_FIELD:
+            continue
+        before = version.properties.get(name)
+        if held(spec, before):
+            found.append((name, None, spec))
+        elif spec.get("type") == "array" and isinstance(spec.get("items"), dict):
+            inner_before = ((before or {}).get("items") or {}).get("properties") or {}
+            for field, inner in (spec["items"].get("properties") or {}).items():
+                if held(inner, inner_before.get(field)):
+                    found.append((name, field, inner))
+    return found
+
+
+def _unshaped_test(value: str, spec: dict[str, Any]) -> str:
+    """SQL, true when the string ``value`` is present and misses the shape of ``spec``. JSON
+    Schema's ``pattern`` is a search, as the schema check's ``regexp_matches``: every identifier's
+    is anchored (``^...$``), which makes it a full match (stripping the anchors for
+    ``regexp_full_match`` would change ``^a|b$``, so the pattern is searched as written)."""
+    misses = []
+    if "pattern" in spec:
+        misses.append(f"not regexp_matches({value}, {_lit(spec['pattern'])})")
+    for keyword in ("enum", "const"):
+        if keyword in spec:
+            allowed = [spec[keyword]] if keyword == "const" else list(spec[keyword])
+            members = ", ".join(_lit(str(a)) for a in allowed)
+            misses.append(f"{value} not in ({members})")
+    return f"coalesce({value} is not null and ({' or '.join(misses)}), false)"
+
+
+def unshaped_query(
+    schema: EventSchema, version: EventSchema, table: str, older: list[EventSchema] | None = None
+) -> str | None:
+    """``insert into pii_unshaped``: the valid lines of the older ``version`` (its check table
+    ``table``) with an identifier that misses the current ``schema``'s shape: the first such
+    field (n, its order as in ``detected_fields``, and its label); None when no field's shape
+    changed."""
+    fields = shape_fields(schema, version)
+    if not fields:
+        return None
+    order = {f: n for n, f in enumerate(detected_fields(schema, older))}
+    # (n, label, test): the CASE arms below name the lowest n that misses its shape.
+    ranked = []
+    for i, (column, nested, spec) in enumerate(fields):
+        if nested is None:
+            label, test = column, _unshaped_test(column, spec)
+        else:
+            inner = _unshaped_test(f"e.{nested}", spec)
+            label = f"{column}[].{nested}"
+            test = f"coalesce(len(list_filter({column}, lambda e: {inner})) > 0, false)"
+        ranked.append((order.get((column, nested), _UNDETECTED_ORDER + i), label, test))
+    ranked.sort()
+    tests = "".join(f",\n        {test} as u{i}" for i, (_, _, test) in enumerate(ranked))
+    n_arms = " ".join(f"when u{i} then {n}" for i, (n, _, _) in enumerate(ranked))
+    field_arms = " ".join(f"when u{i} then {_lit(label)}" for i, (_, label, _) in enumerate(ranked))
+    flags = " or ".join(f"u{i}" for i in range(len(ranked)))
+    return (
+        "insert into pii_unshaped\nwith\n\n"
+        f"tested as (\n    select\n        file_id,\n        line_no{tests}\n"
+        f"    from {table}\n    where len(violations) = 0\n),\n\n"
+        "final as (\n    select\n        file_id,\n        line_no,\n"
+        f"        case {n_arms} end as n,\n        case {field_arms} end as field\n"
+        f"    from tested\n    where {flags}\n)\n\n"
+        "select * from final"
+    )

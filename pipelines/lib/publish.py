@@ -36,6 +36,17 @@ publisher (ingest) runs under the day's ingest lease (``lib/lease.py``, taken by
 and calls ``recover`` under it; readers call ``recover_pending``, which takes that lease before
 applying anything, so it waits for a live publisher instead of racing it. Never delete
 ``_publish/staging/`` by hand while a journal exists: the journal needs it to roll forward.
+
+A publisher that stalls past its lease's expiry (a paused VM, SIGSTOP) may resume after another
+writer took the day over, removed its staging as garbage and published: right before the journal
+(the commit point) it checks that every staged table is still there with its publish id, then that
+it still holds the lease (``still_held``: ``Lease.verify`` of the lease it was given, or of the
+day's ingest lease this process holds, ``lease.held``); either failing, it commits nothing and
+removes only its own staging, so the other writer's version stays whole. Each swap, and each swap
+of ``recover``, is preceded by the same lease check.
+
+``clear_leftovers`` removes, under each day's lease, what killed publishes left in
+``_publish/staging/`` (the erasure calls it: those copies hold rows too).
 """
 
 from __future__ import annotations
@@ -55,7 +66,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.lib import storage
-from pipelines.lib.lease import DEFAULT_WAIT_S, Lease, Owner
+from pipelines.lib.lease import DEFAULT_WAIT_S, Lease, Owner, held
 from pipelines.lib.storage import Lake
 
 PUBLISH_DIR = "_publish"  # under the lake root: journals, and the staging of day publishes
@@ -76,6 +87,8 @@ WRITING, STAGED, JOURNAL, APPLIED, JOURNAL_REMOVED = (
 )
 STEPS = (WRITING, STAGED, JOURNAL, APPLIED, JOURNAL_REMOVED)
 Fault = Callable[[str], None]
+# Raises (``LeaseLostError``) unless the caller still holds the day's ingest lease.
+StillHeld = Callable[[], None]
 _JOURNAL_NAME = re.compile(r"event_date=(\d{4}-\d{2}-\d{2})\.json")
 
 
@@ -156,6 +169,19 @@ def _no_fault(_step: str) -> None:
     pass
 
 
+def _not_checked() -> None:
+    pass
+
+
+def _lease_check(lake: Lake, day: date, still_held: StillHeld | None) -> StillHeld:
+    """``still_held``, or else the check of the day's ingest lease this process holds (none when
+    it holds none: a caller that knows nobody else publishes the day)."""
+    if still_held is not None:
+        return still_held
+    lease = held(lake, INGEST_LEASE_GROUP, day.isoformat())
+    return lease.verify if lease is not None else _not_checked
+
+
 def read_journal(lake: Lake, day: date) -> Journal | None:
     rel = journal_path(day)
     try:
@@ -233,12 +259,20 @@ def _finish(lake: Lake, journal: Journal, fault: Fault) -> None:
     _remove_tree(lake, journal.staging)
 
 
-def _apply_all(lake: Lake, journal: Journal, fault: Fault, recovery: Recovery) -> None:
+def _apply_all(
+    lake: Lake,
+    journal: Journal,
+    fault: Fault,
+    recovery: Recovery,
+    still_held: StillHeld = _not_checked,
+) -> None:
     for n, pair in enumerate(journal.pairs):
         try:
             if not _needs_apply(lake, pair, journal.publish_id):
                 recovery.already_applied.append(pair.table)
                 continue
+            # A writer that lost the lease stops here: the new holder rolls the journal forward.
+            still_held()
             _apply(lake, pair)
         except OSError as exc:
             done = recovery.already_applied + recovery.rolled_forward
@@ -262,15 +296,18 @@ def recover(
     *,
     log: Callable[[str], object] = lambda _msg: None,
     fault: Fault | None = None,
+    still_held: StillHeld | None = None,
 ) -> Recovery | None:
     """Roll an interrupted publish of ``day`` forward (None when there was none). The caller holds
     the day's ingest lease or knows nobody publishes the day meanwhile (``recover_pending`` takes
-    the lease). Idempotent: a recovery interrupted in turn is completed by the next one."""
+    the lease); each swap is preceded by ``still_held`` (default: the check of the day's ingest
+    lease this process holds). Idempotent: a recovery interrupted in turn is completed by the
+    next one."""
     journal = read_journal(lake, day)
     if journal is None:
         return None
     recovery = Recovery(day, journal.publish_id)
-    _apply_all(lake, journal, fault or _no_fault, recovery)
+    _apply_all(lake, journal, fault or _no_fault, recovery, _lease_check(lake, day, still_held))
     _finish(lake, journal, fault or _no_fault)
     log(recovery.describe())
     return recovery
@@ -300,6 +337,57 @@ def recover_pending(
     return done
 
 
+def _remove_day_staging(lake: Lake, day: date) -> list[str]:
+    """Remove every staging folder of ``day`` (the caller holds the day's ingest lease and has
+    rolled any journal forward: they are all garbage then); returns their names."""
+    names = [n for n in lake.list_dirs(STAGING_AREA) if n.startswith(_staging_prefix(day))]
+    for name in names:
+        _remove_tree(lake, f"{STAGING_AREA}/{name}")
+    return names
+
+
+def staging_days(lake: Lake) -> list[date]:
+    """The days with a folder under ``_publish/staging/`` (one listing): a live publish, or what
+    a killed one left."""
+    days = set()
+    for name in lake.list_dirs(STAGING_AREA):
+        m = re.fullmatch(r"event_date=(\d{4}-\d{2}-\d{2})\..+", name)
+        if m:
+            with contextlib.suppress(ValueError):
+                days.add(date.fromisoformat(m[1]))
+    return sorted(days)
+
+
+def clear_leftovers(
+    lake: Lake,
+    days: Iterable[date] | None = None,
+    *,
+    log: Callable[[str], object] = lambda _msg: None,
+    wait_s: float = DEFAULT_WAIT_S,
+    owner: Owner | None = None,
+) -> list[date]:
+    """For each day (of ``days``, or every day) with a journal or a staging folder: under the
+    day's ingest lease (a live publisher is waited for, up to ``wait_s``), roll a pending journal
+    forward, then remove the day's staging folders, which are garbage once nobody publishes the
+    day: the new version of a publish killed before its journal, or the previous version left by
+    one killed after removing it. Returns the days whose staging was removed."""
+    wanted = None if days is None else set(days)
+    cleared = []
+    for day in sorted(set(pending_days(lake)) | set(staging_days(lake))):
+        if wanted is not None and day not in wanted:
+            continue
+        who = owner or Owner.current()
+        with Lease(lake, INGEST_LEASE_GROUP, day.isoformat(), who, wait_s=wait_s, log=log):
+            recover(lake, day, log=log)
+            if removed := _remove_day_staging(lake, day):
+                log(
+                    f"event_date={day}: removed the staging left by a publish cut short: "
+                    f"{', '.join(f'{STAGING_AREA}/{n}' for n in removed)}"
+                )
+                cleared.append(day)
+    return cleared
+
+
 class DayPublish:
     """Stage every table of a day, then publish them as one unit (see the module docstring)::
 
@@ -308,7 +396,9 @@ class DayPublish:
             ...
 
     Leaving the block normally commits (journal, swaps, clean-up); an exception inside it publishes
-    nothing and removes what was staged. The caller holds the day's ingest lease."""
+    nothing and removes what was staged. The caller holds the day's ingest lease: ``still_held``
+    raises once it does not (default: the check of the day's ingest lease this process holds,
+    ``lease.held``); it is called right before the journal and before each swap."""
 
     def __init__(
         self,
@@ -317,6 +407,7 @@ class DayPublish:
         tables: list[str],
         fault: Fault | None = None,
         log: Callable[[str], object] = lambda _msg: None,
+        still_held: StillHeld | None = None,
     ):
         self.lake, self.day, self.tables = lake, day, list(tables)
         self.publish_id = uuid.uuid4().hex
@@ -325,9 +416,11 @@ class DayPublish:
         self._fault = fault or _no_fault
         self._log = log
         self._committed = False
+        self._still_held = _lease_check(lake, day, still_held)
 
     def __enter__(self) -> DayPublish:
-        recover(self.lake, self.day, log=self._log)  # no journal may stay behind a new publish
+        # No journal may stay behind a new publish.
+        recover(self.lake, self.day, log=self._log, still_held=self._still_held)
         self._remove_garbage()
         return self
 
@@ -339,9 +432,7 @@ class DayPublish:
 
     def _remove_garbage(self) -> None:
         """Staging folders of this day left by a publish that died before its journal."""
-        for name in self.lake.list_dirs(STAGING_AREA):
-            if name.startswith(_staging_prefix(self.day)):
-                _remove_tree(self.lake, f"{STAGING_AREA}/{name}")
+        _remove_day_staging(self.lake, self.day)
 
     def _error(self, exc: OSError, doing: str, table: str | None, where: str) -> DayPublishError:
         staged = ", ".join(self.pairs) or "none"
@@ -418,11 +509,39 @@ class DayPublish:
         journal = Journal(
             self.day, self.publish_id, self.staging, tuple(self.pairs[t] for t in self.tables)
         )
+        try:
+            self._check_staged(journal)
+            # The commit point is next: a publisher that lost the day to another writer (it
+            # stalled past its lease) must not write a journal over that writer's version.
+            self._still_held()
+        except BaseException:
+            _remove_tree(self.lake, self.staging)
+            raise
         self._write_journal(journal)
         self._committed = True
         self._fault(JOURNAL)
-        _apply_all(self.lake, journal, self._fault, Recovery(self.day, self.publish_id))
+        _apply_all(
+            self.lake, journal, self._fault, Recovery(self.day, self.publish_id), self._still_held
+        )
         _finish(self.lake, journal, self._fault)
+
+    def _check_staged(self, journal: Journal) -> None:
+        """Every staged table is still there, with this publish's id: another writer of the day
+        removes staging it takes for garbage, and a journal naming a vanished table would count
+        it as applied."""
+        vanished = [
+            p.table
+            for p in journal.pairs
+            if _folder_publish_id(self.lake, p.staged) != self.publish_id
+        ]
+        if vanished:
+            raise DayPublishError(
+                errno.ENOENT,
+                f"publishing event_date={self.day}: the staged table(s) {', '.join(vanished)} "
+                f"are gone from {self.lake.url(self.staging)} (removed as garbage by another "
+                "writer of the day: did this one lose its lease?): nothing was published; the "
+                "day's tables are left as they are",
+            )
 
     def _write_journal(self, journal: Journal) -> None:
         rel = journal_path(self.day)

@@ -17,19 +17,26 @@ Never refused:
   name): the run logs each one and publishes without them;
 * a file still in its folder that the landing listing leaves out (a dot-named upload).
 
+The same refusal covers a listed file that is no longer read (a landing folder moved away and
+linked back from outside ``landing/``) or is smaller than when it was read (``refuse_to_wipe``),
+and, once the files are read, one that holds fewer lines than its ledger recorded
+(``refuse_fewer_lines``): a file rewritten in place with as many lines or more is not detected
+(landing files are written once; a content hash in the ledger would close that).
+
 A day never published (no ledger) has nothing to wipe, and new landing files are never a reason
 to refuse: only files the ledger lists are compared.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Collection, Iterable
 from datetime import date
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.lib.landing import RETIRED_MARKER, LandingFile
+from pipelines.lib.landing import RETIRED_MARKER, LandingFile, rewrite_record
 from pipelines.lib.paths import landing_dir, ledger_dir
 from pipelines.lib.storage import Lake
 
@@ -50,19 +57,93 @@ class MissingLandingFilesError(RuntimeError):
         super().__init__(_message(day, missing))
 
 
-def ledger_landing_files(lake: Lake, day: date) -> dict[str, date] | None:
-    """The landing files the published ledger of ``day`` lists (path -> landing date); None
-    when the day was never published."""
+def _ledger_rows(lake: Lake, day: date) -> dict[str, tuple[date, int]] | None:
+    """(landing date, bytes read) of each landing file the published ledger of ``day`` lists;
+    None when the day was never published."""
     files = lake.parquet_files(ledger_dir(day))
     if not files:
         return None
-    listed: dict[str, date] = {}
+    listed: dict[str, tuple[date, int]] = {}
     for f in files:  # compaction may have split the ledger into several files
-        table = pq.read_table(
-            lake.path(f.path), filesystem=lake.fs, columns=["landing_file", "landing_dt"]
+        table = pq.read_table(lake.path(f.path), filesystem=lake.fs)
+        sizes = (
+            table["file_bytes"].to_pylist()
+            if "file_bytes" in table.column_names
+            else [0] * table.num_rows
         )
-        listed.update(zip(table["landing_file"].to_pylist(), _dates(table), strict=True))
+        listed.update(
+            zip(
+                table["landing_file"].to_pylist(),
+                zip(_dates(table), [s or 0 for s in sizes], strict=True),
+                strict=True,
+            )
+        )
     return listed
+
+
+def _ledger_lines(lake: Lake, day: date) -> dict[str, int]:
+    lines: dict[str, int] = {}
+    for f in lake.parquet_files(ledger_dir(day)):
+        table = pq.read_table(
+            lake.path(f.path), filesystem=lake.fs, columns=["landing_file", "file_lines"]
+        )
+        names, counts = table["landing_file"].to_pylist(), table["file_lines"].to_pylist()
+        lines.update(zip(names, counts, strict=True))
+    return lines
+
+
+def refuse_fewer_lines(
+    lake: Lake,
+    day: date,
+    lines_now: dict[str, tuple[date, int]],
+    accepted: Collection[date] = (),
+    log: Callable[[str], None] = lambda _msg: None,
+) -> None:
+    """After the files are read, before anything is published: raise
+    ``MissingLandingFilesError`` when a file ``day`` was published from now holds fewer lines
+    than its ledger recorded (rewritten in place, cut short); ``lines_now``: path -> (landing
+    date, lines read now). A file rewritten with as many lines or more is not detected."""
+    before = _ledger_lines(lake, day)
+    fewer = {
+        path: dt
+        for path, (dt, n) in lines_now.items()
+        if (before.get(path) or 0) > n
+        and dt not in accepted
+        # Shrunk by an erasure's rewrite (it left a record): the lines it removed are erased.
+        and _rewritten(lake, path).get("lines_after") != n
+    }
+    for path in fewer:
+        log(
+            f"{day}: landing file {path} holds {lines_now[path][1]} lines, {before[path]} when read"
+        )
+    if fewer:
+        raise MissingLandingFilesError(day, fewer)
+
+
+def ledger_landing_files(lake: Lake, day: date) -> dict[str, date] | None:
+    """The landing files the published ledger of ``day`` lists (path -> landing date); None
+    when the day was never published."""
+    rows = _ledger_rows(lake, day)
+    return None if rows is None else {path: dt for path, (dt, _) in rows.items()}
+
+
+def shrunk_landing_files(lake: Lake, day: date, files: list[LandingFile]) -> dict[str, str]:
+    """The files ``day`` was published from that are now smaller than when they were read, or no
+    longer read at all (a landing folder moved away and linked back from outside landing/):
+    path -> why. Landing files are written once; re-reading what is left would drop rows."""
+    rows = _ledger_rows(lake, day) or {}
+    changed: dict[str, str] = {}
+    for f in files:
+        if f.path not in rows:
+            continue
+        read_bytes = rows[f.path][1]
+        if f.unread is not None and read_bytes > 0:  # (never read: nothing to lose)
+            changed[f.path] = f"now {f.unread}"
+        elif f.size_bytes < read_bytes and _rewritten(lake, f.path).get("bytes_after") != (
+            f.size_bytes
+        ):
+            changed[f.path] = f"shrank from {read_bytes} to {f.size_bytes} bytes"
+    return changed
 
 
 def _dates(table: pa.Table) -> list[date]:
@@ -88,6 +169,16 @@ def missing_landing_files(lake: Lake, day: date, present: Iterable[str]) -> dict
     }
 
 
+def _rewritten(lake: Lake, path: str) -> dict[str, int]:
+    """The record an erasure left when it rewrote landing file ``path`` without its users' lines
+    (``privacy/landing.py``), or {}; read only for a file that looks cut short."""
+    record = rewrite_record(path)
+    if not lake.exists(record):
+        return {}
+    with lake.open(record) as handle:
+        return json.load(handle)
+
+
 def _marker(dt: date) -> str:
     return f"{landing_dir(dt)}/{RETIRED_MARKER}"
 
@@ -103,6 +194,10 @@ def refuse_to_wipe(
     landing listing ingest is about to read) if a file its ledger lists is missing and not
     retired. Missing files of the ``accepted`` landing dates are logged and let go."""
     missing = missing_landing_files(lake, day, (f.path for f in files))
+    # A file still listed but no longer read, or cut short, loses rows like a deleted one.
+    for path, why in shrunk_landing_files(lake, day, files).items():
+        missing.setdefault(path, next(f.landing_dt for f in files if f.path == path))
+        log(f"{day}: landing file {path} {why} since the day was published")
     let_go = {path: dt for path, dt in missing.items() if dt in accepted}
     if let_go:
         log(
@@ -131,7 +226,8 @@ def _message(day: date, missing: dict[str, date]) -> str:
     folders = ", ".join(f"{landing_dir(d)}/" for d in dates)
     return (
         f"{day} was not re-ingested: {len(missing)} landing file(s) its published ledger lists "
-        f"are missing and their landing folders were not retired: {_sample(missing)}. "
+        "are missing, no longer read (a link leading out of landing/) or shorter than when they "
+        f"were read, and their landing folders were not retired: {_sample(missing)}. "
         "Re-publishing the day now would drop every row read from them, so nothing was published "
         "and the stored day is unchanged. Restore the files to "
         f"{folders}; or, if they are gone for good, leave the day as it is (let retention retire "

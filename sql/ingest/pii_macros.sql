@@ -34,9 +34,10 @@
 --   * a bare digit run is a phone only with a trunk 0 (0[1-9] and 8-9 more digits) or after + /
 --     00: other runs are ids, counts and timestamps. Separated national forms: see pii_re_phone.
 --   * a card has 13-19 digits, passes Luhn and starts with 2-6 (epoch-ms timestamps start with
---     1), printed as in pii_re_card. After '.' or '+' no card or phone starts (0.4111..., a
---     decimal; +<digits>, an international phone), inside a run too. Four groups of four digits
---     that fail Luhn are a mistyped card or a code: nothing inside them is looked for.
+--     1), printed as in pii_re_card (groups split by a blank or any of ./-_:). After '.' or
+--     '+' no card or phone starts (0.4111..., a decimal; +<digits>, an international phone),
+--     inside a run too. Four groups of four digits that fail Luhn are a mistyped card or a
+--     code: nothing inside them is looked for.
 --   * groups may be separated by any blank: space, tab, no-break space, the Unicode spaces, or
 --     their JSON escapes (\t, \u00a0). Fullwidth digits (U+FF10-FF19) count as digits; a window
 --     is checked with them made ASCII. Other scripts' digits are not looked for.
@@ -45,11 +46,12 @@
 --   * an IPv6 is a valid address with a digit, or eight full groups: '::', 'a::b', 'Foo::bar',
 --     times (12:30:45) and MACs are not.
 --   * an IBAN needs a country that uses IBANs, that country's exact length and mod 97 = 1, in
---     either case: a 32/40/64-hex digest never has both.
+--     either case: a 32/40/64-hex digest never has both. Groups split by blanks or ._-; one
+--     split by ._- is followed by none of them (so a UUID's first groups are none).
 --   * an e-mail's local part may be quoted ("john doe"@x.io, \"john doe\"@x.io in JSON text)
 --     and hold Latin, Greek and Cyrillic letters; its domain may be an IDN (written in those
 --     scripts, kana, CJK or Hangul, or xn--); addresses glued by '.', '_', '%', '+' or '-'
---     are one span.
+--     are one span. Its '@' may be URL-encoded, %40 (?u=alice%40example.com, mailto:).
 --   * known limits: a card right after '.' ("4111111111111111.5500000000000004": the second);
 --     a grouped IBAN ending on a full group takes a word of at most four letters and digits after
 --     a blank as one more group, so an e-mail there loses its start and stays ("BE68 5390 0754
@@ -103,6 +105,9 @@ create or replace temp macro pii_re_email_prefix() as concat(
 -- never spans the structure of a JSON text ("a","@b.io" is no address).
 create or replace temp macro pii_re_quoted() as '[ !#-+\--9;-?A-Z^-z|~]{1,64}';
 
+-- '@', or %40, &#64;, &#x40;, '＠'.
+create or replace temp macro pii_re_at() as concat('(?:@|%40|&#64;|&#[xX]40;|', chr(65312), ')');
+
 create or replace temp macro pii_re_label() as concat(
     '[A-Za-z0-9', pii_re_email_letters(), pii_re_idn_letters(), '-]+'
 );
@@ -110,7 +115,8 @@ create or replace temp macro pii_re_label() as concat(
 create or replace temp macro pii_re_address() as concat(
     '(?:"', pii_re_quoted(), '"|\\"', pii_re_quoted(), '\\"|[A-Za-z0-9._%+',
     pii_re_email_letters(),
-    '-]+)@',
+    '-]+)',
+    pii_re_at(),
     pii_re_label(),
     '(?:\.',
     pii_re_label(),
@@ -132,9 +138,9 @@ create or replace temp macro pii_re_ipv6() as (
 -- The shapes a window must have, its blanks made ' ': each ' ' stands outside a character class,
 -- so that replacing it by pii_re_space() gives the shape in raw text.
 
--- Spaces only between groups of four, as IBANs are printed.
+-- Blanks or one of ._- only between groups of four, as IBANs are printed.
 create or replace temp macro pii_re_iban() as (
-    '[A-Za-z]{2}[0-9]{2}(?: ?[A-Za-z0-9]{4}){2,7}(?: ?[A-Za-z0-9]{1,4})?'
+    '[A-Za-z]{2}[0-9]{2}(?:(?: |[._-])?[A-Za-z0-9]{4}){2,7}(?:(?: |[._-])?[A-Za-z0-9]{1,4})?'
 );
 
 -- Phone numbers.
@@ -144,13 +150,17 @@ create or replace temp macro pii_re_phone() as concat(
     '|00[1-9](?:(?: |[.()/-]){0,2}[0-9]){7,14}',
     -- (area) number: (202) 555-0143, (030) 901820, (11) 91234-5678.
     '|\([0-9]{2,5}\) ?[0-9]{2,5}(?:(?: |[.-])?[0-9]{2,5})?',
-    -- NANP with one separator throughout: 202-555-0143, 202.555.0143, 202 555 0143.
-    '|[2-9][0-9]{2}(?:-[0-9]{3}-| [0-9]{3} |\.[0-9]{3}\.)[0-9]{4}',
-    -- French pairs: 06 12 34 56 78, 06.12.34.56.78, 06-12-34-56-78.
-    '|0[1-9](?:(?: [0-9]{2}){4}|(?:\.[0-9]{2}){4}|(?:-[0-9]{2}){4})',
+    -- NANP: 202-555-0143, 202.555.0143, 202 555 0143, 202/555-0143.
+    '|[2-9][0-9]{2}(?:-[0-9]{3}-| [0-9]{3} |\.[0-9]{3}\.|/[0-9]{3}-)[0-9]{4}',
+    -- French pairs: 06 12 34 56 78, 06.12.34.56.78, 06-12-34-56-78, 06/12/34/56/78.
+    '|0[1-9](?:(?: [0-9]{2}){4}|(?:[./-][0-9]{2}){4})',
     -- Spain (612 34 56 78, 91 336 32 27), India (98765 43210), Brazil (11 91234-5678).
     '|[6-9][0-9]{2} [0-9]{2} [0-9]{2} [0-9]{2}|[6-9][0-9] [0-9]{3} [0-9]{2} [0-9]{2}',
     '|[6-9][0-9]{4} [0-9]{5}|[1-9][0-9] 9?[0-9]{4}(?: |-)[0-9]{4}',
+    -- Italy (333 1234567), China (138 0013 8000), Russia (8 (912) 345-67-89, 8 912 345 67 89).
+    '|3[0-9]{2} [0-9]{6,7}|1[3-9][0-9](?: [0-9]{4} |-[0-9]{4}-)[0-9]{4}',
+    '|8 ?\([0-9]{3,5}\) ?[0-9]{1,3}(?:-[0-9]{2}){2}',
+    '|8(?: [0-9]{3} [0-9]{3}(?: [0-9]{2}){2}|-[0-9]{3}-[0-9]{3}(?:-[0-9]{2}){2})',
     -- A trunk 0, then one or two groups with one separator: 020 7946 0958, 03-1234-5678,
     -- 030/901820. Dates (01-02-2025, 01/02/2025) have too few digits for pii_phone_ok.
     '|0[1-9][0-9]{0,4}(?:(?: [0-9]{2,8}){1,2}|(?:-[0-9]{2,8}){1,2}|(?:/[0-9]{2,8}){1,2})',
@@ -164,12 +174,12 @@ create or replace temp macro pii_re_ipv4() as '[0-9]{1,3}(?:\.[0-9]{1,3}){3}';
 -- last one maybe shorter (4-4-4-4, 4-4-4-4-3, 4-3-3-3); 4-6-5 or 4-6-4 (Amex, Diners).
 create or replace temp macro pii_re_card() as concat(
     '[2-6][0-9]{12,18}',
-    '|[2-6][0-9]{3}(?:(?: |[.-])[0-9]{3,4}){2,3}(?:(?: |[.-])[0-9]{1,4})?',
-    '|[2-6][0-9]{3}(?: |[.-])[0-9]{6}(?: |[.-])[0-9]{4,5}'
+    '|[2-6][0-9]{3}(?:(?: |[./:_-]){1,3}[0-9]{3,4}){2,3}(?:(?: |[./:_-]){1,3}[0-9]{1,4})?',
+    '|[2-6][0-9]{3}(?: |[./:_-]){1,3}[0-9]{6}(?: |[./:_-]){1,3}[0-9]{4,5}'
 );
 
 -- A run: numbers (maybe after '+'), IBANs (letters allowed), e-mails and IPv6 addresses, joined
--- by one or two separators or by '_', maybe after '+' or after an area code in parentheses.
+-- by one to three separators or by '_', maybe after '+' or after an area code in parentheses.
 -- Greedy, so that a value glued to the next one is in the same run; but past its first number
 -- it goes on only over an e-mail, an IPv6 address or a group that ends a word (\b after an ASCII
 -- character, \B after a fullwidth digit) or that '_' ends, so that it never takes the start of
@@ -180,8 +190,8 @@ create or replace temp macro pii_re_separator() as concat('(?:', pii_re_space(),
 -- two IBANs in a row ("BE68 5390 0754 7034 NL91 ABNA 0417 1643 00") are one piece, which the
 -- windows of the run take apart.
 create or replace temp macro pii_re_iban_piece() as concat(
-    '[A-Za-z]{2}[0-9]{2}(?:', pii_re_space(), '?[A-Za-z0-9]{4})*(?:', pii_re_space(),
-    '?[A-Za-z0-9]{1,4})?'
+    '[A-Za-z]{2}[0-9]{2}(?:(?:', pii_re_space(), '|[._-])?[A-Za-z0-9]{4})*(?:(?:',
+    pii_re_space(), '|[._-])?[A-Za-z0-9]{1,4})?'
 );
 
 create or replace temp macro pii_re_run_piece() as concat(
@@ -200,7 +210,7 @@ create or replace temp macro pii_re_run_piece_first() as concat(
 create or replace temp macro pii_re_run() as concat(
     '(?:(?:\+?(?:', pii_re_run_piece(), ')_)+(?:', pii_re_run_piece_end(), ')?|\+?(?:',
     pii_re_run_piece_first(), ')|\(', pii_re_digit(), '+\)(?:', pii_re_run_piece_first(),
-    ')?)(?:', pii_re_separator(), '{1,2}(?:(?:', pii_re_email(), ')|(?:', pii_re_ipv6(),
+    ')?)(?:', pii_re_separator(), '{1,3}(?:(?:', pii_re_email(), ')|(?:', pii_re_ipv6(),
     ')\b|(?:\+?(?:', pii_re_run_piece(), ')_)+(?:', pii_re_run_piece_end(), ')?|',
     pii_re_run_piece_end(), '))*'
 );
@@ -295,10 +305,10 @@ create or replace temp macro pii_ipv6_strip(body) as case
     else body
 end;
 
--- c: a window of a card's shape (digits, ' ', '.', '-'): 13-19 digits and Luhn, the digits read
+-- c: a window of a card's shape (digits and ' ./:_-'): 13-19 digits and Luhn, the digits read
 -- from the right, every second one doubled (its digit sum); the total must end in 0.
 create or replace temp macro pii_card_ok(c) as list_transform(
-    [replace(replace(replace(c, ' ', ''), '.', ''), '-', '')],
+    [translate(c, ' ./:_-', '')],
     lambda cd: length(cd) between 13 and 19
     and list_sum(
         list_transform(
@@ -347,7 +357,9 @@ create or replace temp macro pii_iban_compact_ok(x) as (
     )[1]
 );
 
-create or replace temp macro pii_iban_ok(c) as pii_iban_compact_ok(upper(replace(c, ' ', '')));
+create or replace temp macro pii_iban_ok(c) as pii_iban_compact_ok(
+    upper(translate(c, ' ._-', ''))
+);
 
 -- The big patterns, built once per connection (pii_macros_runs.sql reads them).
 set variable pii_re_scan = pii_re_scan();

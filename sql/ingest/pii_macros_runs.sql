@@ -18,7 +18,7 @@ create or replace temp macro pii_email_prefix_char(c) as regexp_full_match(
 );
 
 create or replace temp macro pii_email_start(s) as regexp_matches(
-    s, concat('^(?:["\\]|[A-Za-z0-9._%+', pii_re_email_letters(), '-]+@)')
+    s, concat('^(?:["\\]|[A-Za-z0-9._%+', pii_re_email_letters(), '-]+', pii_re_at(), ')')
 );
 
 -- The length of what stands before the candidate in a match m of the scan: a JSON escape (\u
@@ -35,6 +35,11 @@ create or replace temp macro pii_prefix_length(m) as case
     else 1
 end;
 
+-- Whether x holds an e-mail's '@', maybe escaped (pii_re_at: alice%40example.com).
+create or replace temp macro pii_has_at(x) as (
+    contains(x, '@') or contains(x, '%40') or contains(x, '&#') or contains(x, chr(65312))
+);
+
 -- Whether the string x starts with a letter or a digit (fullwidth digits too).
 create or replace temp macro pii_alnum(x) as regexp_matches(x, '^[A-Za-z0-9０-９]');
 
@@ -44,7 +49,7 @@ create or replace temp macro pii_alnum(x) as regexp_matches(x, '^[A-Za-z0-9０-�
 create or replace temp macro pii_kind(c, p) as case
     when c = '' then null
     when
-        contains(c, '@')
+        pii_has_at(c)
         and (starts_with(p, '\') or pii_email_prefix_char(p))
         and pii_email_start(c)
         then 'email'
@@ -67,17 +72,21 @@ end;
 -- prefix before it; after: the separator after it, or (last) the two characters after the run,
 -- which must not glue it to a word (a letter or digit, or '-' and one); single: it is one token
 -- (a token with '@' is an e-mail, whatever follows it). Beyond what pii_re_prefix refuses, no
--- phone or card starts after '.' or '+' (0.4111..., a decimal; +<digits>, an international
--- phone), no IPv4 after or before '.' (x.10.0.0.1, 1.2.3.4.5), no IPv6 after ':', '.' or '-'
--- nor before '-' or (after the run) ':' or '.' and a word.
+-- phone or card starts after '.' (0.4111..., a decimal), no phone after '+' (+<digits> is an
+-- international one: a card after '+' is one that phone is not), no IPv4 after or before '.'
+-- (x.10.0.0.1, 1.2.3.4.5), no IPv6 after ':', '.', '-' or a word (a token '::1' right after a
+-- group: "FE80::1" ends a longer word) nor before '-' or (after the run) ':' or '.' and a word;
+-- a window with ':' that is no IPv6 may be a card grouped with ':' (4111:1111:1111:1111). A
+-- IBAN grouped by '-', '.' or '_' is followed by none of them and a group (ab12-cdef-...).
 create or replace temp macro pii_window_class(x, before, after, last, single) as case
-    when contains(x, '@') then case when single and length(x) > 1 then 'email' end
+    when pii_has_at(x) then case when single and length(x) > 1 then 'email' end
     when last and pii_alnum(case when starts_with(after, '-') then substr(after, 2) else after end)
         then null
     when contains(x, ':')
         then case
             when
                 before not in (':', '.', '-')
+                and not pii_alnum(before)
                 and not (
                     case
                         when last then left(after, 1) in (':', '.') and pii_alnum(substr(after, 2))
@@ -87,9 +96,24 @@ create or replace temp macro pii_window_class(x, before, after, last, single) as
                 and regexp_full_match(x, pii_re_ipv6())
                 and pii_ipv6_ok(x, pii_ipv6_hexed(x))
                 then 'ipv6'
+            -- Else maybe a card grouped with ':' (4111:1111:1111:1111).
+            when
+                before <> '.'
+                and regexp_full_match(x, concat('(?:', pii_re_card(), ')'))
+                and pii_card_ok(x)
+                then 'card'
         end
     when length(x) < 7 then null
-    when x >= 'A' and regexp_full_match(x, pii_re_iban()) and pii_iban_ok(x) then 'iban'
+    when
+        x >= 'A'
+        and regexp_full_match(x, pii_re_iban())
+        and not (
+            left(after, 1) in ('-', '.', '_')
+            and (not last or pii_alnum(substr(after, 2)))
+            and regexp_matches(x, '[._-]')
+        )
+        and pii_iban_ok(x)
+        then 'iban'
     when
         before not in ('.', '+')
         and regexp_full_match(x, concat('(?:', pii_re_phone(), ')'))
@@ -106,7 +130,7 @@ create or replace temp macro pii_window_class(x, before, after, last, single) as
         and pii_ipv4_ok(x)
         then 'ipv4'
     when
-        before not in ('.', '+')
+        before <> '.'
         and regexp_full_match(x, concat('(?:', pii_re_card(), ')'))
         and pii_card_ok(x)
         then 'card'
@@ -116,7 +140,7 @@ end;
 -- loses its last group, which belongs to that word ("...5682-4a70" in a UUID): {body, after}
 -- of what remains. (Past its first piece a run ends a word but with an e-mail, which stays.)
 create or replace temp macro pii_unglued(body, after) as case
-    when not (pii_alnum(after) and pii_alnum(right(body, 1))) or contains(body, '@')
+    when not (pii_alnum(after) and pii_alnum(right(body, 1))) or pii_has_at(body)
         then { 'body': body, 'after': after }
     else list_transform(
         [regexp_extract(body, '^(.*?)[^A-Za-z0-9０-９]*[A-Za-z0-9０-９]+$', 1)],
@@ -151,7 +175,7 @@ create or replace temp macro pii_window_list(t, x, a, c, before, after) as flatt
                 range(least(len(t), i + 47), i - 1, -1),
                 lambda j: a[j] and not (i = 1 and j = len(t)) and (
                     c[j] - coalesce(c[i - 1], 0) between 3 and 45
-                    or (i = j and contains(t[i], '@'))
+                    or (i = j and pii_has_at(t[i]))
                 ) and not (
                     coalesce(t[i - 1] = '-' and a[i - 2], false) and (
                         starts_with(case when j = len(t) then after else t[j + 1] end, '-')
@@ -256,7 +280,7 @@ create or replace temp macro pii_wholes(l) as list_transform(
             when
                 pm.a.kind = 'run'
                 and pm.whole is null
-                and (length(pm.a.body) >= 8 or contains(pm.a.body, ':') or contains(pm.a.body, '@'))
+                and (length(pm.a.body) >= 8 or contains(pm.a.body, ':') or pii_has_at(pm.a.body))
                 and not regexp_full_match(
                     pm.a.x, '[0-9]{4}(?:(?: [0-9]{4}){3}|(?:-[0-9]{4}){3}|(?:\.[0-9]{4}){3})'
                 )
@@ -282,7 +306,7 @@ create or replace temp macro pii_windowed(l) as list_transform(
                             'tx': list_transform(pm.t, lambda k: pii_plain(k)),
                             'ta': list_transform(
                                 pm.t,
-                                lambda k: pii_alnum(k) or contains(k, '@') or starts_with(k, '::')
+                                lambda k: pii_alnum(k) or pii_has_at(k) or starts_with(k, '::')
                             )
                         }
                     ),

@@ -3,8 +3,7 @@
 -- Grain: per value. Parameters: ids, the event's raw identifiers (user_id, session_id, ...);
 --   ipad, opad: the day's HMAC key XOR-ed with the RFC 2104 pads (see pii_hashes.sql).
 -- An id shorter than 6 characters is an ordinary word ("home", "42"), not evidence: it is not
--- looked for. Ids holding a quote or a backslash are not replaced inside text either, since
--- JSON text (filters) escapes them and a replacement could break the escape.
+-- looked for.
 
 -- False only when v surely holds no PII and none of the event's raw ids: a cheap first test.
 create or replace temp macro pii_maybe(v, ids) as (
@@ -26,16 +25,28 @@ create or replace temp macro pii_field_class(v, ids) as coalesce(
     end
 );
 
+-- The id as an RE2 literal: every character RE2 gives a meaning escaped (a backslash too, so an
+-- id such as CORP\jsmith is matched as written).
+create or replace temp macro pii_re_literal(s) as regexp_replace(
+    s, '([\\.+*?()|\[\]{}^$])', '\\\1', 'g'
+);
+
 -- Free text with one of the event's raw ids replaced by <raw_id:h>, h the first 16 hex of the
 -- id's keyed hash: the prefix of the hash stored in user_id, so it still joins. Applied once per
--- id (pii_policy.scrubbed_expr nests the calls).
-create or replace temp macro pii_scrub_id(v, raw_id, ipad, opad) as case
-    when length(raw_id) >= 6 and not regexp_matches(raw_id, '["\\]')
-        -- In any case: ALICE-42 is still alice-42. \Q..\E quotes the id for RE2 (it holds no
-        -- backslash, so no \E can end the quote early).
+-- id (pii_policy.scrubbed_expr nests the calls). In JSON text (is_json: filters) the id is
+-- looked for as JSON writes it inside a string (quote and backslash escaped), so the token
+-- replaces the whole escape and the text stays JSON.
+create or replace temp macro pii_scrub_id(v, raw_id, ipad, opad, is_json) as case
+    when length(raw_id) >= 6
+        -- In any case: ALICE-42 is still alice-42.
         then regexp_replace(
             v,
-            '(?i)\Q' || raw_id || '\E',
+            '(?i)' || pii_re_literal(
+                case
+                    when is_json then replace(replace(raw_id, '\', '\\'), '"', '\"')
+                    else raw_id
+                end
+            ),
             '<raw_id:' || left(sha256(opad || unhex(sha256(ipad || encode(raw_id)))), 16) || '>',
             'g'
         )

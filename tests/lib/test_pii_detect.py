@@ -53,6 +53,9 @@ POSITIVES = {
         "JANE.DOE@EXAMPLE.COM",
         "a.b+c@ex-ample.co.uk",
         "user_42@example.io",
+        "alice%40example.com",  # URL-encoded '@'
+        "alice&#64;example.com",  # HTML-escaped
+        "alice&#x40;example.com",
     ],
     "ipv4": ["10.0.0.1", "192.168.1.255", "0.0.0.0", "255.255.255.255", "2.14.0.1", "203.0.113.77"],
     "ipv6": [
@@ -95,6 +98,15 @@ POSITIVES = {
         "03-1234-5678",
         "07700900123",
         "0612345678",
+        "333 1234567",  # Italian mobile
+        "138 0013 8000",  # Chinese mobile
+        "139-1234-5678",
+        "8 (912) 345-67-89",  # Russia, trunk 8
+        "8(495)123-45-67",
+        "202/555-0143",  # US, slash
+        "8 912 345 67 89",
+        "8-912-345-67-89",
+        "06/12/34/56/78",
     ],
     "card": [
         "4111 1111 1111 1111",
@@ -108,6 +120,12 @@ POSITIVES = {
         "6011 0009 9013 9424",
         "6304000000000000000",
         "6304 0000 0000 0000 018",
+        "4111/1111/1111/1111",
+        "4111_1111_1111_1111",
+        "5555:5555:5555:4444",
+        "3782/822463/10005",
+        "4111  1111  1111  1111",
+        "4111 - 1111 - 1111 - 1111",
     ],
     "iban": [
         "GB82WEST12345698765432",
@@ -121,6 +139,10 @@ POSITIVES = {
         "IT60X0542811101000000123456",
         "BE68539007547034",
         "NO9386011117947",
+        "GB82-WEST-1234-5698-7654-32",
+        "gb82-west-1234-5698-7654-32",
+        "GB82_WEST_1234_5698_7654_32",
+        "gb82.west.1234.5698.7654.32",
     ],
 }
 POSITIVE_CASES = [(cls, value) for cls, values in POSITIVES.items() for value in values]
@@ -174,6 +196,28 @@ NEGATIVES = [
     'Traceback (most recent call last): File "x.py", line 3, in Foo::bar',
     "map :: (a -> b) -> [a] -> [b]",
     "00:1a:2b:3c:4d:5e",
+    # near misses of cards with any separator, dashed IBANs, national phones, %40
+    "2025/06/02 12:34:56",
+    "2025:06:02:12:34:56",
+    "12:34:56:789",
+    "4111/1111/1111/1112",
+    "/api/v2/items/4111/reviews",
+    "logs/2025_06_02_12_34_56.log",
+    "GB82-WEST",
+    "ab12-cdef-3456",
+    "be123456-1234-5678-9abc-def012345678",
+    "333 items",
+    "202/555 passed",
+    "8 (of 12) retries",
+    "off=100%25",
+    "user%40",
+    "a%40b",
+    "a &#64; b",
+    "db01.prod.example.com",
+    "be01_home_feed_v2",
+    "&#64;home",
+    "2025 - 06 - 02",
+    "4111 - 1111 - 1111 - 1112",
     # digests and IBAN look-alikes
     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
     "d41d8cd98f00b204e9800998ecf8427e",
@@ -581,6 +625,18 @@ HOLE_CASES = [
     ("order 2025 4111 1111 1111 1111", [("card", "4111 1111 1111 1111")]),
     ("ref 12 +44 7700 900123", [("phone", "+44 7700 900123")]),
     ("2025 GB82 WEST 1234 5698 7654 32", [("iban", "GB82 WEST 1234 5698 7654 32")]),
+    # Found by the attack of issue 19 (tests/attack/test_pii_gaps.py).
+    ("https://shop.example/?u=alice%40example.com", [("email", "alice%40example.com")]),
+    ("redirect to mailto:alice%40example.com failed", [("email", "alice%40example.com")]),
+    ("charge failed for 5555:5555:5555:4444 today", [("card", "5555:5555:5555:4444")]),
+    ("card_4111/1111/1111/1111", [("card", "4111/1111/1111/1111")]),
+    ("please call 8 (912) 345-67-89 back", [("phone", "8 (912) 345-67-89")]),
+    ("IBAN: GB82-WEST-1234-5698-7654-32.", [("iban", "GB82-WEST-1234-5698-7654-32")]),
+    # A card after '+' is one that no phone is (16 digits are too many for E.164).
+    ("paid with +4111111111111111 today", [("card", "4111111111111111")]),
+    ("build+4111111111111111", [("card", "4111111111111111")]),
+    ("<p>unknown user alice&#64;example.com</p>", [("email", "alice&#64;example.com")]),
+    ("unknown user alice\uff20example.com", [("email", "alice\uff20example.com")]),
     ("port 443 2001:db8::1 and 7 jane@x.io", [("ipv6", "2001:db8::1"), ("email", "jane@x.io")]),
     # 3. two values in a row, of one class or of two
     (

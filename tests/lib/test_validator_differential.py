@@ -752,11 +752,44 @@ def reference_fate(raw: bytes) -> str | None:
     return _policy_fate(event_type, instance)
 
 
+def _unshaped(event_type: str, instance: dict[str, Any]) -> bool:
+    """A line of an older accepted version (1.x) with an identifier its own version declares that
+    misses the current version's pattern, enum or const (``schema_version`` aside: it names the
+    version), checked by the reference validator on that keyword alone."""
+    version = instance.get("schema_version")
+    if version == SCHEMAS[event_type].version:
+        return False
+    own = ACCEPTED[event_type][version].properties
+
+    def misses(spec: dict[str, Any], value: Any) -> bool:
+        shape = {k: spec[k] for k in ("pattern", "enum", "const") if k in spec}
+        kept = spec.get("x-pii-handling") == "identifier" and spec.get("type") == "string"
+        return kept and isinstance(value, str) and bool(shape) and bool(explain(shape, value))
+
+    for name, spec in SCHEMAS[event_type].properties.items():
+        if name == "schema_version" or name not in own:
+            continue
+        value = instance.get(name)
+        if misses(spec, value):
+            return True
+        inner = (spec.get("items") or {}).get("properties") or {}
+        own_inner = (own[name].get("items") or {}).get("properties") or {}
+        for field, nested in inner.items():
+            if field in own_inner and any(
+                isinstance(e, dict) and misses(nested, e.get(field)) for e in value or []
+            ):
+                return True
+    return False
+
+
 def _policy_fate(event_type: str, instance: dict[str, Any]) -> str:
     """A schema-valid line held to the current PII policy, read from the schema's annotations
     (not from pii_policy): a string kept as sent ("identifier") that holds PII by the Python
     detector, or one of the event's own raw ids ("hash" fields of 6+ characters, any case), is
-    'pii_in_field'; so is a free-form "scrub" object with a number the detector calls PII."""
+    'pii_in_field'; so is a free-form "scrub" object with a number the detector calls PII, and a
+    line of an older version whose identifier misses the current shape (``_unshaped``)."""
+    if _unshaped(event_type, instance):
+        return "pii_in_field"
     props = SCHEMAS[event_type].properties
     raw_ids = [
         instance[n].lower()
@@ -885,6 +918,14 @@ _REQUEST = json.dumps(fresh_event("request", _ID, _TS))
 # 2e308 written without a 3-digit exponent or a 300-digit run: overflows a double.
 _OVERFLOW = "2" + "0" * 298 + "e10"
 
+
+def _old_request(**fields: Any) -> bytes:
+    """A 1.0.0 request (no pattern on its names) with ``fields`` set."""
+    doc = copy.deepcopy(ACCEPTED["request"]["1.0.0"].document["examples"][0])
+    doc.update(event_id=_ID, timestamp_ms=_TS, **fields)
+    return json.dumps(doc).encode()
+
+
 REGRESSION_LINES = [
     # Python parses the lone surrogate; redacting the quarantined line then cannot encode it.
     pytest.param(b'["\\ud800"]', "malformed_json", id="lone-surrogate-top-level-crash"),
@@ -925,6 +966,13 @@ REGRESSION_LINES = [
         id="nesting-deeper-than-strict-parser",
     ),
     pytest.param(b"[" * 2000 + b"]" * 2000, "malformed_json", id="deep-top-level-array"),
+    # A 1.x line is held to the current identifier shape: free text in region was stored.
+    pytest.param(
+        _old_request(region="Alice Smith, 12 Rue de Rivoli"),
+        "pii_in_field",
+        id="old-version-free-text-identifier",
+    ),
+    pytest.param(_old_request(region="eu-west"), "valid", id="old-version-shaped-identifier"),
 ]
 
 

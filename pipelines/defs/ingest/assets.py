@@ -160,10 +160,15 @@ def build_ingest_assets(
         # One writer per partition, also between runs that meet no queue (two command lines).
         with lake.partition_lease(
             target, "ingest", context.partition_key, context.run.run_id, context.log.info
-        ):
+        ) as lease:
             try:
                 result = ingest_partition(
-                    target, day, pii.keyring(), duckdb.ingest_settings(), log=context.log.info
+                    target,
+                    day,
+                    pii.keyring(),
+                    duckdb.ingest_settings(),
+                    log=context.log.info,
+                    still_held=lease.verify,
                 )
             except MissingLandingFilesError as exc:
                 # The operator's next step is in the message; a stack trace would only bury it.

@@ -94,9 +94,14 @@ def replay_op(
         # (and the roll-forward of an interrupted one) must have the day to itself.
         with lake.partition_lease(
             the_lake, "ingest", plan.day.isoformat(), context.run.run_id, context.log.info
-        ):
+        ) as lease:
             result = ingest_partition(
-                the_lake, plan.day, pii.keyring(), settings, log=context.log.info
+                the_lake,
+                plan.day,
+                pii.keyring(),
+                settings,
+                log=context.log.info,
+                still_held=lease.verify,
             )
         partition = plan.day.isoformat()
         for asset_key, metadata in ingest_metadata(result).items():

@@ -7,6 +7,7 @@ erasure changed. It succeeds only after its own proof scan found no row holding 
 """
 
 import hashlib
+import json
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -22,10 +23,12 @@ from pipelines.lib.privacy.rebuild import Rebuilt, rebuild_rollups
 from pipelines.lib.privacy.requests import (
     ErasureRequestError,
     load_request,
+    parse_request,
     pending_requests,
     request_file,
     retire_request,
 )
+from pipelines.lib.storage import Lake
 
 ERASE_JOB = "erase_users"
 ERASE_OP = "erase"
@@ -158,6 +161,9 @@ def erasure_requests_sensor(
         try:
             with the_lake.open(request_file(the_lake, path)) as handle:
                 digest = hashlib.sha256(handle.read()).hexdigest()[:16]
+            # The path becomes run config and a run key, both kept in Dagster's storage: a file
+            # named after the user (alice@example.com.json) is renamed to an opaque name first.
+            path = _opaque_name(the_lake, path, digest)
         except ErasureRequestError:
             # Not read (e.g. a symbolic link): the run fails saying why, once per path.
             digest = "refused"
@@ -172,6 +178,26 @@ def erasure_requests_sensor(
         run_requests=requests,
         skip_reason=None if requests else "no erasure request waiting",
     )
+
+
+def _opaque_name(lake: Lake, path: str, digest: str) -> str:
+    """``path``, or the name it was moved to: ``<request_id>.json`` when the request parses (its
+    id is checked to hold no personal data), else ``request-<digest>.json``; a name that is
+    already one of those stays."""
+    try:
+        with lake.open(path) as handle:
+            request_id = parse_request(json.load(handle), datetime.now(UTC)).request_id
+    except (ErasureRequestError, ValueError, UnicodeDecodeError):
+        request_id = None
+    folder = path.rsplit("/", 1)[0]
+    name = f"{request_id}.json" if request_id else f"request-{digest}.json"
+    if path.rsplit("/", 1)[-1] == name:
+        return path
+    target = f"{folder}/{name}"
+    if lake.exists(target):  # the same id twice: the content tells them apart
+        target = f"{folder}/{name.removesuffix('.json')}-{digest}.json"
+    lake.fs.mv(lake.path(path), lake.path(target))
+    return target
 
 
 @dg.definitions

@@ -2,9 +2,8 @@
 ``exports/<export id>/`` (rows.jsonl + manifest.json).
 
 The user is named by a request file in ``requests/export/`` (``{"user_id": "..."}``), deleted once
-the export is written, so the raw id is never stored by Dagster. Giving ``user_id`` in the run
-config also works, but Dagster keeps run config in its run storage: use it only where that storage
-may hold personal data.
+the export is written, so the raw id is never stored by Dagster: the raw id is not accepted as run
+config, which Dagster keeps in its run storage.
 """
 
 from datetime import UTC, datetime
@@ -21,9 +20,8 @@ EXPORT_JOB = "export_user"
 
 class ExportConfig(dg.Config):
     request_file: str = Field(
-        "", description='A file in the lake, e.g. requests/export/ticket-42.json: {"user_id": ...}'
+        description='A file in the lake, e.g. requests/export/ticket-42.json: {"user_id": ...}'
     )
-    user_id: str = Field("", description="Or the raw user id itself (kept in Dagster's storage).")
 
 
 @dg.op(
@@ -39,15 +37,11 @@ def export_op(
     duckdb: DuckDBResource,
 ) -> None:
     the_lake = lake.lake()
-    user_id, request_file = config.user_id, ""
-    if config.request_file:
-        try:
-            # Only a file directly in requests/export/: it is read, then deleted.
-            request_file, user_id = load_export_request(the_lake, config.request_file)
-        except (ExportRequestError, FileNotFoundError) as exc:
-            raise dg.Failure(description=str(exc)) from exc
-    if not isinstance(user_id, str) or not user_id:
-        raise dg.Failure(description="name the user: request_file (with user_id) or user_id")
+    try:
+        # Only a file directly in requests/export/: it is read, then deleted.
+        request_file, user_id = load_export_request(the_lake, config.request_file)
+    except (ExportRequestError, FileNotFoundError) as exc:
+        raise dg.Failure(description=str(exc)) from exc
     export = export_user(
         the_lake,
         user_id,
@@ -56,8 +50,7 @@ def export_op(
         duckdb.memory_limit,
         duckdb.threads,
     )
-    if request_file:
-        the_lake.fs.rm(the_lake.path(request_file))
+    the_lake.fs.rm(the_lake.path(request_file))
     context.add_output_metadata(
         {
             "export_folder": the_lake.url(export.folder),

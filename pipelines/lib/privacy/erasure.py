@@ -7,6 +7,11 @@ are not rewritten); move the erased lines' counts to the ledger's ``erased`` fat
 still balances; delete exports made for those users; prove with one more scan that no row holds a
 hash; append the audit entry. Rollups are rebuilt by ``rebuild.py``. A second run finds nothing
 and rewrites nothing.
+
+Copies left by a publish cut short under ``_publish/staging/`` (``lib/publish.py``) hold rows too:
+before anything is read, each day's pending journal is rolled forward and its leftover staging
+removed, under the day's ingest lease (``clear_leftovers``), so no live publisher is disturbed;
+the proof scan also reads whatever is under ``_publish/staging/`` then.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from pipelines.lib.paths import contracts_dir, events_dir, ledger_dir, quarantin
 from pipelines.lib.privacy.exports import EXPORTS_DIR, exports_holding
 from pipelines.lib.privacy.registry import move_to_erased
 from pipelines.lib.privacy.requests import ErasureRequest
-from pipelines.lib.publish import recover_pending
+from pipelines.lib.publish import STAGING_AREA, clear_leftovers, recover_pending
 from pipelines.lib.schemas import event_types
 from pipelines.lib.sql import lake_connection, load_sql
 from pipelines.lib.storage import Lake
@@ -92,6 +97,9 @@ def erase(
     result = Erasure(request, request.hashes(secrets))
     # A publish rolled forward after the erasure would bring back the rows it removes.
     recover_pending(lake, log=log)
+    # What killed publishes left in _publish/staging/ (the new version of one killed before its
+    # journal, the previous version of one killed after removing it) holds rows too.
+    clear_leftovers(lake, log=log)
     with lake_connection(lake, memory_limit, threads) as con:
         found = _find(con, lake, result.hashes)
         for event_type, days in found.events.items():
@@ -133,7 +141,23 @@ def proof(con: duckdb.DuckDBPyConnection, lake: Lake, hashes: list[str]) -> dict
     counts["quarantine"] = sum(len(k) for k in found.quarantine.values())
     counts["contracts"] = sum(len(k) for k in found.violations.values())
     counts[EXPORTS_DIR] = len(exports_holding(lake, hashes))
+    counts[STAGING_AREA] = _staged_rows_holding(con, lake, hashes)
     return counts
+
+
+def _staged_rows_holding(con: duckdb.DuckDBPyConnection, lake: Lake, hashes: list[str]) -> int:
+    """Rows of any table under ``_publish/staging/`` (normally empty: only a live publish stages)
+    that hold one of the hashes in any column."""
+    if not hashes:
+        return 0
+    rows = 0
+    for url in lake.glob_urls(f"{STAGING_AREA}/**/*.parquet"):
+        rows += con.execute(
+            "select count(*) from read_parquet(?) t where exists (select 1 from "
+            "unnest(?::varchar[]) u(h) where contains(to_json(t)::varchar, u.h))",
+            [url, hashes],
+        ).fetchone()[0]
+    return rows
 
 
 def _find(con: duckdb.DuckDBPyConnection, lake: Lake, hashes: list[str]) -> _Found:

@@ -8,16 +8,24 @@ into free text stays, as it does in the quarantine's scrubbing.
 
 from __future__ import annotations
 
+import json
 import zlib
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.lib.landing import LandingFile, ReadStats, iter_line_batches, list_landing_files
+from pipelines.lib.landing import (
+    LandingFile,
+    ReadStats,
+    iter_line_batches,
+    list_landing_files,
+    rewrite_record,
+)
 from pipelines.lib.sql import lake_connection, load_sql
 from pipelines.lib.storage import Lake
 
@@ -48,9 +56,10 @@ def _scrub_file(
     removed = 0
     gz = landing.path.endswith(".gz")
     packer = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    stats = ReadStats()
     with lake.staged_file(landing.open_path) as local, open(local, "wb") as out:
         for batch in iter_line_batches(
-            lake, landing, ReadStats(), batch_bytes=64 << 20, max_line_bytes=_WHOLE_LINES
+            lake, landing, stats, batch_bytes=64 << 20, max_line_bytes=_WHOLE_LINES
         ):
             con.register("line_batch", batch)
             drop = con.sql(
@@ -64,6 +73,13 @@ def _scrub_file(
             out.write(packer.flush())
         if not removed:
             raise _Unchanged  # leaves the file as it is: staged_file publishes nothing
+    record = {
+        "lines_after": stats.lines - removed,
+        "bytes_after": lake.fs.size(lake.path(landing.open_path)),
+        "lines_removed": removed,
+    }
+    with lake.staged_file(rewrite_record(landing.path)) as local:
+        Path(local).write_text(json.dumps(record), encoding="utf-8")
     return removed
 
 

@@ -62,7 +62,7 @@ def iban_check_digits(country: str, bban: str) -> str:
 
 
 def iban_valid(iban: str) -> bool:
-    compact = iban.replace(" ", "").upper()
+    compact = re.sub(r"[ ._-]", "", iban).upper()
     if not re.fullmatch(r"[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}", compact):
         return False
     return _iban_integer(compact[4:] + compact[:4]) % 97 == 1
@@ -180,6 +180,7 @@ def phones_us(rng: random.Random) -> list[tuple[str, str]]:
         ("national_dashed", f"{a}-{x}-{n}"),
         ("national_dotted", f"{a}.{x}.{n}"),
         ("national_spaced", f"{a} {x} {n}"),
+        ("national_slash", f"{a}/{x}-{n}"),
     ]
 
 
@@ -204,6 +205,7 @@ def phones_it(rng: random.Random) -> list[tuple[str, str]]:
         ("e164_spaced", f"+39 {rome[:2]} {rome[2:6]} {rome[6:]}"),
         ("intl00_spaced", f"0039 {m[:3]} {m[3:]}"),
         ("national_spaced", f"{m[:3]} {m[3:6]} {m[6:]}"),
+        ("national_spaced", f"{m[:3]} {m[3:]}"),
         ("national_spaced", f"{rome[:2]} {rome[2:6]} {rome[6:]}"),
         ("national_compact", rome),
     ]
@@ -320,6 +322,20 @@ PHONE_FIXED = (
     ("national_spaced", "de", "030 901820"),
     ("national_compact", "gb", "07700900123"),
     ("national_compact", "fr", "0612345678"),
+    # Mobiles of China (1[3-9]x xxxx xxxx) and Russia (trunk 8, area in parentheses).
+    ("national_spaced", "cn", "138 0013 8000"),
+    ("national_spaced", "cn", "139 1234 5678"),
+    ("national_dashed", "cn", "186-2000-4321"),
+    ("e164_spaced", "cn", "+86 138 0013 8000"),
+    ("national_parens", "ru", "8 (912) 345-67-89"),
+    ("national_parens", "ru", "8 (495) 123-45-67"),
+    ("national_parens", "ru", "8(812)555-12-34"),
+    ("e164_parens", "ru", "+7 (912) 345-67-89"),
+    ("national_spaced", "it", "333 1234567"),
+    ("national_spaced", "ru", "8 912 345 67 89"),
+    ("national_dashed", "ru", "8-912-345-67-89"),
+    ("national_slash", "fr", "06/12/34/56/78"),
+    ("national_slash", "us", "202/555-0143"),
 )
 
 
@@ -356,7 +372,17 @@ CARD_NETWORKS: dict[str, tuple[tuple[str, ...], int, tuple[int, ...]]] = {
     "unionpay": (("62",), 16, (4, 4, 4, 4)),
     "unionpay19": (("62",), 19, (4, 4, 4, 4, 3)),
 }
-CARD_SEPARATORS = {"compact": "", "spaced": " ", "dotted": ".", "dashed": "-"}
+CARD_SEPARATORS = {
+    "compact": "",
+    "spaced": " ",
+    "dotted": ".",
+    "dashed": "-",
+    "slashed": "/",
+    "underscored": "_",
+    "coloned": ":",
+    "double_spaced": "  ",
+    "spaced_dashed": " - ",
+}
 # Published test numbers (each network's sandbox cards).
 CARD_FIXED = (
     ("visa16", "4111111111111111"),
@@ -395,7 +421,7 @@ def card_rows(rng: random.Random) -> list[Row]:
                 )
                 rows.append(("card", f"card_{style}_{network}", value))
     for _cls, _fmt, value in rows:
-        number = re.sub(r"[ .\-]", "", value)
+        number = re.sub(r"[ ./_:\-]", "", value)
         assert number.isdigit() and 13 <= len(number) <= 19 and luhn_valid(number), value
     return rows
 
@@ -459,6 +485,8 @@ IBAN_FORMS: dict[str, Callable[[str], str]] = {
     "upper_grouped": fours,
     "lower_compact": str.lower,
     "lower_grouped": lambda iban: fours(iban).lower(),
+    "upper_dashed": lambda iban: fours(iban, "-"),
+    "lower_dashed": lambda iban: fours(iban, "-").lower(),
 }
 
 
@@ -468,6 +496,9 @@ def iban_rows(rng: random.Random) -> list[Row]:
         cc = iban[:2].lower()
         rows.append(("iban", f"iban_upper_grouped_{cc}", fours(iban)))
         rows.append(("iban", f"iban_lower_compact_{cc}", iban.lower()))
+        rows.append(("iban", f"iban_upper_dashed_{cc}", fours(iban, "-")))
+        rows.append(("iban", f"iban_upper_underscored_{cc}", fours(iban, "_")))
+        rows.append(("iban", f"iban_lower_dotted_{cc}", fours(iban, ".").lower()))
     for country, bban_of in IBAN_BBANS.items():
         for _draw in range(2):
             bban = bban_of(rng)
@@ -564,6 +595,12 @@ EMAIL_FIXED = (
     ("email_dotted", "alice.leak@example.com"),
     ("email_plus_tag", "Bob+promo@mail.sub.example.co.uk"),
     ("email_upper", "CAROL.SMITH@EXAMPLE.COM"),
+    # URL-encoded '@' (%40), as in a query string or a mailto: link.
+    ("email_url_encoded", "alice%40example.com"),
+    # HTML-escaped '@' (error pages) and the fullwidth one.
+    ("email_html_escaped", "alice&#64;example.com"),
+    ("email_html_escaped", "bob.martin&#x40;mail.example.org"),
+    ("email_fullwidth_at", "carol\uff20example.net"),
 )
 
 
@@ -583,6 +620,7 @@ def email_rows(rng: random.Random) -> list[Row]:
             ("email_underscore_hyphen", f"{first}_{last}-{rng.randrange(10, 99)}@{sub}"),
             # A user id that is itself an e-mail address is an e-mail.
             ("email_user_id", f"u-{rng.randrange(10**6):06d}@users.{dom}"),
+            ("email_url_encoded", f"{first}.{last}%40{sub}"),
         ]
     return [("email", fmt, value) for fmt, value in pairs]
 
@@ -821,6 +859,28 @@ def clean_rows(rng: random.Random) -> list[tuple[str, str]]:
         "click;impression;ranking;request;error",
         "v1.2.3; v1.2.4; v1.3.0",
     )
+    # Near misses of the wider rules (cards with any separator, dashed IBANs, national phones,
+    # %40 as '@'): dates, times, versions, paths, encoded text, counts.
+    add("date_slashed", "2025/06/02", "02/06/2025", "2025/06/02 12:34:56", "6/2/2025 9:05 PM")
+    add("time", "12:34:56", "23:59:59.999", "2025-06-02T12:34:56Z", "12:34:56:789", "00:00:00")
+    add("version", "1.2.3", "v10.4.1", "3.12.4", "2.0.0-rc.1", "build 2025.06.02", "4.1.1.1111")
+    add("mac", "00:1a:2b:3c:4d:5e", "00-1A-2B-3C-4D-5E")
+    add(
+        "file_path",
+        "/api/v2/items/4111/reviews",
+        "reports/2025/06/02/summary.csv",
+        "logs/2025_06_02_12_34_56.log",
+        "dt=2025-06-02/hour=12",
+        "C:/data/2025/0602/1234",
+    )
+    add("url_encoded", "q=red%20shoes&page=2", "path%2Fto%2Ffile", "off=100%25", "user%40", "a%40b")
+    add("count", "333 items", "138 of 2000 done", "8 (of 12) retries", "202/555 passed", "3 of 120")
+    add("code", "ab12-cdef-3456", "GB82-WEST", "DE12-2025-0001", "4111/1111/1111/1112")
+    add("code", "1234:5678:9012:3456", "5555_5555_5555_4445", "2025:06:02:12:34:56")
+    add("code", "4111 - 1111 - 1111 - 1112", "2025 - 06 - 02", "12  34  56", "1 - 2 - 3 - 4")
+    add("html_escaped", "a &#64; b", "&#64;home", "price &#36;5", "AT&amp;T", "&#x40;admin")
+    add("count", "8 912 items", "06/12/2025", "room 8-912", "8 (912)")
+    add("host", "db01.prod.example.com", "de12.ab34.cd56", "be01_home_feed_v2", "gb82.west")
     return out
 
 
