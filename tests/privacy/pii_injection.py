@@ -252,7 +252,10 @@ def clean_lines(
 
 # Bytes no corpus value holds (controls, non-ASCII): read as line breaks, so binary files scan as
 # text and a value cannot be matched across them.
-_OPAQUE = {i: "\n" for i in [*range(0, 9), *range(11, 32), *range(127, 256)]}
+# Control characters (and what undecodable bytes become) cannot be in a corpus value: each becomes
+# a line break, which no needle crosses. Other characters stay: the corpus holds non-ASCII values
+# (a fullwidth '@'), so the text is decoded as UTF-8, not byte by byte.
+_OPAQUE = {i: "\n" for i in [*range(0, 9), *range(11, 32), 127, 0xFFFD]}
 SEPARATORS = r"[\s.()/+-]"  # stripped for the digits-only search (never \n: see _OPAQUE)
 _RE2_SPECIAL = re.compile(r"([\\.^$|?*+()\[\]{}])")
 
@@ -262,8 +265,8 @@ def _re2_escape(text: str) -> str:
 
 
 def as_text(data: bytes) -> str:
-    """Raw bytes as lower-case ASCII text, everything no corpus value holds turned into \\n."""
-    return data.decode("latin-1").translate(_OPAQUE).lower()
+    """Raw bytes as lower-case text, everything no corpus value holds turned into \\n."""
+    return data.decode("utf-8", errors="replace").translate(_OPAQUE).lower()
 
 
 @dataclass(frozen=True)
