@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Collection, Iterable
 from datetime import date
+from typing import NamedTuple
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -57,39 +58,33 @@ class MissingLandingFilesError(RuntimeError):
         super().__init__(_message(day, missing))
 
 
-def _ledger_rows(lake: Lake, day: date) -> dict[str, tuple[date, int]] | None:
-    """(landing date, bytes read) of each landing file the published ledger of ``day`` lists;
-    None when the day was never published."""
+class _Read(NamedTuple):
+    """What the published ledger recorded of one landing file when it was read."""
+
+    landing_dt: date
+    file_bytes: int
+    file_lines: int
+
+
+def _ledger_rows(lake: Lake, day: date) -> dict[str, _Read] | None:
+    """What the published ledger of ``day`` recorded of each landing file it lists; None when
+    the day was never published. The one reader of the ledger for every test here."""
     files = lake.parquet_files(ledger_dir(day))
     if not files:
         return None
-    listed: dict[str, tuple[date, int]] = {}
+    listed: dict[str, _Read] = {}
     for f in files:  # compaction may have split the ledger into several files
         table = pq.read_table(lake.path(f.path), filesystem=lake.fs)
-        sizes = (
-            table["file_bytes"].to_pylist()
-            if "file_bytes" in table.column_names
-            else [0] * table.num_rows
+        zeros = [0] * table.num_rows  # (a ledger older than a column lacks it)
+        sizes, lines = (
+            table[c].to_pylist() if c in table.column_names else zeros
+            for c in ("file_bytes", "file_lines")
         )
-        listed.update(
-            zip(
-                table["landing_file"].to_pylist(),
-                zip(_dates(table), [s or 0 for s in sizes], strict=True),
-                strict=True,
-            )
-        )
+        for path, dt, size, n in zip(
+            table["landing_file"].to_pylist(), _dates(table), sizes, lines, strict=True
+        ):
+            listed[path] = _Read(dt, size or 0, n or 0)
     return listed
-
-
-def _ledger_lines(lake: Lake, day: date) -> dict[str, int]:
-    lines: dict[str, int] = {}
-    for f in lake.parquet_files(ledger_dir(day)):
-        table = pq.read_table(
-            lake.path(f.path), filesystem=lake.fs, columns=["landing_file", "file_lines"]
-        )
-        names, counts = table["landing_file"].to_pylist(), table["file_lines"].to_pylist()
-        lines.update(zip(names, counts, strict=True))
-    return lines
 
 
 def refuse_fewer_lines(
@@ -103,11 +98,11 @@ def refuse_fewer_lines(
     ``MissingLandingFilesError`` when a file ``day`` was published from now holds fewer lines
     than its ledger recorded (rewritten in place, cut short); ``lines_now``: path -> (landing
     date, lines read now). A file rewritten with as many lines or more is not detected."""
-    before = _ledger_lines(lake, day)
+    before = {path: read.file_lines for path, read in (_ledger_rows(lake, day) or {}).items()}
     fewer = {
         path: dt
         for path, (dt, n) in lines_now.items()
-        if (before.get(path) or 0) > n
+        if before.get(path, 0) > n
         and dt not in accepted
         # Shrunk by an erasure's rewrite (it left a record): the lines it removed are erased.
         and _rewritten(lake, path).get("lines_after") != n
@@ -120,23 +115,18 @@ def refuse_fewer_lines(
         raise MissingLandingFilesError(day, fewer)
 
 
-def ledger_landing_files(lake: Lake, day: date) -> dict[str, date] | None:
-    """The landing files the published ledger of ``day`` lists (path -> landing date); None
-    when the day was never published."""
-    rows = _ledger_rows(lake, day)
-    return None if rows is None else {path: dt for path, (dt, _) in rows.items()}
-
-
-def shrunk_landing_files(lake: Lake, day: date, files: list[LandingFile]) -> dict[str, str]:
-    """The files ``day`` was published from that are now smaller than when they were read, or no
-    longer read at all (a landing folder moved away and linked back from outside landing/):
-    path -> why. Landing files are written once; re-reading what is left would drop rows."""
-    rows = _ledger_rows(lake, day) or {}
+def shrunk_landing_files(
+    lake: Lake, files: list[LandingFile], rows: dict[str, _Read]
+) -> dict[str, str]:
+    """The ``files`` a day was published from (``rows``: its ledger) that are now smaller than
+    when they were read, or no longer read at all (a landing folder moved away and linked back
+    from outside landing/): path -> why. Landing files are written once; re-reading what is left
+    would drop rows."""
     changed: dict[str, str] = {}
     for f in files:
         if f.path not in rows:
             continue
-        read_bytes = rows[f.path][1]
+        read_bytes = rows[f.path].file_bytes
         if f.unread is not None and read_bytes > 0:  # (never read: nothing to lose)
             changed[f.path] = f"now {f.unread}"
         elif f.size_bytes < read_bytes and _rewritten(lake, f.path).get("bytes_after") != (
@@ -150,14 +140,17 @@ def _dates(table: pa.Table) -> list[date]:
     return table["landing_dt"].cast(pa.date32()).to_pylist()
 
 
-def missing_landing_files(lake: Lake, day: date, present: Iterable[str]) -> dict[str, date]:
-    """The files the published ledger of ``day`` lists that are not in ``present`` (the landing
-    listing, paths as the ledger records them) and whose landing folder was not retired."""
-    listed = ledger_landing_files(lake, day)
-    if not listed:
+def missing_landing_files(
+    lake: Lake, day: date, present: Iterable[str], rows: dict[str, _Read] | None = None
+) -> dict[str, date]:
+    """The files the published ledger of ``day`` (``rows``, when the caller read it already)
+    lists that are not in ``present`` (the landing listing, paths as the ledger records them)
+    and whose landing folder was not retired."""
+    rows = _ledger_rows(lake, day) if rows is None else rows
+    if not rows:
         return {}
     found = set(present)
-    gone = {path: dt for path, dt in listed.items() if path not in found}
+    gone = {path: read.landing_dt for path, read in rows.items() if path not in found}
     # Checked only when something is gone: a healthy re-run costs no request per landing date.
     dates = set(gone.values())
     retired = {dt for dt in dates if lake.exists(_marker(dt))}
@@ -193,10 +186,11 @@ def refuse_to_wipe(
     """Raise ``MissingLandingFilesError`` before ``day`` is re-published from ``files`` (the
     landing listing ingest is about to read) if a file its ledger lists is missing and not
     retired. Missing files of the ``accepted`` landing dates are logged and let go."""
-    missing = missing_landing_files(lake, day, (f.path for f in files))
+    rows = _ledger_rows(lake, day) or {}
+    missing = missing_landing_files(lake, day, (f.path for f in files), rows)
     # A file still listed but no longer read, or cut short, loses rows like a deleted one.
-    for path, why in shrunk_landing_files(lake, day, files).items():
-        missing.setdefault(path, next(f.landing_dt for f in files if f.path == path))
+    for path, why in shrunk_landing_files(lake, files, rows).items():
+        missing.setdefault(path, rows[path].landing_dt)
         log(f"{day}: landing file {path} {why} since the day was published")
     let_go = {path: dt for path, dt in missing.items() if dt in accepted}
     if let_go:

@@ -7,7 +7,6 @@ erasure changed. It succeeds only after its own proof scan found no row holding 
 """
 
 import hashlib
-import json
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -23,7 +22,6 @@ from pipelines.lib.privacy.rebuild import Rebuilt, rebuild_rollups
 from pipelines.lib.privacy.requests import (
     ErasureRequestError,
     load_request,
-    parse_request,
     pending_requests,
     request_file,
     retire_request,
@@ -185,9 +183,8 @@ def _opaque_name(lake: Lake, path: str, digest: str) -> str:
     id is checked to hold no personal data), else ``request-<digest>.json``; a name that is
     already one of those stays."""
     try:
-        with lake.open(path) as handle:
-            request_id = parse_request(json.load(handle), datetime.now(UTC)).request_id
-    except (ErasureRequestError, ValueError, UnicodeDecodeError):
+        request_id = load_request(lake, path).request_id
+    except ErasureRequestError:  # not JSON, or not a valid request: named by its content
         request_id = None
     folder = path.rsplit("/", 1)[0]
     name = f"{request_id}.json" if request_id else f"request-{digest}.json"

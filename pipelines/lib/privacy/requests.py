@@ -85,16 +85,21 @@ def parse_request(data: object, received_at: datetime, source: str | None = None
     return ErasureRequest(request_id, tuple(dict.fromkeys(user_ids)), received_at, source)
 
 
+def _read_json(lake: Lake, rel: str, error: type[ValueError]) -> object:
+    """The JSON of request file ``rel``; ``error`` (the request kind's) when it is not JSON."""
+    with lake.open(rel) as handle:
+        raw = handle.read()
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise error(f"{rel}: not valid JSON ({exc})") from exc
+
+
 def load_request(lake: Lake, rel: str) -> ErasureRequest:
     """A request file of ``requests/erasure/``; it was received when it landed (its modification
     time)."""
     rel = request_file(lake, rel, REQUESTS_DIR)
-    with lake.open(rel) as handle:
-        raw = handle.read()
-    try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ErasureRequestError(f"{rel}: not valid JSON ({exc})") from exc
+    data = _read_json(lake, rel, ErasureRequestError)
     modified = lake.fs.modified(lake.path(rel))
     received = modified if modified.tzinfo else modified.replace(tzinfo=UTC)
     return parse_request(data, received.astimezone(UTC), rel)
@@ -138,12 +143,7 @@ def retire_request(lake: Lake, request: ErasureRequest, hashes: list[str], keep_
 def load_export_request(lake: Lake, rel: str) -> tuple[str, str]:
     """(the file, checked to be directly in ``requests/export/``; the raw user id it names)."""
     rel = request_file(lake, rel, EXPORT_REQUESTS_DIR)
-    with lake.open(rel) as handle:
-        raw = handle.read()
-    try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ExportRequestError(f"{rel}: not valid JSON ({exc})") from exc
+    data = _read_json(lake, rel, ExportRequestError)
     user_id = data.get("user_id") if isinstance(data, dict) else None
     if not isinstance(user_id, str) or not 0 < len(user_id) <= MAX_USER_ID_CHARS:
         raise ExportRequestError(
