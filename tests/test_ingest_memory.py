@@ -75,7 +75,15 @@ def _ingest_measured(root: Path, tmp_path: Path) -> tuple[int, float]:
     started = time.perf_counter()
     with open(log, "wb") as sink:
         child = subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(root), DAY.isoformat(), f"{MEMORY_LIMIT_MB}MB", str(peak_file)],
+            [
+                sys.executable,
+                "-c",
+                CHILD,
+                str(root),
+                DAY.isoformat(),
+                f"{MEMORY_LIMIT_MB}MB",
+                str(peak_file),
+            ],
             cwd=REPO,
             stdout=sink,
             stderr=subprocess.STDOUT,
