@@ -1,6 +1,8 @@
 # Plain tasks; each is also a one-line command you can type without make.
 PYTHON ?= .venv/bin/python
 export DAGSTER_HOME := $(CURDIR)
+# make dev DEV_PORT=3001 when 3000 is taken
+DEV_PORT ?= 3000
 
 .PHONY: install demo test dev doctor sample docs schemas-check lint format bench clean
 
@@ -16,8 +18,8 @@ demo: .venv/bin/python  ## a week of sample events through every asset, into dat
 test: install
 	$(PYTHON) -m pytest -n auto --dist loadfile
 
-dev:  ## the Dagster UI on the same lake, http://127.0.0.1:3000
-	.venv/bin/dg dev -h 127.0.0.1 -p 3000
+dev:  ## the Dagster UI on the same lake, http://127.0.0.1:3000; Ctrl-C or SIGTERM stops it all
+	$(PYTHON) -m pipelines.dev -h 127.0.0.1 -p $(DEV_PORT)
 
 doctor:  ## check the configuration: one line per problem, exit 1 on any
 	$(PYTHON) -m pipelines.doctor

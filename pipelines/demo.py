@@ -1,40 +1,61 @@
-"""The demo: a week of sample telemetry through every asset, into a local lake under data/.
+"""The demo: sample telemetry through every asset, into a local lake under data/.
 
-    python -m pipelines.demo
+    python -m pipelines.demo [--start YYYY-MM-DD] [--days N] [--force]
 
-Generates the week 2025-06-02 .. 2025-06-08 into TELEMETRY_LAKE_ROOT (default data/lake),
-materialises every asset and check in this project's Dagster instance (so `dagster dev` shows
-the runs): first the ingest of every day the landing files touch, then each day's contracts
-(which read the neighbouring days), the rollups, the operational reports and the catalog. Prints
-rows per event type, quarantine counts, the contract families' rates per day and the weekly
-experiment evaluation, and where the day's report is.
+By default the sample is the latest whole Monday..Sunday week and the days since, through
+yesterday (UTC), so that the freshness checks in `dg dev` are honestly green; ``--start`` pins
+its first day (``--days``, default 7, its length). The configuration is checked first (the
+doctor's checks, one line per problem, exit 1). The sample goes to TELEMETRY_LAKE_ROOT (default
+data/lake) and only what its days need is materialised (``lib/demo_plan.py``), by the code
+location's named jobs in this project's Dagster instance (so `dg dev` shows the runs), several
+runs at a time on the cores here. A second run says what is up to date and skips it (``--force``
+rebuilds it); a run for other dates starts the demo lake again (``_afresh``). Prints rows per
+event type, quarantine counts, the contract families' rates per day, the weekly experiment
+evaluation, and where the latest day's and the week's reports are.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import multiprocessing
 import os
 import sys
+import warnings
 from collections import defaultdict
-from datetime import date, timedelta
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import duckdb
+import fsspec
 
-from pipelines.lib import settings
+from pipelines import demo_runs
+from pipelines.lib import demo_plan, doctor, settings
 from pipelines.lib.contracts.rules import FAMILIES
-from pipelines.lib.ops.calendar import days_between
+from pipelines.lib.demo_plan import Step
 from pipelines.lib.paths import (
     PROJECT_ROOT,
     daily_report_dir,
     default_catalog_path,
     default_lake_root,
+    weekly_report_dir,
 )
 from pipelines.lib.progress import Progress
-from pipelines.lib.rollups.run import MODELS
-from pipelines.lib.sample import SampleConfig, generate
+from pipelines.lib.sample import MANIFEST_NAME, SampleConfig, generate, load_manifest
 from pipelines.lib.sql import load_sql
 
-DEMO_START = date(2025, 6, 2)
-DEMO_DAYS = 7
+KIND_NAMES = {
+    demo_plan.INGEST: "ingest",
+    demo_plan.DAY: "contracts and daily rollups",
+    demo_plan.WEEK: "weekly rollups",
+    demo_plan.MONTH: "monthly rollups",
+    demo_plan.REPORT_DAY: "daily reports",
+    demo_plan.REPORT_WEEK: "weekly reports",
+    demo_plan.CATALOG: "catalog",
+    demo_plan.FRESHNESS: "freshness checks",
+}
 
 
 def _table(title: str, rows: list[tuple], column_names: list[str]) -> str:
@@ -63,40 +84,215 @@ def _rows(title: str, columns: list[str], rows: list[tuple]) -> str:
     return "\n".join([title, header, "-" * len(header), *body])
 
 
-def _plan(touched: list[date]) -> list[tuple[str, list[str] | None, list[date | None]]]:
-    """Runs in order, as (job, its assets to run or None for all, partition keys): the ingest of
-    every day of the months the landing files touch (a month's rollup needs all its days), then
-    each day's contracts with its daily rollups and their SLO checks (which read the neighbouring
-    days, and which the contracts' blocking checks gate), then every complete week and month, the
-    operational reports of the demo's days and of the complete weeks, then the analysts' catalog
-    (unpartitioned: key None). Each run is one of the code location's named jobs, so the UI
-    lists it under that job (not as an ad-hoc ``__ephemeral_asset_job__``)."""
-    from pipelines.defs.catalog.assets import CATALOG_JOB
-    from pipelines.defs.contracts.assets import CONTRACTS
-    from pipelines.defs.ops.schedules import DAILY_JOB
-    from pipelines.defs.reports.assets import REPORTS_DAILY_JOB, REPORTS_WEEKLY_JOB
-    from pipelines.lib.rollups.run import MONTH, WEEK, period
-
-    first = touched[0].replace(day=1)
-    last = period(MONTH, touched[-1].replace(day=1))[1]
-    days = days_between(first, last)
-    weeks = [d for d in days if d.weekday() == 0 and period(WEEK, d)[1] <= last]
-    demo_days = {DEMO_START + timedelta(days=n) for n in range(DEMO_DAYS)}
-    months = [d for d in days if d.day == 1]
-    # daily_lake without its ingest, which ran for every day first.
-    daily = [CONTRACTS, *[m.name for m in MODELS if m.grain == "day"]]
-    return [
-        ("ingest_daily", None, days),
-        (DAILY_JOB, daily, days),
-        ("rollups_weekly", None, weeks),
-        ("rollups_monthly", None, months),
-        (REPORTS_DAILY_JOB, None, [d for d in days if d in demo_days]),
-        (REPORTS_WEEKLY_JOB, None, [w for w in weeks if w in demo_days]),
-        (CATALOG_JOB, None, [None]),
-    ]
+# --- the command ------------------------------------------------------------------------------
 
 
-def main() -> int:
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.demo",
+        description="Sample telemetry through every asset into the local lake, recorded in this "
+        "project's Dagster instance. Default: the latest whole Monday..Sunday week and the days "
+        "since, through yesterday (UTC).",
+    )
+    parser.add_argument(
+        "--start",
+        type=_day,
+        metavar="YYYY-MM-DD",
+        help="pin the sample's first day (a daily partition: from TELEMETRY_FIRST_DATE on)",
+    )
+    parser.add_argument(
+        "--days",
+        type=int,
+        metavar="N",
+        help="the sample's length in days (default 7 with --start; without it, ending yesterday)",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="write the sample and rebuild every step again, even those already up to date",
+    )
+    return parser
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date: give it as YYYY-MM-DD") from None
+
+
+def _window(args: argparse.Namespace, first: date, today: date) -> list[date]:
+    if args.start is None and args.days is None:
+        start, days = demo_plan.default_window(today)
+    elif args.start is None:
+        start, days = today - timedelta(days=args.days), args.days
+    else:
+        start, days = args.start, args.days or demo_plan.WEEK_DAYS
+    return demo_plan.check_window(start, days, first, today)
+
+
+def _sample_there(config: SampleConfig, root: str) -> tuple[dict | None, str]:
+    """(The manifest of the sample in ``root``'s landing zone if it is this very sample, else
+    None; the first and last day of the earlier, different sample there, else "")."""
+    try:
+        manifest = load_manifest(root)
+    except (OSError, ValueError):
+        return None, ""
+    if manifest.get("config") == config.to_dict():
+        return manifest, ""
+    days = sorted(manifest.get("partitions") or {}) or ["?"]
+    return None, f"{days[0]}..{days[-1]}"
+
+
+def _afresh(root: str, earlier: str, defs: Any, instance: Any) -> None:
+    """Delete the demo lake built from an earlier sample, and its assets' records in this
+    instance (the runs stay). A new sample rewrites the landing files its days were built from,
+    and a day re-ingested alone would not balance against its neighbours' ledgers, which list
+    the earlier files (the ledger check blocks it): the demo starts its lake again instead."""
+    demo_runs.say(
+        f"The lake holds an earlier sample ({earlier}): deleting it and its assets' records in "
+        "this Dagster instance (not the runs) to build this one"
+    )
+    fs, base = fsspec.core.url_to_fs(root)
+    for entry in fs.ls(base, detail=False):
+        fs.rm(entry, recursive=True)
+    instance.wipe_assets(list(defs.resolve_asset_graph().get_all_asset_keys()))
+
+
+def _write_sample(config: SampleConfig, root: str) -> dict:
+    demo_runs.say(f"Generating {config.days} days of sample events into {root}/landing ...")
+    with Progress(None, "sample", "events") as progress:
+        manifest = generate(config, root, on_progress=progress.advance)
+    demo_runs.say(f"  {len(manifest['files'])} landing files written")
+    return manifest
+
+
+def _say_skipped(steps: Iterable[Step]) -> None:
+    counts: dict[str, list[Step]] = defaultdict(list)
+    for step in steps:
+        counts[step.kind].append(step)
+    if not counts:
+        return
+    parts = []
+    for kind, group in counts.items():
+        keys = [s.key for s in group if s.key is not None]
+        span = f" {keys[0]}..{keys[-1]}" if len(keys) > 1 else (f" {keys[0]}" if keys else "")
+        parts.append(f"{KIND_NAMES[kind]} ({len(group)}{span})" if keys else KIND_NAMES[kind])
+    demo_runs.say("Already up to date, skipped (--force rebuilds them): " + "; ".join(parts))
+
+
+def _build(
+    args: argparse.Namespace,
+    days: list[date],
+    first: date,
+    now: datetime,
+    root: str,
+    printer: demo_runs.Printer,
+) -> list[Step] | None:
+    """Write the sample unless it is there, then run every step that is not up to date; the
+    plan's steps, or None after a failure (said)."""
+    workers = demo_runs.workers()
+    with contextlib.ExitStack() as stack:
+
+        def start_workers() -> ProcessPoolExecutor:
+            pool = stack.enter_context(
+                ProcessPoolExecutor(
+                    workers,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=demo_runs.warm,
+                )
+            )
+            # Started now, each worker imports Dagster and the definitions meanwhile.
+            for _ in range(workers):
+                pool.submit(demo_runs.warm)
+            return pool
+
+        config = SampleConfig(start=days[0], days=len(days))
+        manifest, earlier = _sample_there(config, root)
+        write = manifest is None or args.force
+        if write and (foreign := _foreign_landing(root)):
+            demo_runs.say(f"error: {foreign}")
+            return None
+        pool = start_workers() if write else None  # a new sample: there is work
+
+        # Imported here: loading definitions reads the environment set above.
+        import dagster as dg
+
+        # Beta parameters the code location uses on purpose: not the newcomer's concern.
+        warnings.filterwarnings("ignore", category=dg.BetaWarning)
+        from pipelines.definitions import defs
+
+        instance = dg.DagsterInstance.get()
+        if earlier:
+            _afresh(root, earlier, defs, instance)
+        if write:
+            manifest = _write_sample(config, root)
+        else:
+            last = config.start + timedelta(days=config.days - 1)
+            demo_runs.say(
+                f"Sample {config.start}..{last}: already in {root}/landing (--force writes it "
+                "again)"
+            )
+
+        lake = defs.resources["lake"].process_config_and_initialize().lake()
+        bands = defs.resources["slo"].process_config_and_initialize().config().bands
+        landing = [date.fromisoformat(d.removeprefix("dt=")) for d in lake.list_dirs("landing")]
+        steps = demo_plan.plan(
+            manifest["partitions"],
+            landing,
+            first,
+            now.date(),
+            now,
+            (bands.window_days, bands.min_history),
+        )
+        todo = demo_plan.stale(steps, demo_runs.built(instance, steps, lake, now), args.force)
+        _say_skipped(s for s in steps if s not in todo)
+        builds = [s for s in todo if s.kind != demo_plan.FRESHNESS]
+        if builds:
+            pool = pool or start_workers()
+            if not demo_runs.materialise(pool, builds, workers, printer):
+                return None
+        if any(s.kind == demo_plan.FRESHNESS for s in todo) and not _freshness(
+            defs, instance, days, printer
+        ):
+            return None
+    return steps
+
+
+def _freshness(defs: Any, instance: Any, days: list[date], printer: demo_runs.Printer) -> bool:
+    """Evaluate the freshness checks (here: one short run, no worker to start for it), or, when
+    the lake ends before the day they expect (a pinned --start), record why they fail."""
+    if not demo_runs.fresh(instance, datetime.now(UTC)):
+        demo_runs.explain_stale(instance, days, datetime.now(UTC))
+        demo_runs.say(
+            "note: the freshness checks fail (at WARN, saying why): the lake ends on "
+            f"{days[-1]}, not yesterday"
+        )
+        return True
+    job = demo_runs.jobs()[demo_plan.FRESHNESS][0]
+    outcome = demo_runs.execute(defs, instance, job, None)
+    for message in outcome.warnings:
+        printer.warn(message)
+    if not outcome.success:
+        demo_runs.say(demo_runs.failed(demo_plan.Step(demo_plan.FRESHNESS, None), outcome))
+    return outcome.success
+
+
+def _foreign_landing(root: str) -> str | None:
+    """Why the demo must not write its sample into ``root``: its landing zone holds files and no
+    sample manifest, so they are not the demo's (writing a sample deletes landing files)."""
+    fs, base = fsspec.core.url_to_fs(root)
+    if fs.exists(f"{base}/landing/{MANIFEST_NAME}") or not fs.glob(f"{base}/landing/dt=*/*"):
+        return None
+    return (
+        f"TELEMETRY_LAKE_ROOT={root} holds landing files the demo did not write (no "
+        f"landing/{MANIFEST_NAME}): writing its sample would delete them. Point "
+        "TELEMETRY_LAKE_ROOT at an empty folder, or unset it for data/lake"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT))
     # Resolved as the lake resource resolves it (a relative root is a folder of the project), so
     # the runs below read the lake created here, whatever the working directory.
@@ -106,55 +302,59 @@ def main() -> int:
         # other): every run refuses a root that does not exist (lib/lake_root.py).
         os.makedirs(root, exist_ok=True)
 
-    # Imported here: loading definitions reads the environment set above.
-    import dagster as dg
+    # The runs go through execute_in_process, which skips the executor's preflight: the same
+    # checks here, before anything is written.
+    now = datetime.now(UTC)
+    findings = doctor.check(os.environ, now.date())
+    errors = [f.message for f in findings if f.level == doctor.ERROR]
+    days: list[date] = []
+    first = settings.DEFAULT_FIRST_DATE
+    if not errors:
+        first = settings.first_partition_date(os.environ.get("TELEMETRY_FIRST_DATE"))
+        try:
+            days = _window(args, first, now.date())
+        except settings.ConfigError as exc:
+            errors.append(demo_runs.one_line(str(exc)))
+    if errors:
+        for message in errors:
+            demo_runs.say(f"error: {message}")
+        demo_runs.say(
+            "demo: nothing was run; `python -m pipelines.doctor` checks the settings again"
+        )
+        return 1
+    printer = demo_runs.Printer()
+    for finding in findings:
+        if finding.level == doctor.WARNING:
+            printer.warn(finding.message)
 
-    from pipelines.definitions import defs
+    steps = _build(args, days, first, now, root, printer)
+    if steps is None:
+        return 1
+    _summary(root, steps)
+    return 0
 
-    config = SampleConfig(start=DEMO_START, days=DEMO_DAYS)
-    print(f"Generating {DEMO_DAYS} days of sample events into {root}/landing ...", file=sys.stderr)
-    with Progress(None, "sample", "events") as progress:
-        manifest = generate(config, root, on_progress=progress.advance)
-    print(f"  {len(manifest['files'])} landing files written", file=sys.stderr)
 
-    instance = dg.DagsterInstance.get()
-    plan = _plan(sorted(date.fromisoformat(d) for d in manifest["partitions"]))
-    with Progress(sum(len(keys) for *_, keys in plan), "materialise", "partitions") as progress:
-        for job_name, assets, keys in plan:
-            job = defs.resolve_job_def(job_name)
-            for key in keys:
-                result = job.execute_in_process(
-                    asset_selection=[dg.AssetKey(a) for a in assets] if assets else None,
-                    partition_key=key.isoformat() if key else None,
-                    instance=instance,
-                    raise_on_error=False,
-                    # Warnings (such as the development-key one) still show; the rest is in the UI.
-                    run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-                )
-                if not result.success:
-                    print(f"{key} failed; see `dagster dev` for the run", file=sys.stderr)
-                    return 1
-                progress.advance(1)
-
+def _summary(root: str, steps: list[Step]) -> None:
     con = duckdb.connect()
-    rows = con.execute(
-        load_sql("reports/rows_by_type.sql"),
-        {"events_glob": f"{root}/events/*/*/*.parquet"},
-    ).fetchall()
-    quarantined = con.execute(
-        load_sql("reports/quarantine_by_reason.sql"),
-        {"quarantine_glob": f"{root}/quarantine/*/*.parquet"},
-    ).fetchall()
-    rates = con.execute(
-        load_sql("reports/contract_rates.sql"),
-        {"quality_glob": f"{root}/quality/*/*.parquet"},
-    ).fetchall()
-    evaluation = con.execute(
-        load_sql("reports/experiment_summary.sql"),
-        {"experiments_glob": f"{root}/rollups/experiments_weekly/*/*.parquet"},
+
+    def query(sql: str, name: str, glob: str) -> tuple[list[str], list[tuple]]:
+        # A table the demo did not build (no whole week: no weekly rollup) has no rows to show.
+        try:
+            found = con.execute(load_sql(sql), {name: f"{root}/{glob}"})
+        except duckdb.IOException:
+            return [], []
+        return [c[0] for c in found.description], found.fetchall()
+
+    _, rows = query("reports/rows_by_type.sql", "events_glob", "events/*/*/*.parquet")
+    _, quarantined = query(
+        "reports/quarantine_by_reason.sql", "quarantine_glob", "quarantine/*/*.parquet"
     )
-    evaluation_columns = [c[0] for c in evaluation.description]
-    evaluation_rows = evaluation.fetchall()
+    _, rates = query("reports/contract_rates.sql", "quality_glob", "quality/*/*.parquet")
+    evaluation_columns, evaluation_rows = query(
+        "reports/experiment_summary.sql",
+        "experiments_glob",
+        "rollups/experiments_weekly/*/*.parquet",
+    )
     types = sorted({r[1] for r in rows})
     reasons = sorted({r[1] for r in quarantined})
     print(_table("Rows per event type", rows, types))
@@ -162,21 +362,34 @@ def main() -> int:
     print(_table("Quarantined lines by reason", quarantined, reasons))
     print()
     print(_table("Contracts: share of events that hold (events that broke)", rates, FAMILIES))
-    print()
-    print(
-        _rows(
-            "Experiments, weekly: CTR (clicks / impressions, 95% interval by the delta method) "
-            "and lift against control",
-            evaluation_columns,
-            evaluation_rows,
+    if evaluation_rows:
+        print()
+        print(
+            _rows(
+                "Experiments, weekly: CTR (clicks / impressions, 95% interval by the delta "
+                "method) and lift against control",
+                evaluation_columns,
+                evaluation_rows,
+            )
         )
-    )
     catalog = os.environ.get("TELEMETRY_CATALOG") or default_catalog_path()
-    report = f"{root}/{daily_report_dir(DEMO_START)}/report.html"
-    print(f"\nLake: {root}   Browse it: DAGSTER_HOME={PROJECT_ROOT} dagster dev")
-    print(f"Operational report of {DEMO_START}: {report}")
+    days = [s.key for s in steps if s.kind == demo_plan.REPORT_DAY and s.key]
+    weeks = [s.key for s in steps if s.kind == demo_plan.REPORT_WEEK and s.key]
+    print(f"\nLake: {root}")
+    print(f"Browse it in the Dagster UI: {demo_runs.dev_command()}   (or: make dev)")
+    if days:
+        print(
+            f"Report of the latest day, {days[-1]}: {root}/{daily_report_dir(days[-1])}/report.html"
+        )
+    if weeks:
+        report = f"{root}/{weekly_report_dir(weeks[-1])}/report.html"
+        print(f"Report of the week of {weeks[-1]}: {report}")
+    elif days:
+        print(
+            f"Report of a week: none, {days[0]}..{days[-1]} holds no whole Monday..Sunday week "
+            "(pass --start with a Monday and --days 7 or more)"
+        )
     print(f"Catalog for analysts: {catalog}   (README: 'For analysts')")
-    return 0
 
 
 if __name__ == "__main__":

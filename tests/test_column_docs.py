@@ -24,10 +24,11 @@ import pyarrow as pa
 import pytest
 
 import pipelines.definitions
-from pipelines import demo
-from pipelines.lib import catalog, column_docs, tiers
+from pipelines import demo_runs
+from pipelines.lib import catalog, column_docs, demo_plan, tiers
 from pipelines.lib import markdown as md
 from pipelines.lib.contracts.run import QUALITY_SCHEMA, VIOLATIONS_SCHEMA
+from pipelines.lib.demo_plan import DAY, INGEST
 from pipelines.lib.docs import EXTRA_COLUMN_DOCS
 from pipelines.lib.ingest import QUARANTINE_SCHEMA, ledger_schema
 from pipelines.lib.paths import PROJECT_ROOT, docs_dir
@@ -138,15 +139,12 @@ def built(schemas, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
         env.delenv("TELEMETRY_S3_ENDPOINT_URL", raising=False)
         defs = _load_defs()
         days = [START + timedelta(days=n) for n in (-1, 0, 1)]
-        plan = {job: assets for job, assets, _ in demo._plan(days)}
-        runs = [("ingest_daily", d) for d in days] + [("daily_lake", START)]
+        jobs = demo_runs.jobs()
+        runs = [(jobs[INGEST][0], d) for d in days] + [(jobs[DAY][0], START)]
         with dg.instance_for_test() as instance:
             for job_name, day in runs:
-                assets = plan[job_name]
                 result = defs.resolve_job_def(job_name).execute_in_process(
-                    asset_selection=[dg.AssetKey(a) for a in assets] if assets else None,
-                    partition_key=day.isoformat(),
-                    instance=instance,
+                    partition_key=day.isoformat(), instance=instance
                 )
                 assert result.success, job_name
             for model in MODELS:
@@ -167,7 +165,7 @@ def built(schemas, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
 
 
 def test_the_runs_are_named_jobs(built):
-    assert sorted(set(built.instance_runs)) == ["daily_lake", "ingest_daily", "refresh_catalog"]
+    assert sorted(set(built.instance_runs)) == ["daily_build", "ingest_daily", "refresh_catalog"]
 
 
 @pytest.mark.parametrize("tier", tiers.TIERS)
@@ -227,23 +225,15 @@ def test_the_analysts_shell_reads_the_comments(built):
 def test_the_demo_runs_named_jobs_only(monkeypatch, tmp_path):
     monkeypatch.setenv("TELEMETRY_LAKE_ROOT", str(tmp_path))
     defs = _load_defs()
-    plan = demo._plan([START + timedelta(days=n) for n in range(7)])
-    assert [job for job, *_ in plan] == [
-        "ingest_daily",
-        "daily_lake",
-        "rollups_weekly",
-        "rollups_monthly",
-        "reports_daily",
-        "reports_weekly",
-        "refresh_catalog",
-    ]
-    for job_name, assets, _ in plan:
-        job = defs.resolve_job_def(job_name)
-        if assets:  # a subset of the job: every asset named is one it builds
-            keys = {k.to_user_string() for k in job.asset_layer.asset_graph.get_all_asset_keys()}
-            assert set(assets) <= keys, job_name
-    source = (PROJECT_ROOT / "pipelines" / "demo.py").read_text(encoding="utf-8")
-    assert "materialize(" not in source  # dg.materialize runs __ephemeral_asset_job__
+    jobs = demo_runs.jobs()
+    assert set(jobs) == set(demo_plan.KINDS)  # a job for every kind of step the demo plans
+    for job_name, assets in jobs.values():
+        job = defs.resolve_job_def(job_name)  # a named job of the code location
+        keys = {k.to_user_string() for k in job.asset_layer.selected_asset_keys}
+        assert set(assets) <= keys, job_name
+    for module in ("demo.py", "demo_runs.py"):
+        source = (PROJECT_ROOT / "pipelines" / module).read_text(encoding="utf-8")
+        assert "materialize(" not in source  # dg.materialize runs __ephemeral_asset_job__
 
 
 def _run_requests(path: Path) -> Iterator[ast.Call]:

@@ -112,7 +112,7 @@ def test_operations_are_scheduled_sensed_and_on_by_default(defs):
         "daily_lake", "ingest_daily", "contracts_daily", "rollups_daily", "rollups_weekly",
         "rollups_monthly", "retention", "compact", "erase_users", "export_user",
         "replay_quarantine", "reports_daily", "reports_weekly", "refresh_catalog",
-        "freshness_checks",
+        "daily_build", "freshness_checks",
     }  # fmt: skip
     job_checks = {
         k.name for k in repo.get_job("daily_lake").asset_layer.asset_graph.asset_check_keys

@@ -9,8 +9,8 @@ The demo builds only the days that hold sample data and what their contracts rea
   ``dg dev``, finds every reader of those files up to date and launches nothing. (Partitions
   before the first one built read the sample's early files too; the sensor leaves days before a
   lake's first built day to a backfill on purpose, ``lib/ops/landing_watch.py``.)
-* **contracts and daily rollups** of the days with events only, after every ingest (the
-  contracts of D read D-1 and D+1): no day of all-zero rollups, no contracts row of 0 events.
+* **contracts and daily rollups** of the days with events only, each once the ingests of D-1..D+1
+  ran (its contracts read them): no day of all-zero rollups, no contracts row of 0 events.
 * **weekly and monthly rollups** of the Monday..Sunday weeks and the months wholly inside those
   days, then the operational reports of those days and weeks, the analysts' catalog and the
   freshness checks.
@@ -112,10 +112,17 @@ def plan(
     first: date,
     today: date,
     now: datetime,
+    bands: tuple[int, int] = (28, 7),
 ) -> list[Step]:
     """Every step, in an order that respects what each reads. ``partitions`` is the sample
     manifest's (day -> counts), ``landing_dates`` its arrival dates, ``first`` the first daily
-    partition (TELEMETRY_FIRST_DATE), ``today`` and ``now`` in UTC."""
+    partition (TELEMETRY_FIRST_DATE), ``today`` and ``now`` in UTC, ``bands`` the SLO anomaly
+    bands' (window_days, min_history) from slo.yaml.
+
+    Steps run in parallel once what they need has run, so ``needs`` lists every step whose output
+    a step reads: a day's contracts the ingest of D-1..D+1; a day's SLO checks, once it has
+    ``min_history`` days in its window, those days' rollups (its baseline); a week or month its
+    days and the previous week or month (the change columns); a report the rollups it charts."""
 
     def exists(day: date) -> bool:
         return first <= day < today
@@ -129,25 +136,38 @@ def plan(
     ingested = sorted(owners | due)
     built = set(days)
 
+    window_days, min_history = bands
     steps = [Step(INGEST, d) for d in ingested]
     for d in days:
         near = [n for n in (d - timedelta(days=1), d, d + timedelta(days=1)) if n in ingested]
-        steps.append(Step(DAY, d, tuple((INGEST, n) for n in near)))
+        baseline = [b for b in days if d - timedelta(days=window_days) <= b < d]
+        judged = baseline if len(baseline) >= min_history else []
+        steps.append(Step(DAY, d, (*((INGEST, n) for n in near), *((DAY, b) for b in judged))))
     weeks = [
         d
         for d in days
         if d.weekday() == 0 and all(d + timedelta(days=n) in built for n in range(WEEK_DAYS))
     ]
     for w in weeks:
-        steps.append(Step(WEEK, w, _days_of(w, w + timedelta(days=WEEK_DAYS - 1))))
-    for m in sorted({d.replace(day=1) for d in days}):
-        end = _month_end(m)
-        if end < today and all(d in built for d in days_between(m, end)):
-            steps.append(Step(MONTH, m, _days_of(m, end)))
+        before = (WEEK, w - timedelta(days=WEEK_DAYS))
+        days_of = _days_of(w, w + timedelta(days=WEEK_DAYS - 1))
+        steps.append(Step(WEEK, w, (*days_of, *([before] if before[1] in weeks else []))))
+    months = [
+        m
+        for m in sorted({d.replace(day=1) for d in days})
+        if _month_end(m) < today and all(d in built for d in days_between(m, _month_end(m)))
+    ]
+    for m in months:
+        before = (MONTH, (m - timedelta(days=1)).replace(day=1))
+        days_of = _days_of(m, _month_end(m))
+        steps.append(Step(MONTH, m, (*days_of, *([before] if before[1] in months else []))))
     for d in days:
-        steps.append(Step(REPORT_DAY, d, ((DAY, d),)))
+        # Its trend charts the days before it.
+        steps.append(Step(REPORT_DAY, d, _days_of(days[0], d)))
     for w in weeks:
-        steps.append(Step(REPORT_WEEK, w, ((WEEK, w),)))
+        # It compares the week with the one before.
+        earlier = [(WEEK, e) for e in weeks if e <= w]
+        steps.append(Step(REPORT_WEEK, w, (*earlier, *_days_of(w, w + timedelta(days=6)))))
     # The catalog's views change only with the set of tables, but a first partition of a table
     # gives it its view: rebuilt whenever anything before it ran.
     steps.append(Step(CATALOG, None, tuple(s.id for s in steps)))

@@ -102,3 +102,19 @@ def test_folders_that_are_not_arrival_dates_are_ignored(lake):
     (lake.root / "landing" / "dt=2025-06-02" / "notes.txt").write_text("x")
     assert list(list_landing(lake.lake)) == [D]
     assert list(list_landing(lake.lake)[D]) == ["landing/dt=2025-06-02/part-00000.jsonl"]
+
+
+def test_a_day_never_built_before_the_lakes_first_built_day_is_left_to_a_backfill(lake):
+    # A landing zone whose first files (dt=06-02) predate what was built (06-03 on), as the
+    # demo's early lines do: 05-31 .. 06-02 read dt=06-02 and are due, but none was ever built,
+    # and all come before the lake's first built day. Days after it are still run.
+    later = date(2025, 6, 3)
+    lake.land(D, "part-00000.jsonl", [line(event("request", later))])
+    lake.land(later, "part-00000.jsonl", [line(event("request", later))])
+    lake.ingest(later)
+    decision = tick(lake, at(2025, 6, 10, 3))
+    history = "never built and before the lake's first built day (2025-06-03)"
+    assert decision.skipped[date(2025, 6, 1)].startswith(history)
+    assert decision.skipped[D].startswith(history)
+    assert decision.skipped[later] == "up to date: its ledger lists every file it reads"
+    assert [r.day for r in decision.runs] == [date(2025, 6, 4)]

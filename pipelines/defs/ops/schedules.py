@@ -19,6 +19,9 @@ from pipelines.lib.rollups.run import DAY, MODELS
 from pipelines.lib.settings import first_partition_date
 
 DAILY_JOB = "daily_lake"
+# daily_lake after its ingest: for a day whose ingest (and its neighbours') already ran, as in the
+# demo, which ingests every day first so that each day's contracts find D-1 and D+1.
+DAY_BUILD_JOB = "daily_build"
 
 
 def daily_job():
@@ -31,6 +34,17 @@ def daily_job():
         description="One day end to end: ingest, contracts (whose blocking checks stop a bad "
         "day) and the daily rollups. Run by the daily schedule for yesterday and by the landing "
         "sensor when late files land.",
+    )
+
+
+def day_build_job():
+    return dg.define_asset_job(
+        DAY_BUILD_JOB,
+        selection=without_watched_checks(
+            dg.AssetSelection.assets(CONTRACTS, *[m.name for m in MODELS if m.grain == DAY])
+        ),
+        description="One day's contracts (whose blocking checks stop a bad day) and daily "
+        "rollups, once the day and its neighbours are ingested: daily_lake without its ingest.",
     )
 
 
@@ -64,7 +78,7 @@ def partition_schedule(
 def defs() -> dg.Definitions:
     job = daily_job()
     return dg.Definitions(
-        jobs=[job],
+        jobs=[job, day_build_job()],
         schedules=[
             partition_schedule(
                 "daily_lake_schedule",

@@ -136,15 +136,20 @@ def reads_every_file(lake: Lake, listing: Listing, day: date) -> bool:
     return ledger is not None and covered.items() <= ledger.items()
 
 
-def first_built_day(lake: Lake) -> date | None:
-    """The earliest partition with a ledger (every ingest writes one), None in an empty lake."""
-    days = []
+def built_days(lake: Lake) -> set[date]:
+    """The partitions with a ledger folder: every ingest writes one."""
+    days = set()
     for name in lake.list_dirs("ledger"):
         try:
-            days.append(date.fromisoformat(name.removeprefix("event_date=")))
+            days.add(date.fromisoformat(name.removeprefix("event_date=")))
         except ValueError:
             continue
-    return min(days, default=None)
+    return days
+
+
+def first_built_day(lake: Lake) -> date | None:
+    """The earliest partition with a ledger, None in an empty lake."""
+    return min(built_days(lake), default=None)
 
 
 def _ledger_files(lake: Lake, day: date) -> dict[str, int] | None:
