@@ -11,7 +11,12 @@ SIGINT, as a terminal's Ctrl-C would, waits for ``dg dev`` to finish its own shu
 A run cut short that way is marked failed by the instance's run monitoring
 (docs/operations.md, "Killed runs").
 
-Exit status: ``dg dev``'s own; 0 after a stop that was asked for (Ctrl-C, SIGTERM).
+It first makes the checks of ``python -m pipelines.doctor`` (the S3 endpoint not probed): with
+any error it prints the error lines, one per problem naming the variable to set, and exits 1
+before Dagster starts, rather than a code server failing to load with a traceback.
+
+Exit status: ``dg dev``'s own; 0 after a stop that was asked for (Ctrl-C, SIGTERM); 1 when the
+configuration has errors.
 """
 
 from __future__ import annotations
@@ -22,7 +27,10 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
+
+from pipelines.lib import doctor
 
 # dg dev waits up to 60 s for each of its services; measured, it is done in about 6 s.
 GRACE_S = 20.0
@@ -32,6 +40,12 @@ POLL_S = 0.2
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    today = datetime.now(UTC).date()
+    errors = [f for f in doctor.check(os.environ, today, probe_s3=False) if f.level == doctor.ERROR]
+    for finding in errors:
+        print(finding.line(), file=sys.stderr)
+    if errors:
+        return 1
     dg_cli = Path(sys.executable).parent / "dg"
     child = subprocess.Popen([str(dg_cli), "dev", *args], start_new_session=True)
     group = child.pid

@@ -283,3 +283,42 @@ def test_a_run_fails_before_its_first_step_with_one_failure(tmp_path):
     for absent in ("STEP_START", "RESOURCE_INIT", "DagsterResourceFunctionError", "ConfigError"):
         assert absent not in output, output
     assert not (tmp_path / "lake.duckdb").exists()
+
+
+def test_a_bad_first_date_stops_dg_launch_with_one_line(tmp_path):
+    """The partitions read TELEMETRY_FIRST_DATE as definitions load: the CLI ends with the one
+    line of the ConfigError (pipelines/definitions.py), not Dagster's 200-line load traceback."""
+    env = _env(tmp_path, TELEMETRY_FIRST_DATE="2025-13-01", DAGSTER_HOME=str(tmp_path))
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "dg"), "launch", "--assets", "request"],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stdout + done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        "telemetry-lake: TELEMETRY_FIRST_DATE='2025-13-01' is not a date: set it as YYYY-MM-DD "
+        "(e.g. 2025-01-01)"
+    )
+
+
+def test_make_dev_checks_the_configuration_before_dagster_starts(tmp_path):
+    env = _env(tmp_path, TELEMETRY_FIRST_DATE="2025-13-01", DAGSTER_HOME=str(tmp_path))
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.dev", "-h", "127.0.0.1", "-p", str(free_port())],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "error: TELEMETRY_FIRST_DATE='2025-13-01' is not a date: set it as YYYY-MM-DD "
+        "(e.g. 2025-01-01)"
+    ]
+    assert not (tmp_path / "history").exists()  # no Dagster service started

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -422,3 +424,19 @@ def executor(value: str | None) -> str:
     if name not in EXECUTORS:
         raise ConfigError(f"TELEMETRY_EXECUTOR={value!r}: set one of {', '.join(EXECUTORS)}")
     return name
+
+
+@contextmanager
+def exit_on_config_error() -> Iterator[None]:
+    """A ConfigError raised inside, however deep Dagster's loader wrapped it, ends the process with
+    its one line (``telemetry-lake: ...``, exit 1) instead of a 200-line traceback: bad
+    configuration found while definitions load (TELEMETRY_FIRST_DATE, read for the partitions)."""
+    try:
+        yield
+    except Exception as error:
+        cause: BaseException | None = error
+        while cause is not None and not isinstance(cause, ConfigError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            raise
+        raise SystemExit(f"telemetry-lake: {cause}") from None
