@@ -17,6 +17,9 @@ import json
 import re
 from collections.abc import Callable, Iterator
 
+from pipelines.lib.pii_cards import CARD as _CARD
+from pipelines.lib.pii_cards import LIST_HEAD, LISTED_CARD, WORD_DOT, card_ok, list_cut, prefix_char
+
 MIN_KEY_BYTES = 32
 DEV_KEY = b"telemetry-lake-development-key-DO-NOT-USE-IN-PROD"
 HASHED_KEYS: frozenset[str] = frozenset({"user_id", "session_id", "user_id_prev"})
@@ -88,8 +91,9 @@ def hmac_pads(secret: bytes) -> tuple[bytes, bytes]:
 # --- free-text scrubbing -------------------------------------------------------------------------
 #
 # The Python twin of the SQL detector (sql/ingest/pii_macros.sql, where the decisions are written
-# down, and pii_macros_runs.sql): the same patterns, a match taken apart the same way, the same
-# windows and checks, so both find the same spans; tests/lib/test_pii_detect.py holds them to it.
+# down, pii_macros_runs.sql and pii_cards.sql, whose twin is pii_cards.py): the same patterns, a
+# match taken apart the same way, the same windows and checks, so both find the same spans;
+# tests/lib/test_pii_detect.py holds them to it.
 # The patterns are written for RE2 (no lookaround, ASCII classes, since RE2's \w and \d are ASCII
 # and Python's are not; other characters appear literally). A scan finds each candidate with what
 # stands before it, on the text with a leading space; phones, cards, IBANs and IPv4s are found in
@@ -159,13 +163,7 @@ _PHONE = (
     r"|0[1-9][0-9]{8,9}"  # a bare run is a phone only with a trunk 0
 )
 _IPV4 = r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}"
-# Groups separated by one to three blanks, '.', '-', '/', '_' or ':' (4111/1111/1111/1111,
-# 4111 - 1111 - 1111 - 1111).
-_CARD = (
-    r"[2-6][0-9]{12,18}"
-    r"|[2-6][0-9]{3}(?:(?: |[./:_-]){1,3}[0-9]{3,4}){2,3}(?:(?: |[./:_-]){1,3}[0-9]{1,4})?"
-    r"|[2-6][0-9]{3}(?: |[./:_-]){1,3}[0-9]{6}(?: |[./:_-]){1,3}[0-9]{4,5}"
-)
+# Cards (_CARD, LISTED_CARD, LIST_HEAD): pipelines/lib/pii_cards.py.
 # A run: numbers (maybe after '+'), IBANs (letters allowed), e-mails and IPv6 addresses, joined
 # by one to three separators or by '_', maybe after '+' or after an area code in parentheses;
 # greedy, so that a value glued to the next one is in the same run. Past its first number a run
@@ -185,12 +183,15 @@ _RUN_PIECE = rf"{_DIGIT}+|{_IBAN_PIECE}"
 _RUN_PIECE_UNDERSCORE = rf"\+?(?:{_RUN_PIECE})_"
 _RUN_PIECE_END = rf"\+?{_DIGIT}*(?:[0-9]\b|[{_FULLWIDTH}]\B)|(?:{_IBAN_PIECE})\b"
 _RUN_PIECE_FIRST = rf"{_DIGIT}+|(?:{_IBAN_PIECE})\b"
-_RUN = (
+_RUN_ALONE = (
     rf"(?:(?:{_RUN_PIECE_UNDERSCORE})+(?:{_RUN_PIECE_END})?|\+?(?:{_RUN_PIECE_FIRST})"
     rf"|\({_DIGIT}+\)(?:{_RUN_PIECE_FIRST})?)(?:{_SEPARATOR}{{1,3}}"
     rf"(?:(?:{_EMAIL})|(?:{_IPV6})\b|(?:{_RUN_PIECE_UNDERSCORE})+(?:{_RUN_PIECE_END})?"
     rf"|{_RUN_PIECE_END}))*"
 )
+# Maybe after a list head (a card split by ';' or '|', pii_cards.py), then what the scan would
+# match after its last delimiter: an e-mail, an IPv6 address or a run.
+_RUN = rf"(?:{LIST_HEAD}(?:(?:{_EMAIL})|(?:{_IPV6}))|(?:{LIST_HEAD})?(?:{_RUN_ALONE}))"
 # The tokens of a run: e-mails, IPv6 addresses, blanks, groups of letters and digits, single
 # separators.
 RUN_TOKEN_PATTERN = rf"(?:{_EMAIL})|(?:{_IPV6})|{_SPACE}|[A-Za-z0-9{_FULLWIDTH}]+|."
@@ -206,7 +207,7 @@ SCAN_PATTERN = (
 # phone, an IPv4 or a card) inside a run after '-' glued to a number, then before no '-'. The shapes
 # are matched with plain spaces: a blank of another kind (or its JSON escape) or a fullwidth digit
 # always goes on. A value without a match holds no PII.
-_SHAPES = "|".join(f"(?:{shape})" for shape in (_IPV6, _IBAN, _PHONE, _IPV4, _CARD))
+_SHAPES = "|".join(f"(?:{shape})" for shape in (_IPV6, _IBAN, _PHONE, _IPV4, _CARD, LISTED_CARD))
 _DIGIT_SHAPES = "|".join(f"(?:{shape})" for shape in (_PHONE, _IPV4, _CARD))
 CANDIDATE_PATTERN = (
     rf"(?:^|{_EMAIL_PREFIX})(?:{_ADDRESS})"
@@ -239,8 +240,13 @@ _WINDOW_RES = {
     "card": re.compile(f"(?:{_CARD})"),
 }
 # What a class refuses right before a span, beyond what _PREFIX refuses: 0.4111... is a decimal,
-# +<digits> an international phone, x.10.0.0.1 part of a name.
-_NOT_AFTER = {"ipv6": ":.", "ipv4": ".", "phone": ".+", "card": "."}
+# +<digits> an international phone, x.10.0.0.1 part of a name (WORD_DOT: a '.' after a letter).
+_NOT_AFTER = {
+    "ipv6": (":", ".", WORD_DOT),
+    "ipv4": (".", WORD_DOT),
+    "phone": (".", "+", WORD_DOT),
+    "card": (".",),
+}
 # What follows a candidate and glues it to a word: a letter or digit, or '-' (or for an IPv6 ':'
 # or '.') and one.
 _GLUED_RE = re.compile(f"-?[A-Za-z0-9{_FULLWIDTH}]")
@@ -273,22 +279,6 @@ IBAN_LENGTHS = (
     " MK19 MN20 MR27 MT31 MU30 NI28 NL18 NO15 OM23 PK24 PL28 PS29 PT25 QA29 RO24 RS22 RU33 SA24"
     " SC31 SD18 SE24 SI19 SK24 SM27 SO23 ST25 SV28 TL23 TN24 TR26 UA29 VA22 VG24 XK20 YE30 "
 )
-_CARD_DIGITS = range(13, 20)
-
-
-def _luhn_ok(digits: str) -> bool:
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        digit = ord(char) - 48
-        if position % 2:
-            digit = digit * 2 - 9 if digit > 4 else digit * 2
-        total += digit
-    return total % 10 == 0
-
-
-def _card_ok(candidate: str) -> bool:
-    digits = _NOT_DIGIT_RE.sub("", candidate)
-    return len(digits) in _CARD_DIGITS and _luhn_ok(digits)
 
 
 def _phone_ok(candidate: str) -> bool:
@@ -339,7 +329,7 @@ _WINDOW_CHECKS: dict[str, Callable[[str], bool]] = {
     "iban": _iban_ok,
     "phone": _phone_ok,
     "ipv4": _ipv4_ok,
-    "card": _card_ok,
+    "card": card_ok,
 }
 
 
@@ -356,7 +346,7 @@ def _plain(window: str) -> str:
 def _window_class(plain: str, before: str, after: str, last: bool, single: bool) -> str | None:
     """The class of a window of a run, ``plain`` its plain form (_plain): an e-mail, an IPv6
     address, or the first of iban, phone, ipv4, card whose shape and check it passes; or None.
-    ``before``: the separator or prefix before it (checked when it is one character);
+    ``before``: the separator or prefix before it (or WORD_DOT, checked as _NOT_AFTER says);
     ``after``: the separator after it, or (``last``) the two characters after the run, which
     must not glue it to a word; ``single``: it is one token (a token with '@' is an e-mail,
     whatever follows it)."""
@@ -376,7 +366,7 @@ def _window_class(plain: str, before: str, after: str, last: bool, single: bool)
     if len(plain) < 7:
         return None  # shorter than any other value ("0.0.0.0")
     for pii_class in ("iban", "phone", "ipv4", "card"):
-        if len(before) == 1 and before in _NOT_AFTER.get(pii_class, ""):
+        if before in _NOT_AFTER.get(pii_class, ()):
             continue
         if (
             pii_class == "iban"
@@ -483,23 +473,29 @@ def _rest_class(rest: str, prefix: str) -> str:
     return "run"
 
 
-def _match_spans(match: str, after: str) -> list[tuple[int, str, str]]:
+def _match_spans(match: str, after: str, pre: str = "0") -> list[tuple[int, str, str]]:
     """(start in the match, class, span) of the PII in one match of the scan; ``after``: the two
-    characters that follow the match."""
+    characters that follow the match, ``pre`` the one before it ('' at the start of the text)."""
     start = _prefix_length(match)
     body = match[start:]
     if not body:
         return []  # a lone JSON escape
     kind = _rest_class(body, match[:start])
-    before = match[0] if start == 1 else ""
+    before = prefix_char(match[0] if start == 1 else "", pre)
     if kind == "email":
         return [(start, "email", body)]
     if kind == "ipv6":
         # A single trailing colon is punctuation ("connect to ::1: refused").
         span = body[:-1] if body.endswith(":") and not body.endswith("::") else body
-        if (before in _NOT_AFTER["ipv6"] and before) or _GLUED_IPV6_RE.match(after):
+        if before in _NOT_AFTER["ipv6"] or _GLUED_IPV6_RE.match(after):
             return []
         return [(start, "ipv6", span)] if _ipv6_ok(span) else []
+    cut = list_cut(body, before, after)
+    if cut == 0:
+        return [(start, "card", body)]
+    if cut:  # what follows the last delimiter of a list head, as if matched after it alone
+        cut += start - 1
+        return [(cut + at, c, span) for at, c, span in _match_spans(match[cut:], after)]
     return [(start + at, c, span) for at, span, c in _run_spans(body, before, after)]
 
 
@@ -511,7 +507,8 @@ def _spans(text: str) -> Iterator[tuple[int, str, str]]:
     padded = " " + text
     for match in _SCAN_RE.finditer(padded):
         after = padded[match.end() : match.end() + 2]
-        for start, pii_class, span in _match_spans(match.group(), after):
+        pre = padded[match.start() - 1] if match.start() > 1 else ""
+        for start, pii_class, span in _match_spans(match.group(), after, pre):
             yield match.start() + start, pii_class, span
 
 

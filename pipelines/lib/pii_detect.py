@@ -1,5 +1,5 @@
-"""The SQL PII detector (``sql/ingest/pii_macros.sql``, ``sql/ingest/pii_macros_runs.sql``) from
-Python.
+"""The SQL PII detector (``sql/ingest/pii_cards.sql``, ``pii_macros.sql``, ``pii_macros_runs.sql``)
+from Python.
 
 ``install`` defines the macros ``pii_class(s)`` and ``pii_scrub(s, ipad, opad)`` (and their
 helpers) on a connection, for SQL that runs them over whole columns. ``classify`` and ``scrub``
@@ -18,9 +18,9 @@ import pyarrow as pa
 from pipelines.lib.pii import hmac_pads
 from pipelines.lib.sql import connect, load_sql
 
-# The patterns and checks, then the windows of a run and the public macros built on them (one
-# file would pass the 20,000 bytes over which sqlfluff silently skips a file).
-MACRO_FILES = ("ingest/pii_macros.sql", "ingest/pii_macros_runs.sql")
+# The cards' patterns and checks, the others, then the windows of a run and the public macros
+# built on them (one file would pass the 20,000 bytes over which sqlfluff silently skips a file).
+MACRO_FILES = ("ingest/pii_cards.sql", "ingest/pii_macros.sql", "ingest/pii_macros_runs.sql")
 
 
 def install(con: duckdb.DuckDBPyConnection) -> None:

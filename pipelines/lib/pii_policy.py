@@ -38,6 +38,7 @@ from typing import Any
 
 import duckdb
 
+from pipelines.lib import pii_detect
 from pipelines.lib.schemas import EventSchema
 from pipelines.lib.sql import load_sql
 
@@ -57,8 +58,8 @@ MIN_RAW_ID_CHARS = 6
 
 def install(con: duckdb.DuckDBPyConnection) -> None:
     """The detector's macros (``pii_class``, ``pii_scrub``), then the policy's built on them."""
-    con.execute(load_sql("ingest/pii_macros.sql"))
-    con.execute(load_sql("ingest/pii_macros_runs.sql"))
+    for name in pii_detect.MACRO_FILES:
+        con.execute(load_sql(name))
     con.execute(load_sql("ingest/pii_policy_macros.sql"))
 
 

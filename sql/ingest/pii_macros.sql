@@ -1,8 +1,9 @@
 -- The PII detector: macros that find e-mails, IPv4 and IPv6 addresses, phone numbers, payment
--- cards and IBANs in any string. This file holds the patterns and the checks; pii_macros_runs.sql
--- (loaded after it) how a match is taken apart, and the public macros. pipelines/lib/pii_detect.py
--- installs both; pipelines/lib/pii.py (detect_class, scrub_text) is their Python twin, with the
--- same patterns, windows and checks, held to agreement by tests/lib/test_pii_detect.py.
+-- cards and IBANs in any string. This file holds the patterns and the checks (those of cards in
+-- pii_cards.sql, loaded before it); pii_macros_runs.sql (loaded after it) how a match is taken
+-- apart, and the public macros. pipelines/lib/pii_detect.py installs all three; pipelines/lib/
+-- pii.py (detect_class, scrub_text) is their Python twin, with the same patterns, windows and
+-- checks, held to agreement by tests/lib/test_pii_detect.py.
 --
 -- Public macros (null in, null out):
 --   pii_class(s varchar) -> varchar: the class of the first PII span in s ('email', 'ipv4',
@@ -34,10 +35,12 @@
 --   * a bare digit run is a phone only with a trunk 0 (0[1-9] and 8-9 more digits) or after + /
 --     00: other runs are ids, counts and timestamps. Separated national forms: see pii_re_phone.
 --   * a card has 13-19 digits, passes Luhn and starts with 2-6 (epoch-ms timestamps start with
---     1), printed as in pii_re_card (groups split by a blank or any of ./-_:). After '.' or
---     '+' no card or phone starts (0.4111..., a decimal; +<digits>, an international phone),
---     inside a run too. Four groups of four digits that fail Luhn are a mistyped card or a
---     code: nothing inside them is looked for.
+--     1), printed as in pii_re_card (groups split by a blank or any of ./-_:), or split by ';'
+--     or '|' throughout and standing alone (pii_cards.sql). After '.' or '+' no card or phone
+--     starts (0.4111..., a decimal; +<digits>, an international phone), inside a run too; but a
+--     card may start after a '.' that follows a letter or starts the value (exp.4111...). Four
+--     groups of four digits that fail Luhn are a mistyped card or a code: nothing inside them is
+--     looked for.
 --   * groups may be separated by any blank: space, tab, no-break space, the Unicode spaces, or
 --     their JSON escapes (\t, \u00a0). Fullwidth digits (U+FF10-FF19) count as digits; a window
 --     is checked with them made ASCII. Other scripts' digits are not looked for.
@@ -170,13 +173,7 @@ create or replace temp macro pii_re_phone() as concat(
 
 create or replace temp macro pii_re_ipv4() as '[0-9]{1,3}(?:\.[0-9]{1,3}){3}';
 
--- Cards as they are printed: a bare run; a group of four, then groups of four or three, the
--- last one maybe shorter (4-4-4-4, 4-4-4-4-3, 4-3-3-3); 4-6-5 or 4-6-4 (Amex, Diners).
-create or replace temp macro pii_re_card() as concat(
-    '[2-6][0-9]{12,18}',
-    '|[2-6][0-9]{3}(?:(?: |[./:_-]){1,3}[0-9]{3,4}){2,3}(?:(?: |[./:_-]){1,3}[0-9]{1,4})?',
-    '|[2-6][0-9]{3}(?: |[./:_-]){1,3}[0-9]{6}(?: |[./:_-]){1,3}[0-9]{4,5}'
-);
+-- Cards: pii_cards.sql.
 
 -- A run: numbers (maybe after '+'), IBANs (letters allowed), e-mails and IPv6 addresses, joined
 -- by one to three separators or by '_', maybe after '+' or after an area code in parentheses.
@@ -207,12 +204,16 @@ create or replace temp macro pii_re_run_piece_first() as concat(
     pii_re_digit(), '+|(?:', pii_re_iban_piece(), ')\b'
 );
 
+-- Maybe after a list head (a card split by ';' or '|'), then what the scan would match after
+-- its last delimiter: an e-mail, an IPv6 address or a run.
 create or replace temp macro pii_re_run() as concat(
+    '(?:', pii_re_list_head(), '(?:(?:', pii_re_email(), ')|(?:', pii_re_ipv6(), '))|(?:',
+    pii_re_list_head(), ')?(?:',
     '(?:(?:\+?(?:', pii_re_run_piece(), ')_)+(?:', pii_re_run_piece_end(), ')?|\+?(?:',
     pii_re_run_piece_first(), ')|\(', pii_re_digit(), '+\)(?:', pii_re_run_piece_first(),
     ')?)(?:', pii_re_separator(), '{1,3}(?:(?:', pii_re_email(), ')|(?:', pii_re_ipv6(),
     ')\b|(?:\+?(?:', pii_re_run_piece(), ')_)+(?:', pii_re_run_piece_end(), ')?|',
-    pii_re_run_piece_end(), '))*'
+    pii_re_run_piece_end(), '))*))'
 );
 
 -- The tokens of a run: e-mails, IPv6 addresses, blanks, groups of letters and digits, single
@@ -233,7 +234,7 @@ create or replace temp macro pii_re_scan() as concat(
 -- The shapes of a window.
 create or replace temp macro pii_re_shapes() as concat(
     '(?:', pii_re_ipv6(), ')|(?:', pii_re_iban(), ')|(?:', pii_re_phone(), ')|(?:',
-    pii_re_ipv4(), ')|(?:', pii_re_card(), ')'
+    pii_re_ipv4(), ')|(?:', pii_re_card(), ')|(?:', pii_re_card_listed(), ')'
 );
 
 -- The early exit. A span the checks accept has its class's shape, before no letter or digit and
@@ -264,6 +265,14 @@ create or replace temp macro pii_iban_lengths() as (
 -- They run in lambdas over a value's matches, where DuckDB sets up every function (compiling
 -- its regex) once per vector: so they use few regexes, small ones. A macro argument is copied
 -- wherever the macro uses it, hence the one-element lists that compute a value once.
+
+-- Whether x holds an e-mail's '@', maybe escaped (pii_re_at: alice%40example.com).
+create or replace temp macro pii_has_at(x) as (
+    contains(x, '@') or contains(x, '%40') or contains(x, '&#') or contains(x, chr(65312))
+);
+
+-- Whether the string x starts with a letter or a digit (fullwidth digits too).
+create or replace temp macro pii_alnum(x) as regexp_matches(x, '^[A-Za-z0-9０-９]');
 
 -- Four octets 0-255 without leading zeros.
 create or replace temp macro pii_ipv4_ok(x) as regexp_full_match(
@@ -305,19 +314,7 @@ create or replace temp macro pii_ipv6_strip(body) as case
     else body
 end;
 
--- c: a window of a card's shape (digits and ' ./:_-'): 13-19 digits and Luhn, the digits read
--- from the right, every second one doubled (its digit sum); the total must end in 0.
-create or replace temp macro pii_card_ok(c) as list_transform(
-    [translate(c, ' ./:_-', '')],
-    lambda cd: length(cd) between 13 and 19
-    and list_sum(
-        list_transform(
-            range(1, length(cd) + 1),
-            lambda ck: (ascii(substr(cd, ck, 1)) - 48) * (1 + (length(cd) - ck) % 2)
-            - case when (length(cd) - ck) % 2 = 1 and substr(cd, ck, 1) > '4' then 9 else 0 end
-        )
-    ) % 10 = 0
-)[1];
+-- Cards: pii_card_ok in pii_cards.sql.
 
 -- p: a window of a phone's shape. "+1234567.89" is a signed decimal (a
 -- dotted phone has several dots). National numbers have 9-12 digits, international ones 8-15

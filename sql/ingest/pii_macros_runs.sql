@@ -35,14 +35,6 @@ create or replace temp macro pii_prefix_length(m) as case
     else 1
 end;
 
--- Whether x holds an e-mail's '@', maybe escaped (pii_re_at: alice%40example.com).
-create or replace temp macro pii_has_at(x) as (
-    contains(x, '@') or contains(x, '%40') or contains(x, '&#') or contains(x, chr(65312))
-);
-
--- Whether the string x starts with a letter or a digit (fullwidth digits too).
-create or replace temp macro pii_alnum(x) as regexp_matches(x, '^[A-Za-z0-9０-９]');
-
 -- The scan's alternative that matched the candidate c after the prefix p: 'email' (after what may
 -- stand before one, it starts like one: the scan tries it first), 'ipv6' (it starts like one),
 -- 'run'; null for none (a lone JSON escape).
@@ -72,9 +64,10 @@ end;
 -- prefix before it; after: the separator after it, or (last) the two characters after the run,
 -- which must not glue it to a word (a letter or digit, or '-' and one); single: it is one token
 -- (a token with '@' is an e-mail, whatever follows it). Beyond what pii_re_prefix refuses, no
--- phone or card starts after '.' (0.4111..., a decimal), no phone after '+' (+<digits> is an
--- international one: a card after '+' is one that phone is not), no IPv4 after or before '.'
--- (x.10.0.0.1, 1.2.3.4.5), no IPv6 after ':', '.', '-' or a word (a token '::1' right after a
+-- phone or card starts after '.' (0.4111..., a decimal; a card may after 'a.', pii_cards.sql),
+-- no phone after '+' (+<digits> is an international one: a card after '+' is one that phone is
+-- not), no IPv4 after or before '.' (x.10.0.0.1, 1.2.3.4.5), no IPv6 after ':', '.', '-' or a
+-- word (a token '::1' right after a
 -- group: "FE80::1" ends a longer word) nor before '-' or (after the run) ':' or '.' and a word;
 -- a window with ':' that is no IPv6 may be a card grouped with ':' (4111:1111:1111:1111). A
 -- IBAN grouped by '-', '.' or '_' is followed by none of them and a group (ab12-cdef-...).
@@ -115,12 +108,12 @@ create or replace temp macro pii_window_class(x, before, after, last, single) as
         and pii_iban_ok(x)
         then 'iban'
     when
-        before not in ('.', '+')
+        before not in ('.', '+', 'a.')
         and regexp_full_match(x, concat('(?:', pii_re_phone(), ')'))
         and pii_phone_ok(x)
         then 'phone'
     when
-        before <> '.'
+        before not in ('.', 'a.')
         and not (
             case
                 when last then starts_with(after, '.') and pii_alnum(substr(after, 2)) else
@@ -201,7 +194,7 @@ create or replace temp macro pii_ipv6_spans(n, c, before, after) as list_transfo
     [pii_ipv6_strip(c)],
     lambda v6: case
         when
-            before not in (':', '.')
+            before not in (':', '.', 'a.')
             and not pii_alnum(after)
             and not (left(after, 1) in (':', '.', '-') and pii_alnum(substr(after, 2)))
             and pii_ipv6_ok(v6, pii_ipv6_hexed(v6))
@@ -222,27 +215,40 @@ create or replace temp macro pii_parts(t) as {
 };
 
 -- Each match m of z (pii_parts) taken apart: n, the length of what stands before the
--- candidate c; before, that one character ('' for a longer prefix); after, the two characters
--- after the match; kind (pii_kind); a run unglued (body, rafter) and its plain form x.
+-- candidate c; before, that one character (pii_before); after, the two characters after the
+-- match; kind (pii_kind; 'list': a card split by ';' or '|'); a run unglued (body, rafter) and
+-- its plain form x. A list head that is no card is cut off (pii_list_cut).
 create or replace temp macro pii_taken(z) as list_transform(
     list_transform(
         list_transform(
-            list_zip(z.ms, z.ps[2:], z.ms[2:]),
+            list_zip(
+                z.ms, z.ps[2:], z.ms[2:], z.ps[1:len(z.ms)], list_prepend(null, z.ms)[1:len(z.ms)]
+            ),
             lambda q: {
                 'm': struct_extract_at(q, 1),
                 'n': pii_prefix_length(struct_extract_at(q, 1)),
-                'after': left(struct_extract_at(q, 2) || coalesce(struct_extract_at(q, 3), ''), 2)
+                'after': left(struct_extract_at(q, 2) || coalesce(struct_extract_at(q, 3), ''), 2),
+                'pre': pii_pre(struct_extract_at(q, 5), struct_extract_at(q, 4))
             }
         ),
-        lambda pm: {
-            'm': pm.m,
-            'n': pm.n,
-            'c': substr(pm.m, pm.n + 1),
-            'before': case when pm.n = 1 then left(pm.m, 1) else '' end,
-            'after': pm.after,
-            'kind': pii_kind(substr(pm.m, pm.n + 1), left(pm.m, pm.n)),
-            'r': pii_unglued(substr(pm.m, pm.n + 1), pm.after)
-        }
+        lambda pm: list_transform(
+            [pii_list_cut(substr(pm.m, pm.n + 1), pii_before(pm.m, pm.n, pm.pre), pm.after)],
+            lambda k: {
+                'm': pm.m,
+                'n': pm.n + coalesce(k, 0),
+                'c': substr(pm.m, pm.n + coalesce(k, 0) + 1),
+                'before': case
+                    when k > 0 then substr(pm.m, pm.n + k, 1) else pii_before(pm.m, pm.n, pm.pre)
+                end,
+                'after': pm.after,
+                'kind': case
+                    when k = 0 then 'list'
+                    when k > 0 then pii_kind(substr(pm.m, pm.n + k + 1), substr(pm.m, pm.n + k, 1))
+                    else pii_kind(substr(pm.m, pm.n + 1), left(pm.m, pm.n))
+                end,
+                'r': pii_unglued(substr(pm.m, pm.n + coalesce(k, 0) + 1), pm.after)
+            }
+        )[1]
     ),
     lambda pm: {
         'm': pm.m,
@@ -268,6 +274,7 @@ create or replace temp macro pii_wholes(l) as list_transform(
         lambda pm: {
             'a': pm,
             'whole': case
+                when pm.kind = 'list' then 'card'
                 when pm.kind = 'run' and length(pm.body) > 256 then 'long_run'
                 when pm.kind = 'run' then pii_window_class(pm.x, pm.before, pm.rafter, true, false)
             end

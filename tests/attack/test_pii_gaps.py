@@ -30,21 +30,15 @@ def _ingest_one(lake: LakeHelper, doc: dict) -> str:
     return _stored_text(lake)
 
 
-# Open findings, kept as strict xfails so that a fix turns them into failures to un-mark.
-_OPEN_LIST_SEPARATOR = pytest.mark.xfail(
-    strict=True,
-    reason="open: ';' and '|' end a run (they delimit lists of ids); a card split by them is not "
-    "taken apart, which needs a card pattern with one delimiter throughout",
-)
-
-
 @pytest.mark.parametrize(
     "card",
     [
         "4111  1111  1111  1111",  # two spaces between groups (pasted)
         "4111 - 1111 - 1111 - 1111",
-        pytest.param("4111|1111|1111|1111", marks=_OPEN_LIST_SEPARATOR),
-        pytest.param("4111;1111;1111;1111", marks=_OPEN_LIST_SEPARATOR),
+        # ';' and '|' end a run (they delimit lists of ids): a card split by one of them
+        # throughout and standing alone is one (pipelines/lib/pii_cards.py).
+        "4111|1111|1111|1111",
+        "4111;1111;1111;1111",
     ],
 )
 def test_card_with_separators_in_error_message(lake: LakeHelper, card: str) -> None:
@@ -97,18 +91,9 @@ def test_escaped_email_in_error_message(lake: LakeHelper, address: str) -> None:
         # no E.164 phone either, so the card is neither.
         ("error", "message", "paid with +4111111111111111 today", "4111111111111111"),
         ("ranking", "model_version", "build+4111111111111111", "4111111111111111"),
-        # '.' glues like '_' does, and '_' separates: "sku_4111..." is caught, "sku.4111..." not.
-        pytest.param(
-            "request",
-            "experiment_id",
-            "exp.4111111111111111",
-            "4111111111111111",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="open: no card starts after '.' (0.4111... is a decimal); the scan sees "
-                "one character before a value, so 'exp.' cannot be told from '0.'",
-            ),
-        ),
+        # '.' after a letter is part of a name, not a decimal point (0.4111...): a card may
+        # start there.
+        ("request", "experiment_id", "exp.4111111111111111", "4111111111111111"),
     ],
 )
 def test_card_after_plus_or_dot(lake: LakeHelper, event_type, field, value, needle) -> None:

@@ -858,7 +858,18 @@ def clean_rows(rng: random.Random) -> list[tuple[str, str]]:
         "12;34;56",
         "click;impression;ranking;request;error",
         "v1.2.3; v1.2.4; v1.3.0",
+        # Lists of ids are no card split by ';' or '|' unless printed as one and Luhn-valid.
+        "12;345;6789",
+        "123;456;789",
+        "1111|2222",
+        "1234|5678",
+        "4111;1111;1111;1112",
+        "5555|5555|5555|4445",
+        "4111111111111112;5500000000000005;6011000000000003",
     )
+    # Decimals ('.' after a digit: no card starts there) and names with a '.' before a number.
+    add("decimal", "3.14159265358979323", "2.718281828459045", "0.1415926535897932")
+    add("experiment", "exp.2025.06", "exp.1234567", "run.12345678901")
     # Near misses of the wider rules (cards with any separator, dashed IBANs, national phones,
     # %40 as '@'): dates, times, versions, paths, encoded text, counts.
     add("date_slashed", "2025/06/02", "02/06/2025", "2025/06/02 12:34:56", "6/2/2025 9:05 PM")
