@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -15,7 +15,8 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.defs.catalog.assets import CatalogResource, build_catalog_asset, defs
+from pipelines.defs.catalog.assets import CATALOG_JOB, CatalogResource, build_catalog_asset, defs
+from pipelines.defs.ops.automation import automated_jobs
 from pipelines.defs.resources import LakeResource
 from pipelines.lib import catalog
 from pipelines.lib.catalog import ViewSpec, catalog_version, view_specs, write_catalog
@@ -240,7 +241,32 @@ def test_the_asset_writes_the_catalog_and_reports_it(built, tmp_path: Path):
     assert "events.click" in metadata["views_written"].value
     assert "quality.contract_rates" in metadata["views_skipped"].value
     assert set(_views(path)) == set(metadata["views_written"].value)
-    assert asset.automation_conditions_by_key[dg.AssetKey("catalog")] is not None
+
+
+def test_the_automation_sensor_refreshes_the_catalog_daily_under_a_named_job(tmp_path: Path):
+    job = next(j for j in automated_jobs() if j.name == f"{CATALOG_JOB}_automated")
+    definitions = dg.Definitions(
+        assets=[build_catalog_asset()],
+        jobs=[job],
+        resources={"lake": LakeResource(root=str(tmp_path)), "catalog": CatalogResource()},
+    )
+
+    def requested(instance, at, cursor=None):
+        result = dg.evaluate_automation_conditions(
+            defs=definitions, instance=instance, evaluation_time=at, cursor=cursor
+        )
+        runs = {r.key for r in result.results if not r.true_subset.is_empty}
+        return runs, result.cursor
+
+    with dg.instance_for_test() as instance:
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key="catalog"))
+        runs, cursor = requested(instance, datetime(2025, 6, 2, 6, tzinfo=UTC))
+        assert runs == set()
+        # The 06:30 tick asks for one run of the named job, once.
+        runs, cursor = requested(instance, datetime(2025, 6, 2, 6, 31, tzinfo=UTC), cursor)
+        assert runs == {dg.AssetJobKey(job.name)}
+        runs, cursor = requested(instance, datetime(2025, 6, 2, 6, 32, tzinfo=UTC), cursor)
+        assert runs == set()
 
 
 def test_the_catalog_path_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch):

@@ -249,9 +249,13 @@ def test_schedules_and_sensors_launch_named_jobs(monkeypatch, tmp_path):
     for schedule in repo.schedule_defs:
         assert schedule.job_name in jobs, schedule.name
     for sensor in repo.sensor_defs:
-        # The automation sensor launches what automation conditions ask for, through Dagster's
-        # implicit asset job: the one exception, by Dagster's design.
+        # The automation sensor launches the jobs whose conditions it evaluates; an asset's or a
+        # check's condition would launch Dagster's implicit __ASSET_JOB: none carries one.
         if isinstance(sensor, dg.AutomationConditionSensorDefinition):
+            assert {k.job_name for k in sensor.asset_job_keys} <= jobs, sensor.name
+            graph = repo.asset_graph
+            keys = [*graph.get_all_asset_keys(), *graph.asset_check_keys]
+            assert not [k for k in keys if graph.get(k).automation_condition], sensor.name
             continue
         assert all(t.job_name in jobs for t in sensor.targets), sensor.name
     # A RunRequest with an asset selection and no job runs an implicit asset job: none here.

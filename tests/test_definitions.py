@@ -102,18 +102,34 @@ def test_operations_are_scheduled_sensed_and_on_by_default(defs):
     }
     assert all(s.default_status.value == "RUNNING" for s in repo.schedule_defs)
     assert all(s.default_status.value == "RUNNING" for s in repo.sensor_defs)
-    graph = defs.resolve_asset_graph()
-    for name in ("traffic_weekly", "experiments_weekly", "traffic_monthly", "compliance_monthly"):
-        condition = graph.get(dg.AssetKey(name)).automation_condition
-        assert condition.get_label() == "rebuild when one of its days changed"
-    assert graph.get(dg.AssetKey("traffic_daily")).automation_condition is None
     jobs = {j.name for j in repo.get_all_jobs() if not j.name.startswith("__")}
     assert jobs == {
         "daily_lake", "ingest_daily", "contracts_daily", "rollups_daily", "rollups_weekly",
         "rollups_monthly", "retention", "compact", "erase_users", "export_user",
         "replay_quarantine", "reports_daily", "reports_weekly", "refresh_catalog",
-        "daily_build", "freshness_checks",
+        "daily_build", "freshness_checks", "rollups_weekly_automated",
+        "rollups_monthly_automated", "reports_daily_automated", "reports_weekly_automated",
+        "refresh_catalog_automated", "partner_bundle_automated",
     }  # fmt: skip
+    # The automation sensor launches named jobs only: no asset or check carries a condition (it
+    # would run in Dagster's implicit __ASSET_JOB), the sensor claims every automated job.
+    graph = defs.resolve_asset_graph()
+    assert not [k for k in graph.asset_check_keys if graph.get(k).automation_condition]
+    assert not [k for k in graph.get_all_asset_keys() if graph.get(k).automation_condition]
+    automated = {j.name for j in repo.get_all_jobs() if j.automation_condition is not None}
+    assert automated == {j for j in jobs if j.endswith("_automated")}
+    assert {k.job_name for k in repo.get_sensor_def("automation").asset_job_keys} == automated
+    for name in ("rollups_weekly", "rollups_monthly"):
+        twin = repo.get_job(f"{name}_automated")
+        assert twin.automation_condition.get_label() == "rebuild when one of its days changed"
+        assert twin.partitions_def == repo.get_job(name).partitions_def
+    # Each twin builds, and checks, exactly what its sibling does.
+    for name in automated - {"partner_bundle_automated"}:
+        twin, sibling = (
+            repo.get_job(n).asset_layer.asset_graph for n in (name, name.removesuffix("_automated"))
+        )
+        assert twin.executable_asset_keys == sibling.executable_asset_keys, name
+        assert twin.asset_check_keys == sibling.asset_check_keys, name
     job_checks = {
         k.name for k in repo.get_job("daily_lake").asset_layer.asset_graph.asset_check_keys
     }

@@ -1,7 +1,7 @@
 """Late data ripples end to end, through real Dagster runs: one late file re-runs exactly its day
-(ingest, contracts, daily rollups), then the automation conditions rebuild exactly that day's week
-and month, and nothing else. Runs twice: on a tmp_path lake and on a real S3 API (a moto server on
-127.0.0.1)."""
+(ingest, contracts, daily rollups), then the automation sensor's jobs rebuild exactly that day's
+week and month, and nothing else, each run under a named job. Runs twice: on a tmp_path lake and
+on a real S3 API (a moto server on 127.0.0.1)."""
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -92,6 +92,21 @@ def _materialised(instance: dg.DagsterInstance, run_id: str) -> set[tuple[str, s
     }
 
 
+def requested_runs(result) -> set[tuple[str, str | None]]:
+    """(job, partition) of every run an evaluation asks for, as the automation sensor launches
+    them; each under a named job: a requested asset would run in Dagster's implicit __ASSET_JOB."""
+    runs = set()
+    for evaluated in result.results:
+        if evaluated.true_subset.is_empty:
+            continue
+        assert isinstance(evaluated.key, dg.AssetJobKey), evaluated.key
+        assert not evaluated.key.job_name.startswith("__"), evaluated.key
+        subset = evaluated.true_subset
+        keys = subset.expensively_compute_partition_keys() if subset.is_partitioned else {None}
+        runs |= {(evaluated.key.job_name, key) for key in keys}
+    return runs
+
+
 def test_one_late_file_rebuilds_exactly_its_day_week_and_month(setting: Setting):
     defs, instance, resource, lake = setting
     # August as the daily schedule left it (built directly, for speed), then D through Dagster.
@@ -147,14 +162,22 @@ def test_one_late_file_rebuilds_exactly_its_day_week_and_month(setting: Setting)
     ripple = dg.evaluate_automation_conditions(
         defs=defs, instance=instance, evaluation_time=at(2025, 9, 2, 1, 30), cursor=settled.cursor
     )
-    requested = {
+    runs = requested_runs(ripple)
+    assert runs == {("rollups_weekly_automated", WEEK), ("rollups_monthly_automated", MONTH)}
+    repo = defs.get_repository_def()
+    rebuilt = {
         (key.to_user_string(), partition)
-        for key in defs.resolve_all_asset_keys()
-        for partition in ripple.get_requested_partitions(key)
+        for job, partition in runs
+        for key in repo.get_job(job).asset_layer.executable_asset_keys
     }
-    assert requested == {
+    assert rebuilt == {
         ("traffic_weekly", WEEK),
         ("experiments_weekly", WEEK),
         ("traffic_monthly", MONTH),
         ("compliance_monthly", MONTH),
     }
+    # Asked once: the next tick, those runs not over (or failed), asks for nothing more.
+    again = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, evaluation_time=at(2025, 9, 2, 1, 31), cursor=ripple.cursor
+    )
+    assert requested_runs(again) == set()

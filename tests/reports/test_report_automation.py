@@ -1,6 +1,7 @@
-"""How the reports get built: no schedule, their automation condition. A day's report is requested
-once that day's rollups exist, not again while nothing changes, and again when a rollup it reads
-is re-materialised (late data); the week's report once the week's rollups exist."""
+"""How the reports get built: no schedule, the automation sensor's named jobs. A day's report is
+requested once that day's rollups exist, not again while nothing changes (nor while its run is
+going or after it failed), and again when a rollup it reads is re-materialised (late data); the
+week's report once the week's rollups exist."""
 
 from __future__ import annotations
 
@@ -11,15 +12,19 @@ import dagster as dg
 import pytest
 
 from pipelines.defs.ingest.assets import LEDGER, QUARANTINE
+from pipelines.defs.ops.automation import AUTOMATED, automated_jobs
 from pipelines.defs.partitions import daily_partitions, weekly_partitions
 from pipelines.defs.reports.assets import (
     REPORT_DAILY,
     REPORT_WEEKLY,
+    REPORTS_DAILY_JOB,
+    REPORTS_WEEKLY_JOB,
     ReportsResource,
     build_report_asset,
 )
 from pipelines.defs.resources import DuckDBResource, LakeResource, SloResource
 from pipelines.lib.reports.data import DAILY, WEEKLY
+from tests.ops.test_ripple import requested_runs
 
 MONDAY = date(2025, 6, 2)
 SUNDAY = MONDAY + timedelta(days=6)
@@ -31,6 +36,11 @@ DAILY_INPUTS = (
     QUARANTINE,
     LEDGER,
 )
+# The report each automated job builds.
+JOBS = {
+    f"{REPORTS_DAILY_JOB}{AUTOMATED}": REPORT_DAILY,
+    f"{REPORTS_WEEKLY_JOB}{AUTOMATED}": REPORT_WEEKLY,
+}
 # Monday after the week, after the daily run of Sunday (02:00) and the weekly rollups (04:00).
 AFTER_THE_WEEK = datetime(2025, 6, 9, 4, 30, tzinfo=UTC)
 
@@ -60,7 +70,8 @@ def defs() -> dg.Definitions:
         "duckdb": DuckDBResource(),
         "reports": ReportsResource(),
     }
-    return dg.Definitions(assets=[*inputs, *reports], resources=resources)
+    jobs = [job for job in automated_jobs() if job.name in JOBS]
+    return dg.Definitions(assets=[*inputs, *reports], jobs=jobs, resources=resources)
 
 
 def _materialised(instance: dg.DagsterInstance, name: str, day: date) -> None:
@@ -71,17 +82,9 @@ def _materialised(instance: dg.DagsterInstance, name: str, day: date) -> None:
 
 def _requested(defs, instance, at: datetime, cursor=None):
     result = dg.evaluate_automation_conditions(
-        defs=defs,
-        instance=instance,
-        asset_selection=dg.AssetSelection.assets(REPORT_DAILY, REPORT_WEEKLY),
-        evaluation_time=at,
-        cursor=cursor,
+        defs=defs, instance=instance, evaluation_time=at, cursor=cursor
     )
-    requested = {
-        (name, partition)
-        for name in (REPORT_DAILY, REPORT_WEEKLY)
-        for partition in result.get_requested_partitions(dg.AssetKey(name))
-    }
+    requested = {(JOBS[job], partition) for job, partition in requested_runs(result)}
     return requested, result.cursor
 
 
@@ -93,6 +96,9 @@ def test_reports_follow_their_rollups(defs, instance):
         _materialised(instance, name, SUNDAY)
     requested, cursor = _requested(defs, instance, AFTER_THE_WEEK, cursor)
     assert requested == {(REPORT_DAILY, SUNDAY.isoformat())}
+    # Requested once: not again while its run goes, nor every minute after it failed.
+    requested, cursor = _requested(defs, instance, AFTER_THE_WEEK, cursor)
+    assert requested == set()
 
     _materialised(instance, REPORT_DAILY, SUNDAY)
     requested, cursor = _requested(defs, instance, AFTER_THE_WEEK, cursor)

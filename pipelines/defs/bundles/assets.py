@@ -1,7 +1,9 @@
 """The monthly partner bundle: the viewer tier's rollups of one month, small cells withheld,
 published as ``bundles/YYYY-MM/`` with a manifest and checksums (``lib/bundles.py``), checked by
 ``python -m pipelines.verify_bundle``. It depends on exactly the rollup partitions it packages:
-the month's days, the weeks with a day in the month, and the month."""
+the month's days, the weeks with a day in the month, and the month. Built once they all exist and
+rebuilt when one changes, by the automation sensor's job ``partner_bundle_automated``
+(``pipelines/defs/ops/automation.py``)."""
 
 from datetime import date
 
@@ -17,27 +19,6 @@ from pipelines.lib.tiers import USER_COUNT_COLUMNS
 
 PARTNER_BUNDLE = "partner_bundle"
 GROUP = "bundles"
-
-# Built once every rollup it packages exists (the last week of a month ends in the next one, so
-# that is up to a week after the month; the latest month only, as on_missing does, so deploying
-# this does not backfill every past month), and rebuilt when one of them is re-materialised (a
-# late day rippled into its week and month), once that run is over: partners always find the
-# bundle of the rollups as they stand.
-BUILD_WHEN_ROLLUPS_READY = (
-    dg.AutomationCondition.in_latest_time_window()
-    & dg.AutomationCondition.missing()
-    & ~dg.AutomationCondition.any_deps_missing()
-    & ~dg.AutomationCondition.any_deps_in_progress()
-    & ~dg.AutomationCondition.in_progress()
-    & (
-        dg.AutomationCondition.missing().newly_true() | dg.AutomationCondition.any_deps_updated()
-    ).since_last_handled()
-).with_label("build when its rollups are ready") | (
-    ~dg.AutomationCondition.missing()
-    & dg.AutomationCondition.any_deps_updated().since_last_handled()
-    & ~dg.AutomationCondition.any_deps_in_progress()
-    & ~dg.AutomationCondition.in_progress()
-).with_label("rebuild when one of its rollups changed")
 
 
 def _deps() -> list[dg.AssetDep]:
@@ -59,7 +40,6 @@ def build_partner_bundle_asset(on_s3: bool = False) -> dg.AssetsDefinition:
         group_name=GROUP,
         owners=OWNERS,
         kinds={"duckdb", "parquet", *(["s3"] if on_s3 else [])},
-        automation_condition=BUILD_WHEN_ROLLUPS_READY,
         description="The viewer tier's rollups of one month for partners: one Parquet file per "
         "rollup with a user count (rows covering fewer than k users withheld), manifest.json "
         "(rows, schema, SHA-256 per file) and SHA256SUMS, published as bundles/YYYY-MM/. "

@@ -3,7 +3,7 @@
 Schedules rather than declarative conditions for these, because the on-call question is "what
 runs at 02:00, and for which day?": a cron and a partition key answer it. The one automatic
 rebuild that is not clock-driven (a week or month whose days changed) is a declarative condition
-on those rollups, in ``pipelines/defs/rollups/assets.py``.
+on the rollup jobs' automated twins, in ``pipelines/defs/ops/automation.py``.
 """
 
 import os

@@ -3,11 +3,12 @@ week) write ``report.md`` and a self-contained ``report.html`` under ``reports/`
 ``lib/reports/``); the Markdown is also the materialisation's metadata, so the Dagster UI shows
 the report itself.
 
-Scheduled by their automation condition, not by a schedule: a report is built once its rollups
-are (the daily one after the ``daily_lake`` run of its day, the weekly one after the Monday
-rollups), and rebuilt when one of them is re-materialised (late data), so it never shows numbers
-older than the rollups'. The condition is the partner bundle's: the same rule for anything built
-from rollups.
+Built by the automation sensor, not by a schedule (``reports_daily_automated`` and
+``reports_weekly_automated``, in ``pipelines/defs/ops/automation.py``): a report is built once its
+rollups are (the daily one after the ``daily_lake`` run of its day, the weekly one after the
+Monday rollups), and rebuilt when one of them is re-materialised (late data), so it never shows
+numbers older than the rollups'. The condition is the partner bundle's: the same rule for
+anything built from rollups.
 
 With ``TELEMETRY_DAGSTER_URL`` set (the ``reports`` resource), each partition a report lists under
 "About these numbers" links to the Dagster run that last materialised it, found in this
@@ -19,7 +20,6 @@ from datetime import date
 
 import dagster as dg
 
-from pipelines.defs.bundles.assets import BUILD_WHEN_ROLLUPS_READY
 from pipelines.defs.ingest.assets import LEDGER, OWNERS, QUARANTINE
 from pipelines.defs.partitions import daily_partitions, weekly_partitions
 from pipelines.defs.resources import (
@@ -36,8 +36,8 @@ from pipelines.lib.reports.data import DAILY, TREND_DAYS, WEEKLY, Source
 REPORT_DAILY = "report_daily"
 REPORT_WEEKLY = "report_weekly"
 GROUP = "reports"
-# Named jobs for a report built on purpose (the demo, a backfill from the UI): the automation
-# sensor's own runs go through Dagster's implicit asset job.
+# Named jobs for a report built on purpose (the demo, a backfill from the UI); the automation
+# sensor's runs are their twins' (``<job>_automated``, pipelines/defs/ops/automation.py).
 REPORTS_DAILY_JOB = "reports_daily"
 REPORTS_WEEKLY_JOB = "reports_weekly"
 
@@ -116,7 +116,6 @@ def build_report_asset(
         group_name=GROUP,
         owners=OWNERS,
         kinds={"duckdb", "html", "markdown", *(["s3"] if on_s3 else [])},
-        automation_condition=BUILD_WHEN_ROLLUPS_READY,
         description=_DESCRIPTIONS[kind],
     )
     def report(

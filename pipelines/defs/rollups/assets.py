@@ -1,6 +1,7 @@
 """Rollup assets, one per model in ``lib/rollups/run.py``: daily ones wait for the day's contracts
 (whose blocking checks stop them on a bad day), weekly and monthly ones depend on exactly their
-days, so re-materialising one late day marks exactly its week and month stale."""
+days, so re-materialising one late day marks exactly its week and month stale (and the automation
+sensor rebuilds them, ``pipelines/defs/ops/automation.py``)."""
 
 from datetime import date
 
@@ -17,15 +18,10 @@ from pipelines.lib.schemas import event_types
 
 GROUP = "rollups"
 
-# A week or month already built is rebuilt when one of its days is re-materialised (a late file
-# re-ran the day), once that day's run is over; never built here for the first time (the
-# schedules do that), and untouched days are only read, not rebuilt.
-REBUILD_WHEN_DAYS_CHANGE = (
-    ~dg.AutomationCondition.missing()
-    & dg.AutomationCondition.any_deps_updated().since_last_handled()
-    & ~dg.AutomationCondition.any_deps_in_progress()
-    & ~dg.AutomationCondition.in_progress()
-).with_label("rebuild when one of its days changed")
+# The job that builds one period's rollups, per grain: run by the schedules, the demo and the UI.
+# The rebuild of a week or month whose days changed is their automated twin's, in
+# ``pipelines/defs/ops/automation.py``.
+ROLLUP_JOBS = {DAY: "rollups_daily", WEEK: "rollups_weekly", MONTH: "rollups_monthly"}
 
 
 def _deps(model: Model) -> list[dg.AssetDep]:
@@ -57,7 +53,6 @@ def build_rollup_asset(
         owners=OWNERS,
         kinds={"duckdb", "parquet", *(["s3"] if on_s3 else [])},
         pool="rollups",
-        automation_condition=None if model.grain == DAY else REBUILD_WHEN_DAYS_CHANGE,
         description=f"{model.description} rollups/{model.name}/ (sql/rollups/{model.sql})",
         metadata={"dagster/column_schema": column_schema(model)},
     )
@@ -94,6 +89,13 @@ def build_rollup_asset(
     return rollup
 
 
+def rollups_selection(grain: str) -> dg.AssetSelection:
+    """One grain's rollups, with the checks a build runs (not the watched ones)."""
+    return without_watched_checks(
+        dg.AssetSelection.assets(*[m.name for m in MODELS if m.grain == grain])
+    )
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
     partitions = {DAY: daily_partitions(), WEEK: weekly_partitions(), MONTH: monthly_partitions()}
@@ -101,12 +103,10 @@ def defs() -> dg.Definitions:
     assets = [build_rollup_asset(m, partitions[m.grain], on_s3) for m in MODELS]
     jobs = [
         dg.define_asset_job(
-            f"rollups_{name}",
-            selection=without_watched_checks(
-                dg.AssetSelection.assets(*[m.name for m in MODELS if m.grain == grain])
-            ),
-            description=f"Build the {name} rollups of one {grain}.",
+            name,
+            selection=rollups_selection(grain),
+            description=f"Build the {name.removeprefix('rollups_')} rollups of one {grain}.",
         )
-        for grain, name in ((DAY, "daily"), (WEEK, "weekly"), (MONTH, "monthly"))
+        for grain, name in ROLLUP_JOBS.items()
     ]
     return dg.Definitions(assets=dg.with_source_code_references(assets), jobs=jobs)
