@@ -19,7 +19,20 @@ RATIOS: dict[str, tuple[tuple[str, ...], str, float | None]] = {
     "(contracts+daily rollups)/ingest": (("contracts", "daily_rollups"), "ingest", 1.0),
     "weekly rollups/daily rollups": (("weekly_rollups",), "daily_rollups", 3.0),
     "naive/ingest": (("naive",), "ingest", None),
+    "ingest/dlt": (("ingest",), "dlt", None),
 }
+# --steady: one partition's ingest (four full landing days) against the copy of one landing day.
+STEADY_RATIOS: dict[str, tuple[tuple[str, ...], str, float | None]] = {
+    "ingest/plain copy (1 landing day)": (("steady_ingest",), "steady_baseline", 2.0),
+    "contracts/ingest": (("steady_contracts",), "steady_ingest", None),
+    "daily rollups/ingest": (("steady_daily_rollups",), "steady_ingest", 1.0),
+    "(contracts+daily rollups)/ingest": (
+        ("steady_contracts", "steady_daily_rollups"),
+        "steady_ingest",
+        1.0,
+    ),
+}
+INSTALL_HINT = "pip install -e '.[bench]'"
 SCALE_TIME_TARGET = 11.0  # time(10x day) / time(1x day)
 SCALE_RSS_RATIO_TARGET = 1.5  # peak RSS(10x day) / peak RSS(1x day)
 RSS_LIMIT_MB = 2048.0
@@ -32,6 +45,8 @@ def _mb(kib: int) -> float:
 def step_row(step: Step, runs: list[dict[str, Any]], total_lines: int) -> dict[str, Any]:
     """Median seconds (scaled to ``total_lines`` when the step ran on a sample) and max peak RSS."""
     row: dict[str, Any] = {"step": step.name, "title": step.title, "built": step.built}
+    if step.missing:
+        row["skipped"] = f"{step.missing} not installed ({INSTALL_HINT})"
     if not runs:
         return {**row, "seconds": None, "events_per_s": None, "peak_rss_mb": None, "scaled": False}
     measured = statistics.median(r["seconds"] for r in runs)
@@ -49,11 +64,14 @@ def step_row(step: Step, runs: list[dict[str, Any]], total_lines: int) -> dict[s
     }
 
 
-def ratios(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def ratios(
+    rows: list[dict[str, Any]],
+    table: dict[str, tuple[tuple[str, ...], str, float | None]] = RATIOS,
+) -> dict[str, dict[str, Any]]:
     """Each ratio of median seconds with its target; ``value`` is None while a step is missing."""
     seconds = {row["step"]: row["seconds"] for row in rows}
     out = {}
-    for name, (numerators, denominator, target) in RATIOS.items():
+    for name, (numerators, denominator, target) in table.items():
         parts = [seconds.get(s) for s in (*numerators, denominator)]
         value = None
         if all(p is not None for p in parts) and parts[-1]:
@@ -101,6 +119,8 @@ def _num(value: float | None, spec: str) -> str:
 def _note(row: dict[str, Any]) -> str:
     if not row["built"]:
         return "not built"
+    if row.get("skipped"):
+        return f"skipped: {row['skipped']}"
     if row["scaled"]:
         return (
             f"scaled from {row['measured_lines']:,} lines measured "
@@ -115,10 +135,23 @@ def _verdict(ok: bool | None) -> str:
 
 def format_table(result: dict[str, Any]) -> str:
     """The steps table and the ratios, as printed on stdout."""
+    if result.get("mode") == "steady":
+        first, last = result["full_landing_days"]
+        head = [
+            f"telemetry-lake bench, steady state: {result['steady_days']} full landing days "
+            f"({first}..{last}), {result['lines']:,} lines on landing day {result['day']}; "
+            f"partition {result['day']} reads {result['partition_lines']:,} lines of four of "
+            f"them: median seconds of {result['rounds']} round(s), max peak RSS, each step in a "
+            "fresh process; events/s are one landing day's lines per second",
+        ]
+    else:
+        head = [
+            f"telemetry-lake bench: {result['lines']:,} landing lines read by partition "
+            f"{result['day']}: median seconds of {result['rounds']} round(s), max peak RSS, "
+            "each step in a fresh process",
+        ]
     lines = [
-        f"telemetry-lake bench: {result['lines']:,} landing lines read by partition "
-        f"{result['day']}: median seconds of {result['rounds']} round(s), max peak RSS, "
-        "each step in a fresh process",
+        *head,
         "",
         f"{'step':<32}{'seconds':>10}{'events/s':>12}{'peak RSS MB':>13}  note",
     ]

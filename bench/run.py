@@ -4,10 +4,12 @@
     python -m bench.run --events 200000 --rounds 3
     python -m bench.run --scale                  # also a 10x day: time and peak RSS growth
     python -m bench.run --profile                # one ingest: cProfile and SQL times on stderr
+    python -m bench.run --steady                 # one partition of a lake of full landing days
 
 Inputs come from the sample generator and are cached under ``--work-dir`` by (lines, seed).
 Steps run interleaved, round after round, each in a fresh child process that reports its own
-peak RSS. The table goes to stdout and ``bench/results/bench-<lines>.json``; progress to stderr.
+peak RSS. The table goes to stdout and ``bench/results/bench-<lines>.json`` (``--steady``:
+``bench-steady-<lines>.json``); progress to stderr.
 See bench/README.md.
 """
 
@@ -27,14 +29,15 @@ from pathlib import Path
 from typing import Any
 
 from bench import report, sqltime
-from bench.inputs import DAY, Inputs, prepare
+from bench.inputs import DAY, Inputs, prepare, prepare_steady
 from bench.log import log
-from bench.steps import STEPS, Job, Step
+from bench.steps import STEADY_STEPS, STEPS, Job, Step
 from bench.steps.ingest import copy_landing, ingest
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "bench" / "results"
 SCALE_FACTOR = 10
+STEADY_DAYS = 6
 PROFILE_TOP = 25
 
 
@@ -88,6 +91,18 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="only run one ingest in-process under cProfile and print the top entries",
     )
+    parser.add_argument(
+        "--steady",
+        action="store_true",
+        help="steady state instead: one partition of a lake whose landing days are all full, "
+        "against the copy of one landing day (with contracts and daily rollups)",
+    )
+    parser.add_argument(
+        "--steady-days",
+        type=_positive,
+        default=STEADY_DAYS,
+        help="full landing days of the --steady lake (>= 4; 6 ingests D's neighbours too)",
+    )
     return parser
 
 
@@ -112,8 +127,13 @@ def run_rounds(
     inputs: Inputs, steps: Sequence[Step], rounds: int, work_dir: str, base: Job
 ) -> dict[str, list[dict[str, Any]]]:
     """Every built step once per round, interleaved (the order rotates from round to round)."""
-    built = [s for s in steps if s.built]
+    for step in steps:
+        if step.built and step.missing:
+            log(f"{step.name}: skipped, {step.missing} is not installed: {report.INSTALL_HINT}")
+    built = [s for s in steps if s.built and not s.missing]
     runs: dict[str, list[dict[str, Any]]] = {s.name: [] for s in steps}
+    if not built:
+        return runs
     for n in range(rounds):
         shift = n % len(built)
         for step in built[shift:] + built[:shift]:
@@ -136,6 +156,24 @@ def run_suite(
     for suffix in ("-ingested", "-week"):
         shutil.rmtree(f"{inputs.lake.rstrip('/')}{suffix}", ignore_errors=True)
     runs = run_rounds(inputs, steps, rounds, work_dir, base)
+    if inputs.full_days is not None:  # --steady: per landing day, what a running lake gets
+        rows = [report.step_row(s, runs[s.name], inputs.day_lines or 0) for s in steps]
+        first, last = inputs.full_days
+        return {
+            "mode": "steady",
+            "day": DAY.isoformat(),
+            "lines": inputs.day_lines,
+            "partition_lines": inputs.lines,
+            "steady_days": (last - first).days + 1,
+            "full_landing_days": [first.isoformat(), last.isoformat()],
+            "files": len(inputs.files),
+            "rounds": rounds,
+            "memory_limit": base.memory_limit,
+            "inputs": inputs.lake,
+            "machine": report.machine(),
+            "steps": rows,
+            "ratios": report.ratios(rows, report.STEADY_RATIOS),
+        }
     rows = [report.step_row(s, runs[s.name], inputs.lines) for s in steps]
     return {
         "day": DAY.isoformat(),
@@ -150,14 +188,14 @@ def run_suite(
     }
 
 
-def write_json(result: dict[str, Any], events: int) -> Path:
+def write_json(result: dict[str, Any], name: str) -> Path:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"bench-{events}.json"
+    path = RESULTS_DIR / f"bench-{name}.json"
     path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return path
 
 
-def profile_ingest(inputs: Inputs, work_dir: str, events: int) -> None:
+def profile_ingest(inputs: Inputs, work_dir: str, name: str) -> None:
     """One ingest in this process under cProfile: the top entries by cumulative time, then the
     seconds of each SQL statement, to stderr."""
     scratch = os.path.join(work_dir, "scratch", "profile")
@@ -173,7 +211,7 @@ def profile_ingest(inputs: Inputs, work_dir: str, events: int) -> None:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    dump = RESULTS_DIR / f"profile-ingest-{events}.prof"
+    dump = RESULTS_DIR / f"profile-ingest-{name}.prof"
     stats = pstats.Stats(profiler, stream=sys.stderr)
     stats.dump_stats(dump)
     stats.sort_stats("cumulative").print_stats(PROFILE_TOP)
@@ -194,18 +232,34 @@ def run_scale(
 
 
 def selected(args: argparse.Namespace) -> list[Step]:
-    unknown = set(args.steps) - {s.name for s in STEPS}
+    """The steps of the mode, those ``--steps`` names (``--steady``: with or without "steady_")."""
+    steps = STEADY_STEPS if args.steady else STEPS
+
+    def names(step: Step) -> set[str]:
+        return {step.name, step.name.removeprefix("steady_")}
+
+    unknown = set(args.steps) - set().union(*(names(s) for s in steps))
     if unknown:
         raise SystemExit(f"--steps: no step named {', '.join(sorted(unknown))}")
-    return [s for s in STEPS if not args.steps or s.name in args.steps]
+    return [s for s in steps if not args.steps or names(s) & set(args.steps)]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     work_dir = os.path.abspath(args.work_dir)
-    inputs = prepare(work_dir, args.events, args.seed)
+    if args.steady and args.scale:
+        raise SystemExit("--scale measures the one-day mode; run it without --steady")
+    if args.steady:
+        try:
+            inputs = prepare_steady(work_dir, args.events, args.seed, args.steady_days)
+        except ValueError as error:
+            raise SystemExit(str(error)) from None
+        name = f"steady-{args.events}"
+    else:
+        inputs = prepare(work_dir, args.events, args.seed)
+        name = str(args.events)
     if args.profile:
-        profile_ingest(inputs, work_dir, args.events)
+        profile_ingest(inputs, work_dir, name)
         return 0
     base = Job(
         "", DAY.isoformat(), (), "", sample_lines=args.sample_lines, memory_limit=args.memory_limit
@@ -214,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     print(report.format_table(result), flush=True)
     if args.scale:
         result["scale"] = run_scale(result, args, work_dir, base)
-    log(f"results: {write_json(result, args.events)}")
+    log(f"results: {write_json(result, name)}")
     return 0
 
 

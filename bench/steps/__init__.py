@@ -2,13 +2,15 @@
 
 A step is a function ``run(job: Job) -> Measured`` in its own module (so the child imports only
 what that step needs, and its peak RSS is its own), registered in ``STEPS`` as
-``"module:function"``. An entry without a function is printed as "not built". Adding a step is
-one such function plus one ``Step(...)`` line.
+``"module:function"``. An entry without a function is printed as "not built"; one whose
+``requires`` module is not installed is skipped with a note. Adding a step is one such function
+plus one ``Step(...)`` line. ``STEPS`` are the one-day mode's, ``STEADY_STEPS`` ``--steady``'s.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -51,10 +53,18 @@ class Step:
     title: str
     entry: str | None  # "module:function"; None while the step is not built
     in_scale: bool = False  # also measured by --scale on the 10x day
+    requires: str | None = None  # an optional module the step needs (from the bench extra)
 
     @property
     def built(self) -> bool:
         return self.entry is not None
+
+    @property
+    def missing(self) -> str | None:
+        """The required module when it is not installed (the step is then skipped)."""
+        if self.requires is None or importlib.util.find_spec(self.requires) is not None:
+            return None
+        return self.requires
 
     def function(self) -> Callable[[Job], Measured]:
         if self.entry is None:
@@ -71,5 +81,13 @@ STEPS = (
     Step("weekly_rollups", "weekly rollups (7 days)", "bench.steps.rollups:weekly"),
     Step("compaction", "compaction (sort + proof)", "bench.steps.compaction:run"),
     Step("naive", "naive Python loop", "bench.steps.naive:run"),
+    Step("dlt", "dlt: filesystem -> Parquet", "bench.steps.peer_dlt:run", requires="dlt"),
 )
-STEPS_BY_NAME = {step.name: step for step in STEPS}
+# --steady: partition D of a lake of full landing dates; the copy reads landing date D only.
+STEADY_STEPS = (
+    Step("steady_baseline", "plain copy: 1 landing day", "bench.steps.steady:plain_copy"),
+    Step("steady_ingest", "ingest_partition: 4 landing days", "bench.steps.ingest:run"),
+    Step("steady_contracts", "contract checks", "bench.steps.steady:contract_checks"),
+    Step("steady_daily_rollups", "daily rollups", "bench.steps.steady:daily_rollups"),
+)
+STEPS_BY_NAME = {step.name: step for step in (*STEPS, *STEADY_STEPS)}

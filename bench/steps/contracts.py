@@ -30,9 +30,13 @@ def ingested_day(job: Job, day: date) -> str:
 
 def run(job: Job) -> Measured:
     day = date.fromisoformat(job.day)
-    lake = ingested_day(job, day)
+    return timed(ingested_day(job, day), day, job.threads)
+
+
+def timed(lake: str, day: date, threads: int) -> Measured:
+    """``run_contracts`` of ``day`` on an ingested ``lake``, timed."""
     started = time.perf_counter()
-    result = run_contracts(Lake(lake), day, Thresholds(), threads=job.threads)
+    result = run_contracts(Lake(lake), day, Thresholds(), threads=threads)
     seconds = time.perf_counter() - started
     detail = {
         "violations": result.violations,

@@ -21,7 +21,7 @@ from pipelines.lib.sample import SampleConfig, generate, load_manifest
 from pipelines.lib.storage import Lake
 
 
-def _timed(lake: str, grain: str, start: date, threads: int) -> Measured:
+def timed(lake: str, grain: str, start: date, threads: int) -> Measured:
     settings = RollupSettings(threads=threads)
     started = time.perf_counter()
     rows = {
@@ -34,7 +34,7 @@ def _timed(lake: str, grain: str, start: date, threads: int) -> Measured:
 
 def daily(job: Job) -> Measured:
     day = date.fromisoformat(job.day)
-    return _timed(ingested_day(job, day), DAY, day, job.threads)
+    return timed(ingested_day(job, day), DAY, day, job.threads)
 
 
 def ingested_week(job: Job, monday: date) -> str:
@@ -58,4 +58,4 @@ def ingested_week(job: Job, monday: date) -> str:
 
 def weekly(job: Job) -> Measured:
     monday = date.fromisoformat(job.day)
-    return _timed(ingested_week(job, monday), WEEK, monday, job.threads)
+    return timed(ingested_week(job, monday), WEEK, monday, job.threads)
