@@ -165,13 +165,14 @@ _PHONE = (
 _IPV4 = r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}"
 # Cards (_CARD, LISTED_CARD, LIST_HEAD): pipelines/lib/pii_cards.py.
 # A run: numbers (maybe after '+'), IBANs (letters allowed), e-mails and IPv6 addresses, joined
-# by one to three separators or by '_', maybe after '+' or after an area code in parentheses;
+# by one to three separators (or 4+ blanks) or by '_', maybe after '+' or an area code in ();
 # greedy, so that a value glued to the next one is in the same run. Past its first number a run
 # goes on only over an e-mail, an IPv6 address or a group that ends a word (\b after an ASCII
 # character, \B after a fullwidth digit: ASCII as in RE2, so run with re.ASCII) or that '_'
 # ends, so that it never takes the start of the next word ("42 8fbc::1", "7 5a@b.io"); an IBAN
 # always ends a word.
-_SEPARATOR = rf"(?:{_SPACE}|[.()/:-])"
+# One to three separators, or four blanks or more (4111    1111    1111    1111).
+_SEPARATOR = rf"(?:(?:{_SPACE}|[.()/:-]){{1,3}}|(?:{_SPACE}){{4,}})"
 # An IBAN in a run: two letters, two digits, then any number of groups in raw text, so that two
 # IBANs in a row ("BE68 5390 0754 7034 NL91 ABNA 0417 1643 00") are one piece, which the windows
 # of the run take apart.
@@ -185,7 +186,7 @@ _RUN_PIECE_END = rf"\+?{_DIGIT}*(?:[0-9]\b|[{_FULLWIDTH}]\B)|(?:{_IBAN_PIECE})\b
 _RUN_PIECE_FIRST = rf"{_DIGIT}+|(?:{_IBAN_PIECE})\b"
 _RUN_ALONE = (
     rf"(?:(?:{_RUN_PIECE_UNDERSCORE})+(?:{_RUN_PIECE_END})?|\+?(?:{_RUN_PIECE_FIRST})"
-    rf"|\({_DIGIT}+\)(?:{_RUN_PIECE_FIRST})?)(?:{_SEPARATOR}{{1,3}}"
+    rf"|\({_DIGIT}+\)(?:{_RUN_PIECE_FIRST})?)(?:{_SEPARATOR}"
     rf"(?:(?:{_EMAIL})|(?:{_IPV6})\b|(?:{_RUN_PIECE_UNDERSCORE})+(?:{_RUN_PIECE_END})?"
     rf"|{_RUN_PIECE_END}))*"
 )
@@ -490,7 +491,7 @@ def _match_spans(match: str, after: str, pre: str = "0") -> list[tuple[int, str,
         if before in _NOT_AFTER["ipv6"] or _GLUED_IPV6_RE.match(after):
             return []
         return [(start, "ipv6", span)] if _ipv6_ok(span) else []
-    cut = list_cut(body, before, after)
+    cut = list_cut(body, before, after, pre)
     if cut == 0:
         return [(start, "card", body)]
     if cut:  # what follows the last delimiter of a list head, as if matched after it alone
@@ -667,7 +668,8 @@ def redact_line(text: str, secret: bytes, kept: frozenset[str]) -> str:
 
 # The event's own raw identifiers must not survive elsewhere in its text (a message that quotes
 # the user id). Shorter ids are ordinary words. In JSON text an id is looked for as JSON writes it
-# (quote and backslash escaped), so a replacement takes the whole escape (as pii_scrub_id does in
+# (quote and backslash escaped, control characters as \t, \n, \u0001: json.dumps, in any case as
+# DuckDB's to_json), so a replacement takes the whole escape (as pii_scrub_id does in
 # sql/ingest/pii_policy_macros.sql).
 MIN_RAW_ID_CHARS = 6
 RAW_ID_PLACEHOLDER = "<raw_id>"

@@ -3,15 +3,17 @@ its check, a card split by a list delimiter, and a card after a name's '.'. The 
 sql/ingest/pii_cards.sql, with the same patterns and rules.
 
 * A card has 13-19 digits, passes Luhn and starts with 2-6, printed as in CARD.
-* ';' and '|' delimit lists of ids, so they end a run. A card whose groups one of them splits
-  throughout (4111;1111;1111;1111, 4111|1111|1111|1111) is met by the scan as a list head
-  (LIST_HEAD: a group of four, then up to three groups, each after a delimiter, and a delimiter)
-  before a run or an e-mail or IPv6 address. The whole match is a card when it is printed as one
-  (LISTED_CARD: one delimiter throughout, groups as cards are grouped), passes Luhn and has no
-  ';' or '|' on either side (in a longer list, it is ids). Else the head holds nothing (its
-  groups are too short for a value) and what follows its last delimiter is taken apart as when
-  the scan matched it alone (``list_cut``). Known limit: a blank or separator and a number after
-  it join its last group into a run, and the card stays (4111;1111;1111;1111 12/25).
+* ';', '|' and ',' delimit lists of ids, so they end a run. A card whose groups one of them
+  splits throughout (4111;1111;1111;1111, 4111|1111|1111|1111, 4111,1111,1111,1111) is met by
+  the scan as a list head (LIST_HEAD: a group of four, then up to three groups, each after a
+  delimiter, and a delimiter) before a run or an e-mail or IPv6 address. The whole match is a
+  card when it is printed as one (LISTED_CARD: one delimiter throughout, groups as cards are
+  grouped), passes Luhn and is in no longer list: no delimiter after a digit before it, no
+  delimiter and a digit after it (a lone delimiter, card=4111;1111;1111;1111; or a table's
+  |4111|1111|1111|1111|, is no list). Else the head holds nothing (its groups are too short for
+  a value) and what follows its last delimiter is taken apart as when the scan matched it alone
+  (``list_cut``). Known limit: a blank or separator and a number after it join its last group
+  into a run, and the card stays (4111;1111;1111;1111 12/25).
 * '.' after a digit makes a decimal (0.4111..., 1.4111...): no card starts there. After an ASCII
   letter, or at the start of a value, it is part of a name (exp.4111...): a card may start there,
   but no phone or IPv4 address (x.10.0.0.1), so the run gets WORD_DOT as what stands before it.
@@ -22,17 +24,19 @@ from __future__ import annotations
 import re
 
 # Groups separated by one to three blanks, '.', '-', '/', '_' or ':' (4111/1111/1111/1111,
-# 4111 - 1111 - 1111 - 1111).
+# 4111 - 1111 - 1111 - 1111), or by four blanks or more.
+_SEP = r"(?:(?: |[./:_-]){1,3}| {4,})"
 CARD = (
     r"[2-6][0-9]{12,18}"
-    r"|[2-6][0-9]{3}(?:(?: |[./:_-]){1,3}[0-9]{3,4}){2,3}(?:(?: |[./:_-]){1,3}[0-9]{1,4})?"
-    r"|[2-6][0-9]{3}(?: |[./:_-]){1,3}[0-9]{6}(?: |[./:_-]){1,3}[0-9]{4,5}"
+    rf"|[2-6][0-9]{{3}}(?:{_SEP}[0-9]{{3,4}}){{2,3}}(?:{_SEP}[0-9]{{1,4}})?"
+    rf"|[2-6][0-9]{{3}}{_SEP}[0-9]{{6}}{_SEP}[0-9]{{4,5}}"
 )
-LIST_HEAD = r"[2-6][0-9]{3}(?:[;|][0-9]{3,6}){1,3}[;|]"
-# As CARD groups a card (4-4-4-4, 4-4-4-4-3, 4-3-3-3, 4-6-5), with ';' or '|' throughout.
+LIST_HEAD = r"[2-6][0-9]{3}(?:[;|,][0-9]{3,6}){1,3}[;|,]"
+# As CARD groups a card (4-4-4-4, 4-4-4-4-3, 4-3-3-3, 4-6-5), with ';', '|' or ',' throughout.
 LISTED_CARD = (
     r"[2-6][0-9]{3}(?:(?:;[0-9]{3,4}){2,3}(?:;[0-9]{1,4})?|;[0-9]{6};[0-9]{4,5})"
     r"|[2-6][0-9]{3}(?:(?:\|[0-9]{3,4}){2,3}(?:\|[0-9]{1,4})?|\|[0-9]{6}\|[0-9]{4,5})"
+    r"|[2-6][0-9]{3}(?:(?:,[0-9]{3,4}){2,3}(?:,[0-9]{1,4})?|,[0-9]{6},[0-9]{4,5})"
 )
 # What stands before a run after a '.' that follows a letter or starts the value: '.' for every
 # class but a card (no token of a run is "a.").
@@ -40,10 +44,11 @@ WORD_DOT = "a."
 
 _CARD_DIGITS = range(13, 20)
 _NOT_DIGIT_RE = re.compile(r"[^0-9]")
-_LIST_RE = re.compile(r"[0-9]+[;|]")
-_HEAD_RE = re.compile(r"(?:[0-9]+[;|])+")
+_LIST_RE = re.compile(r"[0-9]+[;|,]")
+_HEAD_RE = re.compile(r"(?:[0-9]+[;|,])+")
 _LISTED_CARD_RE = re.compile(LISTED_CARD)
-_LIST_GOES_ON_RE = re.compile("[;|]|-?[A-Za-z0-9\uff10-\uff19]")
+_LIST_GOES_ON_RE = re.compile("[;|,][0-9\uff10-\uff19]|-?[A-Za-z0-9\uff10-\uff19]")
+_DIGIT_RE = re.compile("[0-9\uff10-\uff19]")
 _WORD_OR_START_RE = re.compile("[A-Za-z]?")
 
 
@@ -62,16 +67,18 @@ def card_ok(candidate: str) -> bool:
     return len(digits) in _CARD_DIGITS and luhn_ok(digits)
 
 
-def list_cut(body: str, before: str, after: str) -> int | None:
+def list_cut(body: str, before: str, after: str, pre: str) -> int | None:
     """For the candidate ``body`` of a match of the scan: None when it starts with no list head;
-    0 when it is a card as a whole (LISTED_CARD, Luhn, no ';', '|' or '.' before it, nothing
-    after it that goes on with a list or glues it to a word); else the length of its list head,
-    the characters before the last delimiter included."""
+    0 when it is a card as a whole (LISTED_CARD, Luhn, no '.' before it, no delimiter after a
+    digit (``pre``: the character before ``before``) before it, nothing after it that goes on
+    with a list (a delimiter and a digit) or glues it to a word); else the length of its list
+    head, the characters before the last delimiter included."""
     if _LIST_RE.match(body) is None:
         return None
     if (
         _LISTED_CARD_RE.fullmatch(body)
-        and before not in (".", ";", "|")
+        and before != "."
+        and not (before in (";", "|", ",") and _DIGIT_RE.fullmatch(pre))
         and not _LIST_GOES_ON_RE.match(after)
         and card_ok(body)
     ):

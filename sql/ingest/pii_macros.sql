@@ -176,12 +176,14 @@ create or replace temp macro pii_re_ipv4() as '[0-9]{1,3}(?:\.[0-9]{1,3}){3}';
 -- Cards: pii_cards.sql.
 
 -- A run: numbers (maybe after '+'), IBANs (letters allowed), e-mails and IPv6 addresses, joined
--- by one to three separators or by '_', maybe after '+' or after an area code in parentheses.
+-- by one to three separators (or 4+ blanks) or by '_', maybe after '+' or an area code in ().
 -- Greedy, so that a value glued to the next one is in the same run; but past its first number
 -- it goes on only over an e-mail, an IPv6 address or a group that ends a word (\b after an ASCII
 -- character, \B after a fullwidth digit) or that '_' ends, so that it never takes the start of
 -- the next word ("42 8fbc::1", "7 5a@b.io"); an IBAN always ends a word.
-create or replace temp macro pii_re_separator() as concat('(?:', pii_re_space(), '|[.()/:-])');
+create or replace temp macro pii_re_separator() as concat(
+    '(?:(?:', pii_re_space(), '|[.()/:-]){1,3}|(?:', pii_re_space(), '){4,})'
+);
 
 -- An IBAN in a run: two letters, two digits, then any number of groups in raw text, so that
 -- two IBANs in a row ("BE68 5390 0754 7034 NL91 ABNA 0417 1643 00") are one piece, which the
@@ -211,7 +213,7 @@ create or replace temp macro pii_re_run() as concat(
     pii_re_list_head(), ')?(?:',
     '(?:(?:\+?(?:', pii_re_run_piece(), ')_)+(?:', pii_re_run_piece_end(), ')?|\+?(?:',
     pii_re_run_piece_first(), ')|\(', pii_re_digit(), '+\)(?:', pii_re_run_piece_first(),
-    ')?)(?:', pii_re_separator(), '{1,3}(?:(?:', pii_re_email(), ')|(?:', pii_re_ipv6(),
+    ')?)(?:', pii_re_separator(), '(?:(?:', pii_re_email(), ')|(?:', pii_re_ipv6(),
     ')\b|(?:\+?(?:', pii_re_run_piece(), ')_)+(?:', pii_re_run_piece_end(), ')?|',
     pii_re_run_piece_end(), '))*))'
 );

@@ -232,7 +232,9 @@ create or replace temp macro pii_taken(z) as list_transform(
             }
         ),
         lambda pm: list_transform(
-            [pii_list_cut(substr(pm.m, pm.n + 1), pii_before(pm.m, pm.n, pm.pre), pm.after)],
+            [pii_list_cut(
+                substr(pm.m, pm.n + 1), pii_before(pm.m, pm.n, pm.pre), pm.after, pm.pre
+            )],
             lambda k: {
                 'm': pm.m,
                 'n': pm.n + coalesce(k, 0),

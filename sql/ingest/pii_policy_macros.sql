@@ -34,8 +34,8 @@ create or replace temp macro pii_re_literal(s) as regexp_replace(
 -- Free text with one of the event's raw ids replaced by <raw_id:h>, h the first 16 hex of the
 -- id's keyed hash: the prefix of the hash stored in user_id, so it still joins. Applied once per
 -- id (pii_policy.scrubbed_expr nests the calls). In JSON text (is_json: filters) the id is
--- looked for as JSON writes it inside a string (quote and backslash escaped), so the token
--- replaces the whole escape and the text stays JSON.
+-- looked for as JSON writes it inside a string (quote and backslash escaped, control characters
+-- as \t, \n, \u0001, ...), so the token replaces the whole escape and the text stays JSON.
 create or replace temp macro pii_scrub_id(v, raw_id, ipad, opad, is_json) as case
     when length(raw_id) >= 6
         -- In any case: ALICE-42 is still alice-42.
@@ -43,7 +43,9 @@ create or replace temp macro pii_scrub_id(v, raw_id, ipad, opad, is_json) as cas
             v,
             '(?i)' || pii_re_literal(
                 case
-                    when is_json then replace(replace(raw_id, '\', '\\'), '"', '\"')
+                    -- As DuckDB writes a JSON string (the stored filters' text):
+                    -- '"' and '\' escaped, control characters as \t, \n, \u0001, ...
+                    when is_json then (to_json(raw_id)::varchar)[2:-2]
                     else raw_id
                 end
             ),

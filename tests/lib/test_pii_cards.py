@@ -27,6 +27,20 @@ FOUND = [
     ("visa13 4222;222;222;222", "visa13 <card>"),  # 4-3-3-3
     ("visa19 4000|0000|0000|0000|006 ok", "visa19 <card> ok"),  # 4-4-4-4-3
     ('{"q": "4111|1111|1111|1111"}', '{"q": "<card>"}'),
+    # a lone delimiter on either side that no group goes on from: no longer list
+    ("x;4111;1111;1111;1111", "x;<card>"),
+    ("4111|1111|1111|1111|", "<card>|"),
+    ("card=4111;1111;1111;1111; expires", "card=<card>; expires"),
+    ("/pay/4111|1111|1111|1111;jsessionid=AB12", "/pay/<card>;jsessionid=AB12"),
+    ("| 42 |4111|1111|1111|1111|", "| 42 |<card>|"),
+    # split by ',' throughout, as by ';' or '|'
+    ("card 4111,1111,1111,1111 declined", "card <card> declined"),
+    ("[4111,1111,1111,1111]", "[<card>]"),
+    ("2025,1234,5678,0612345678", "2025,1234,5678,<phone>"),
+    # four blanks or more between the groups
+    ("card 4111    1111    1111    1111 declined", "card <card> declined"),
+    ("4111\t\t\t\t\t1111\t\t\t\t\t1111\t\t\t\t\t1111", "<card>"),
+    ("tel 2025     0612345678 x", "tel 2025     <phone> x"),
     # after a '.' that follows a letter or starts the value: part of a name
     ("exp.4111111111111111", "exp.<card>"),
     ("sku.4111 1111 1111 1111", "sku.<card>"),
@@ -65,8 +79,13 @@ KEPT = [
     "4111;1111|1111;1111",  # two delimiters
     "4111;1111;1111;1111;5678",  # 20 digits: a list of ids
     "1234;4111;1111;1111;1111",  # in a longer list
-    "x;4111;1111;1111;1111",
-    "4111|1111|1111|1111|",
+    "1;4111;1111;1111;1111",  # a group before it: in a longer list
+    "1234    5678    9012    3456",  # four blanks, Luhn fails
+    "ids 4111,1111,1111,1112",  # Luhn fails
+    "ids 1,4111,1111,1111,1111",
+    "4111,1111,1111,1111,2",
+    "2019,2020,2021,2022",
+    "4111|1111|1111|1111|2",  # a group after it
     "4111;1111;1111;1111-x",
     "4111;1111;1111;1111a",
     "4111111111111112;5500000000000005;6011000000000003",  # 16 digits each, no Luhn
@@ -131,14 +150,14 @@ def _lists(count: int, seed: int) -> list[str]:
     groups = ["4111", "1111", "5555", "4444", "2025", "123", "822463", "10005", "12", "3782"]
     groups += ["0612345678", "06", "+44", "7700", "900123", "2001"]
     groups += ["4111;1111;1111;1111", "5555|5555|5555|4444", "3782;822463;10005"]
-    tails = ["", " ", ";", "|", ".", "-", "_", "x", "@x.io", "::1", ":db8::1", " 0612345678"]
+    tails = ["", " ", ";", "|", ",", ".", "-", "_", "x", "@x.io", "::1", ":db8::1", " 0612345678"]
     tails += [" 12/25", "-5", ";-0612345678", "a@b.io", " 7700 900123", "\\t", "\u00a0"]
     values = []
     for _ in range(count):
         text = rng.choice(["", " ", "x;", "a.", "0.", "+", "(", "-"]) + rng.choice(groups)
         for _ in range(rng.randint(0, 5)):
-            text += rng.choice([";", ";", "|", "|", " ", "-"]) + rng.choice(groups)
-        values.append(text + rng.choice(tails) + rng.choice(["", " end", ";7"]))
+            text += rng.choice([";", ";", "|", "|", ",", " ", "    ", "-"]) + rng.choice(groups)
+        values.append(text + rng.choice(tails) + rng.choice(["", " end", ";7", ",7"]))
     return values
 
 
@@ -150,7 +169,7 @@ def test_a_list_head_hides_nothing_that_follows_it() -> None:
     before = re.compile(_NO_HEAD_SCAN, re.ASCII)
     for value in values:
         found = _spans(value, scan)
-        listed = [s for s in found if s[1] == "card" and re.search("[;|]", s[2])]
+        listed = [s for s in found if s[1] == "card" and re.search("[;|,]", s[2])]
         rest = [s for s in found if s not in listed]
         assert rest == _spans(value, before), value
         assert [s[:2] for s in found] == [(at, cls) for at, cls, _ in pii._spans(value)], value
