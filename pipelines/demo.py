@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import multiprocessing
 import os
+import signal
 import sys
 import warnings
 from collections import defaultdict
@@ -43,8 +44,18 @@ from pipelines.lib.paths import (
     weekly_report_dir,
 )
 from pipelines.lib.progress import Progress
-from pipelines.lib.sample import MANIFEST_NAME, SampleConfig, generate, load_manifest
+from pipelines.lib.sample import (
+    MANIFEST_NAME,
+    WRITING_NAME,
+    SampleConfig,
+    generate,
+    load_manifest,
+)
 from pipelines.lib.sql import load_sql
+
+# At the root of a lake the demo built: only such a lake (or an empty folder) is one it writes
+# into, and deletes to start again.
+DEMO_MARK = ".telemetry-demo-lake"
 
 KIND_NAMES = {
     demo_plan.INGEST: "ingest",
@@ -154,8 +165,12 @@ def _afresh(root: str, earlier: str, defs: Any, instance: Any) -> None:
         "this Dagster instance (not the runs) to build this one"
     )
     fs, base = fsspec.core.url_to_fs(root)
+    base = base.rstrip("/")
+    if not _is_demo_lake(fs, base, root):
+        raise settings.ConfigError(_foreign_landing(root) or f"{root} is not the demo's lake")
     for entry in fs.ls(base, detail=False):
-        fs.rm(entry, recursive=True)
+        if entry.rstrip("/").rsplit("/", 1)[-1] != DEMO_MARK:
+            fs.rm(entry, recursive=True)
     instance.wipe_assets(list(defs.resolve_asset_graph().get_all_asset_keys()))
 
 
@@ -205,6 +220,7 @@ def _build(
             # Started now, each worker imports Dagster and the definitions meanwhile.
             for _ in range(workers):
                 pool.submit(demo_runs.warm)
+            stack.push(_interrupt_workers(pool))  # runs before the pool's exit waits for them
             return pool
 
         config = SampleConfig(start=days[0], days=len(days))
@@ -213,6 +229,8 @@ def _build(
         if write and (foreign := _foreign_landing(root)):
             demo_runs.say(f"error: {foreign}")
             return None
+        if write:
+            _claim(root)
         pool = start_workers() if write else None  # a new sample: there is work
 
         # Imported here: loading definitions reads the environment set above.
@@ -278,17 +296,50 @@ def _freshness(defs: Any, instance: Any, days: list[date], printer: demo_runs.Pr
     return outcome.success
 
 
+def _is_demo_lake(fs: Any, base: str, root: str) -> bool:
+    """Whether the demo wrote ``root``: its mark is there, or a sample being written (cut short
+    by Ctrl-C or a kill), or (the default data/lake of a demo from before the mark) a sample."""
+    return (
+        fs.exists(f"{base}/{DEMO_MARK}")
+        or fs.exists(f"{base}/landing/{WRITING_NAME}")
+        or (root == default_lake_root() and fs.exists(f"{base}/landing/{MANIFEST_NAME}"))
+    )
+
+
+def _holds_files(fs: Any, base: str) -> bool:
+    """Whether any file is under ``base`` (stops at the first one: a real lake is big)."""
+    if not fs.exists(base):
+        return False
+    return any(files for _, _, files in fs.walk(base))
+
+
 def _foreign_landing(root: str) -> str | None:
-    """Why the demo must not write its sample into ``root``: its landing zone holds files and no
-    sample manifest, so they are not the demo's (writing a sample deletes landing files)."""
+    """Why the demo must not write its sample into ``root``: it holds files and the demo did not
+    write it (writing a sample deletes landing files, and a sample of other dates later deletes
+    the whole demo lake), so it may be a real lake, even one whose landing zone retention
+    emptied."""
     fs, base = fsspec.core.url_to_fs(root)
-    if fs.exists(f"{base}/landing/{MANIFEST_NAME}") or not fs.glob(f"{base}/landing/dt=*/*"):
+    base = base.rstrip("/")
+    if _is_demo_lake(fs, base, root) or not _holds_files(fs, base):
         return None
     return (
-        f"TELEMETRY_LAKE_ROOT={root} holds landing files the demo did not write (no "
-        f"landing/{MANIFEST_NAME}): writing its sample would delete them. Point "
+        f"TELEMETRY_LAKE_ROOT={root} holds files the demo did not write (no {DEMO_MARK}): "
+        "the demo writes a sample there and later deletes the lake it built. Point "
         "TELEMETRY_LAKE_ROOT at an empty folder, or unset it for data/lake"
     )
+
+
+def _claim(root: str) -> None:
+    """Mark ``root`` as the demo's lake (``_foreign_landing`` passed: it is empty or the demo's)."""
+    fs, base = fsspec.core.url_to_fs(root)
+    base = base.rstrip("/")
+    if not fs.exists(f"{base}/{DEMO_MARK}"):
+        if "://" not in root:
+            fs.makedirs(base, exist_ok=True)
+        fs.pipe(
+            f"{base}/{DEMO_MARK}",
+            b"This lake was built by python -m pipelines.demo, which deletes it to start again.\n",
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -327,11 +378,47 @@ def main(argv: list[str] | None = None) -> int:
         if finding.level == doctor.WARNING:
             printer.warn(finding.message)
 
-    steps = _build(args, days, first, now, root, printer)
+    # SIGTERM (a closed terminal's SIGHUP too) stops the demo as Ctrl-C does: its workers are
+    # told, their runs end as interrupted, and no worker outlives it.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _terminated)
+    try:
+        steps = _build(args, days, first, now, root, printer)
+    except KeyboardInterrupt:
+        demo_runs.say(
+            "demo: interrupted; run it again to finish (it skips what is already up to date)"
+        )
+        return 130
     if steps is None:
         return 1
     _summary(root, steps)
     return 0
+
+
+_TERMINATED: list[int] = []
+
+
+def _terminated(signum: int, _frame: object) -> None:
+    _TERMINATED.append(signum)
+    raise KeyboardInterrupt
+
+
+def _interrupt_workers(pool: ProcessPoolExecutor):
+    """An exit callback for the demo's worker pool: when the demo was stopped by a signal only
+    it received (SIGTERM, SIGHUP; a terminal's Ctrl-C reaches the workers by itself), pass
+    SIGINT on to the workers, so that their runs end as interrupted and the pool's exit, which
+    waits for them, returns; queued steps are cancelled."""
+
+    def on_exit(exc_type, _exc, _tb) -> bool:
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+            if _TERMINATED:
+                for process in list(getattr(pool, "_processes", {}).values()):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(process.pid, signal.SIGINT)
+            pool.shutdown(wait=True, cancel_futures=True)
+        return False
+
+    return on_exit
 
 
 def _summary(root: str, steps: list[Step]) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 from pipelines.lib import demo_plan
 from pipelines.lib.demo_plan import Step
-from pipelines.lib.paths import PROJECT_ROOT
+from pipelines.lib.paths import PROJECT_ROOT, default_catalog_path
 from pipelines.lib.progress import human_duration
 
 # Runs at a time: one per core (each run's DuckDB has TELEMETRY_DUCKDB_THREADS, default 2, and
@@ -254,6 +254,11 @@ def built(instance: Any, steps: list[Step], lake: Any, now: datetime) -> set:
             ok = _freshness_settled(instance, now)
         elif step.key is None:
             ok = all(instance.get_latest_materialization_event(dg.AssetKey(a)) for a in assets)
+            if ok and step.kind == demo_plan.CATALOG:
+                # Dagster's record is not the file: a deleted catalog, or TELEMETRY_CATALOG
+                # pointing elsewhere since, is built again.
+                catalog = (os.environ.get("TELEMETRY_CATALOG") or "").strip()
+                ok = os.path.exists(os.path.abspath(catalog or default_catalog_path()))
         else:
             ok = all(step.key.isoformat() in partitions(a) for a in assets)
             if ok and step.kind == demo_plan.INGEST:

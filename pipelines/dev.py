@@ -47,17 +47,23 @@ def main(argv: list[str] | None = None) -> int:
     if errors:
         return 1
     dg_cli = Path(sys.executable).parent / "dg"
-    child = subprocess.Popen([str(dg_cli), "dev", *args], start_new_session=True)
-    group = child.pid
     asked: list[int] = []
+    started: list[int] = []  # the group, once dg dev is started
 
     def stop(signum: int, _frame: object) -> None:
         if not asked:
             asked.append(signum)
-            _signal_group(group, signal.SIGINT)
+            if started:
+                _signal_group(started[0], signal.SIGINT)
 
+    # Before dg dev starts: a stop asked for while it starts still reaches it (below).
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    child = subprocess.Popen([str(dg_cli), "dev", *args], start_new_session=True)
+    group = child.pid
+    started.append(group)
+    if asked:
+        _signal_group(group, signal.SIGINT)
     while child.poll() is None and not asked:
         time.sleep(POLL_S)
     if asked:

@@ -83,11 +83,21 @@ def default_window(today: date) -> tuple[date, int]:
     return monday, (yesterday - monday).days + 1
 
 
+# Two months: a demo, not a backfill (--days 400 wrote 2.5 GB of landing files and ~2,000 runs).
+MAX_DAYS = 62
+
+
 def check_window(start: date, days: int, first: date, today: date) -> list[date]:
     """The days ``start`` .. ``start + days - 1``, each a daily partition that exists
     (TELEMETRY_FIRST_DATE .. yesterday); a ConfigError naming what to change otherwise."""
     if days < 1:
         raise settings.ConfigError(f"--days {days}: give at least 1")
+    if days > MAX_DAYS:
+        raise settings.ConfigError(
+            f"--days {days}: the demo builds at most {MAX_DAYS} days (about 5 s a day on 2 "
+            "cores); for more history, write a sample with python -m pipelines.sample and "
+            "backfill the daily_lake job"
+        )
     last = start + timedelta(days=days - 1)
     settings.daily_partition(start.isoformat(), first, today)
     try:

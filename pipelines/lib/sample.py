@@ -97,6 +97,8 @@ FAULT_BANDS = (
     "future_timestamp",
 )
 MANIFEST_NAME = "sample_manifest.json"
+# Beside the manifest while a sample is being written (see ``generate``).
+WRITING_NAME = "sample_manifest.writing"
 UNKNOWN_EVENT_TYPE = "pageview"
 UNKNOWN_SCHEMA_VERSION = "9.9.9"
 
@@ -917,6 +919,11 @@ def generate(
     fs, base = fsspec.core.url_to_fs(root)
     base = base.rstrip("/")
     landing = f"{base}/landing"
+    # Written before anything else and removed after the manifest: files of a sample cut short
+    # (Ctrl-C, a kill) are still known as a sample's, not as landing data of unknown origin.
+    if "://" not in root:
+        fs.makedirs(landing, exist_ok=True)
+    fs.pipe(f"{landing}/{WRITING_NAME}", b"")
     if clean:
         stale = fs.glob(f"{landing}/dt=*/part-*")
         if fs.exists(f"{landing}/{MANIFEST_NAME}"):
@@ -937,6 +944,7 @@ def generate(
         fs.makedirs(landing, exist_ok=True)
     with fs.open(f"{landing}/{MANIFEST_NAME}", "wb") as fh:
         fh.write(orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | _NL))
+    fs.rm(f"{landing}/{WRITING_NAME}")
     return manifest
 
 

@@ -336,5 +336,5 @@ def test_the_demo_does_not_write_over_landing_files_it_did_not_write(tmp_path):
     foreign.write_text("{}\n")
     done = _demo(env, "--start", "2025-06-02", "--days", "1")
     assert done.returncode == 1
-    assert "holds landing files the demo did not write" in done.stderr
+    assert "holds files the demo did not write (no .telemetry-demo-lake)" in done.stderr
     assert foreign.read_text() == "{}\n"
