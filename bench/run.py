@@ -156,36 +156,29 @@ def run_suite(
     for suffix in ("-ingested", "-week"):
         shutil.rmtree(f"{inputs.lake.rstrip('/')}{suffix}", ignore_errors=True)
     runs = run_rounds(inputs, steps, rounds, work_dir, base)
-    if inputs.full_days is not None:  # --steady: per landing day, what a running lake gets
-        rows = [report.step_row(s, runs[s.name], inputs.day_lines or 0) for s in steps]
-        first, last = inputs.full_days
-        return {
-            "mode": "steady",
-            "day": DAY.isoformat(),
-            "lines": inputs.day_lines,
-            "partition_lines": inputs.lines,
-            "steady_days": (last - first).days + 1,
-            "full_landing_days": [first.isoformat(), last.isoformat()],
-            "files": len(inputs.files),
-            "rounds": rounds,
-            "memory_limit": base.memory_limit,
-            "inputs": inputs.lake,
-            "machine": report.machine(),
-            "steps": rows,
-            "ratios": report.ratios(rows, report.STEADY_RATIOS),
-        }
-    rows = [report.step_row(s, runs[s.name], inputs.lines) for s in steps]
-    return {
+    common = {
         "day": DAY.isoformat(),
-        "lines": inputs.lines,
         "files": len(inputs.files),
         "rounds": rounds,
         "memory_limit": base.memory_limit,
         "inputs": inputs.lake,
         "machine": report.machine(),
-        "steps": rows,
-        "ratios": report.ratios(rows),
     }
+    if inputs.full_days is not None:  # --steady: per landing day, what a running lake gets
+        rows = [report.step_row(s, runs[s.name], inputs.day_lines or 0) for s in steps]
+        first, last = inputs.full_days
+        return {
+            "mode": "steady",
+            **common,
+            "lines": inputs.day_lines,
+            "partition_lines": inputs.lines,
+            "steady_days": (last - first).days + 1,
+            "full_landing_days": [first.isoformat(), last.isoformat()],
+            "steps": rows,
+            "ratios": report.ratios(rows, report.STEADY_RATIOS),
+        }
+    rows = [report.step_row(s, runs[s.name], inputs.lines) for s in steps]
+    return {**common, "lines": inputs.lines, "steps": rows, "ratios": report.ratios(rows)}
 
 
 def write_json(result: dict[str, Any], name: str) -> Path:

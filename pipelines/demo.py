@@ -38,8 +38,8 @@ from pipelines.lib.contracts.rules import FAMILIES
 from pipelines.lib.demo_plan import Step
 from pipelines.lib.paths import (
     PROJECT_ROOT,
+    catalog_path,
     daily_report_dir,
-    default_catalog_path,
     default_lake_root,
     weekly_report_dir,
 )
@@ -459,7 +459,7 @@ def _summary(root: str, steps: list[Step]) -> None:
                 evaluation_rows,
             )
         )
-    catalog = os.environ.get("TELEMETRY_CATALOG") or default_catalog_path()
+    catalog = catalog_path(os.environ.get("TELEMETRY_CATALOG"))
     days = [s.key for s in steps if s.kind == demo_plan.REPORT_DAY and s.key]
     weeks = [s.key for s in steps if s.kind == demo_plan.REPORT_WEEK and s.key]
     print(f"\nLake: {root}")

@@ -23,7 +23,7 @@ from typing import Any
 
 from pipelines.lib import demo_plan
 from pipelines.lib.demo_plan import Step
-from pipelines.lib.paths import PROJECT_ROOT, default_catalog_path
+from pipelines.lib.paths import PROJECT_ROOT, catalog_path
 from pipelines.lib.progress import human_duration
 
 # Runs at a time: one per core (each run's DuckDB has TELEMETRY_DUCKDB_THREADS, default 2, and
@@ -257,8 +257,7 @@ def built(instance: Any, steps: list[Step], lake: Any, now: datetime) -> set:
             if ok and step.kind == demo_plan.CATALOG:
                 # Dagster's record is not the file: a deleted catalog, or TELEMETRY_CATALOG
                 # pointing elsewhere since, is built again.
-                catalog = (os.environ.get("TELEMETRY_CATALOG") or "").strip()
-                ok = os.path.exists(os.path.abspath(catalog or default_catalog_path()))
+                ok = os.path.exists(catalog_path(os.environ.get("TELEMETRY_CATALOG")))
         else:
             ok = all(step.key.isoformat() in partitions(a) for a in assets)
             if ok and step.kind == demo_plan.INGEST:

@@ -244,16 +244,16 @@ def _run_requests(path: Path) -> Iterator[ast.Call]:
 
 def test_schedules_and_sensors_launch_named_jobs(monkeypatch, tmp_path):
     monkeypatch.setenv("TELEMETRY_LAKE_ROOT", str(tmp_path))
-    repo = _load_defs().get_repository_def()
-    jobs = {j.name for j in repo.get_all_jobs() if not j.name.startswith("__")}
-    for schedule in repo.schedule_defs:
-        assert schedule.job_name in jobs, schedule.name
-    for sensor in repo.sensor_defs:
+    defs = _load_defs()
+    jobs = {j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__")}
+    for schedule in defs.schedules or []:
+        assert defs.resolve_schedule_def(schedule.name).job_name in jobs, schedule.name
+    for sensor in defs.sensors or []:
         # The automation sensor launches the jobs whose conditions it evaluates; an asset's or a
         # check's condition would launch Dagster's implicit __ASSET_JOB: none carries one.
         if isinstance(sensor, dg.AutomationConditionSensorDefinition):
             assert {k.job_name for k in sensor.asset_job_keys} <= jobs, sensor.name
-            graph = repo.asset_graph
+            graph = defs.resolve_asset_graph()
             keys = [*graph.get_all_asset_keys(), *graph.asset_check_keys]
             assert not [k for k in keys if graph.get(k).automation_condition], sensor.name
             continue

@@ -6,6 +6,7 @@ works for a local folder and for ``s3://bucket/prefix``.
 
 from __future__ import annotations
 
+import os
 from datetime import date
 from pathlib import Path
 
@@ -45,6 +46,11 @@ def default_lake_root() -> str:
 
 def default_catalog_path() -> str:
     return str(PROJECT_ROOT / "data" / "lake.duckdb")
+
+
+def catalog_path(value: str | None) -> str:
+    """The catalog file ``value`` names (TELEMETRY_CATALOG), absolute; blank: the default."""
+    return os.path.abspath((value or "").strip() or default_catalog_path())
 
 
 # Relative locations inside the lake. Partition folders are Hive-style so DuckDB prunes on them.

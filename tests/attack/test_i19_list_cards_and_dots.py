@@ -13,27 +13,10 @@ from __future__ import annotations
 
 import json
 
-import duckdb
 import pytest
 
-from tests.conftest import DAY, LakeHelper, event, line
-
-
-def _stored_text(lake: LakeHelper) -> str:
-    con = duckdb.connect()
-    out = []
-    for path in sorted(lake.root.rglob("*.parquet")):
-        if "landing" in path.parts:
-            continue
-        rows = con.execute(f"select to_json(t)::varchar from read_parquet('{path}') t").fetchall()
-        out.extend(r[0] for r in rows)
-    return "\n".join(out).lower()
-
-
-def _ingest_one(lake: LakeHelper, doc: dict) -> str:
-    lake.land(DAY, "a.jsonl", [line(doc)])
-    lake.ingest()
-    return _stored_text(lake)
+from tests.attack.stored import ingest_one
+from tests.conftest import LakeHelper, event
 
 
 def _as_stored(text: str) -> str:
@@ -154,7 +137,7 @@ def _as_stored(text: str) -> str:
     ],
 )
 def test_card_in_error_message(lake: LakeHelper, message: str, card: str) -> None:
-    stored = _ingest_one(lake, event("error", message=message))
+    stored = ingest_one(lake, event("error", message=message))
     assert _as_stored(card) not in stored
 
 
@@ -174,7 +157,7 @@ def test_card_in_error_message(lake: LakeHelper, message: str, card: str) -> Non
     ],
 )
 def test_card_in_filters(lake: LakeHelper, filters: dict, card: str) -> None:
-    stored = _ingest_one(lake, event("request", filters=filters))
+    stored = ingest_one(lake, event("request", filters=filters))
     assert _as_stored(_as_stored(card)) not in stored  # filters is JSON text inside the row
 
 
@@ -258,7 +241,7 @@ def test_card_in_filters(lake: LakeHelper, filters: dict, card: str) -> None:
     ],
 )
 def test_pii_after_dot_in_identifier(lake: LakeHelper, event_type, field, value, needle) -> None:
-    stored = _ingest_one(lake, event(event_type, **{field: value}))
+    stored = ingest_one(lake, event(event_type, **{field: value}))
     assert needle not in stored
 
 
@@ -279,7 +262,7 @@ def test_pii_after_dot_in_identifier(lake: LakeHelper, event_type, field, value,
     ],
 )
 def test_raw_id_with_control_char_in_filters(lake, id_field, raw_id, filters) -> None:
-    stored = _ingest_one(lake, event("request", **{id_field: raw_id}, filters=filters))
+    stored = ingest_one(lake, event("request", **{id_field: raw_id}, filters=filters))
     # filters is JSON text (the id escaped once) inside the row written as JSON (once more).
     assert _as_stored(_as_stored(raw_id)) not in stored
 
@@ -292,5 +275,5 @@ def test_raw_id_with_control_char_in_filters(lake, id_field, raw_id, filters) ->
     ["orders 1234;5678;9012;3456", "ratio 0.4111111111111111", "ids 4111;1111;1111;1111;2222"],
 )
 def test_not_a_card_is_kept(lake: LakeHelper, text: str) -> None:
-    stored = _ingest_one(lake, event("error", message=text))
+    stored = ingest_one(lake, event("error", message=text))
     assert _as_stored(text) in stored

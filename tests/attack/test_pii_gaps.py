@@ -7,27 +7,10 @@ Found against the working tree of 2026-12-07 13:25 UTC (uncommitted detector cha
 
 from __future__ import annotations
 
-import duckdb
 import pytest
 
-from tests.conftest import DAY, LakeHelper, event, line
-
-
-def _stored_text(lake: LakeHelper) -> str:
-    con = duckdb.connect()
-    out = []
-    for path in sorted(lake.root.rglob("*.parquet")):
-        if "landing" in path.parts:
-            continue
-        rows = con.execute(f"select to_json(t)::varchar from read_parquet('{path}') t").fetchall()
-        out.extend(r[0] for r in rows)
-    return "\n".join(out).lower()
-
-
-def _ingest_one(lake: LakeHelper, doc: dict) -> str:
-    lake.land(DAY, "a.jsonl", [line(doc)])
-    lake.ingest()
-    return _stored_text(lake)
+from tests.attack.stored import ingest_one
+from tests.conftest import LakeHelper, event
 
 
 @pytest.mark.parametrize(
@@ -42,19 +25,19 @@ def _ingest_one(lake: LakeHelper, doc: dict) -> str:
     ],
 )
 def test_card_with_separators_in_error_message(lake: LakeHelper, card: str) -> None:
-    stored = _ingest_one(lake, event("error", message=f"charge failed for {card} today"))
+    stored = ingest_one(lake, event("error", message=f"charge failed for {card} today"))
     assert card not in stored
 
 
 def test_card_with_double_spaces_in_filter_value(lake: LakeHelper) -> None:
     card = "5555  5555  5555  4444"
-    stored = _ingest_one(lake, event("request", filters={"q": card}))
+    stored = ingest_one(lake, event("request", filters={"q": card}))
     assert card not in stored
 
 
 @pytest.mark.parametrize("iban", ["GB82_WEST_1234_5698_7654_32", "gb82.west.1234.5698.7654.32"])
 def test_iban_with_separators_in_experiment_id(lake: LakeHelper, iban: str) -> None:
-    stored = _ingest_one(lake, event("request", experiment_id=iban))
+    stored = ingest_one(lake, event("request", experiment_id=iban))
     assert iban.lower() not in stored
 
 
@@ -67,7 +50,7 @@ def test_iban_with_separators_in_experiment_id(lake: LakeHelper, iban: str) -> N
     ],
 )
 def test_national_phone_in_error_message(lake: LakeHelper, phone: str) -> None:
-    stored = _ingest_one(lake, event("error", message=f"please call {phone} back"))
+    stored = ingest_one(lake, event("error", message=f"please call {phone} back"))
     assert phone not in stored
 
 
@@ -80,7 +63,7 @@ def test_national_phone_in_error_message(lake: LakeHelper, phone: str) -> None:
     ],
 )
 def test_escaped_email_in_error_message(lake: LakeHelper, address: str) -> None:
-    stored = _ingest_one(lake, event("error", message=f"<p>unknown user {address}</p>"))
+    stored = ingest_one(lake, event("error", message=f"<p>unknown user {address}</p>"))
     assert address.lower() not in stored
 
 
@@ -97,5 +80,5 @@ def test_escaped_email_in_error_message(lake: LakeHelper, address: str) -> None:
     ],
 )
 def test_card_after_plus_or_dot(lake: LakeHelper, event_type, field, value, needle) -> None:
-    stored = _ingest_one(lake, event(event_type, **{field: value}))
+    stored = ingest_one(lake, event(event_type, **{field: value}))
     assert needle not in stored

@@ -10,9 +10,9 @@ import dagster as dg
 
 from pipelines.defs.ingest.assets import OWNERS
 from pipelines.defs.resources import LakeResource, env_var
+from pipelines.lib import paths
 from pipelines.lib import tiers as access_tiers
 from pipelines.lib.catalog import catalog_version, write_tier_catalogs
-from pipelines.lib.paths import default_catalog_path
 
 CATALOG = "catalog"
 # A named job for a rebuild on purpose (the demo, the UI); the automation sensor's runs are its
@@ -38,7 +38,7 @@ class CatalogResource(dg.ConfigurableResource):
         self.min_users()
 
     def catalog_path(self) -> str:
-        return os.path.abspath((self.path or "").strip() or default_catalog_path())
+        return paths.catalog_path(self.path)
 
     def tier_names(self) -> tuple[str, ...]:
         return access_tiers.parse_tiers(self.tiers, source="TELEMETRY_CATALOG_TIERS")
