@@ -9,12 +9,14 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
+from tqdm import tqdm
+
 from bench.log import log
 from pipelines.lib.ingest import READS_DAYS_AFTER, READS_DAYS_BEFORE, landing_dates
 from pipelines.lib.landing import list_landing_files
 from pipelines.lib.paths import landing_dir
-from pipelines.lib.progress import Progress, human_count
-from pipelines.lib.sample import SampleConfig, generate, load_manifest, manifest_path
+from pipelines.lib.sample_config import SampleConfig
+from pipelines.lib.sample_generator import generate, load_manifest, manifest_path, progress_bar
 from pipelines.lib.storage import Lake
 
 DAY = date(2025, 6, 2)
@@ -80,8 +82,8 @@ def _generate(lake: str, config: SampleConfig) -> None:
     shutil.rmtree(partial, ignore_errors=True)
     shutil.rmtree(lake, ignore_errors=True)
     expected = round(config.valid_events_per_request() * config.requests_per_day * config.days)
-    with Progress(expected, "[bench] generate", "events") as progress:
-        generate(config, partial, on_progress=progress.advance)
+    with progress_bar(expected, "[bench] generate") as progress:
+        generate(config, partial, on_progress=progress.update)
     os.rename(partial, lake)
 
 
@@ -96,7 +98,8 @@ def _cached(lake: str, config: SampleConfig) -> dict[str, Any]:
     if _is_current(lake, config):
         log(f"inputs: reusing {lake}")
     else:
-        total = human_count(config.requests_per_day * config.days * config.lines_per_request())
+        lines = config.requests_per_day * config.days * config.lines_per_request()
+        total = tqdm.format_sizeof(lines)
         log(f"inputs: generating {total} lines into {lake}")
         _generate(lake, config)
     return load_manifest(lake)

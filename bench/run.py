@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--memory-limit",
         default="2GB",
-        help="DuckDB memory_limit of the ingest (the run's memory bound, DuckDBResource's default)",
+        help="DuckDB memory_limit of the ingest (the run's memory bound, DuckDBSettings's default)",
     )
     parser.add_argument(
         "--steps",

@@ -43,14 +43,8 @@ from pipelines.lib.paths import (
     default_lake_root,
     weekly_report_dir,
 )
-from pipelines.lib.progress import Progress
-from pipelines.lib.sample import (
-    MANIFEST_NAME,
-    WRITING_NAME,
-    SampleConfig,
-    generate,
-    load_manifest,
-)
+from pipelines.lib.sample_config import MANIFEST_NAME, WRITING_NAME, SampleConfig
+from pipelines.lib.sample_generator import generate, load_manifest, progress_bar
 from pipelines.lib.sql import load_sql
 
 # At the root of a lake the demo built: only such a lake (or an empty folder) is one it writes
@@ -176,8 +170,8 @@ def _afresh(root: str, earlier: str, defs: Any, instance: Any) -> None:
 
 def _write_sample(config: SampleConfig, root: str) -> dict:
     demo_runs.say(f"Generating {config.days} days of sample events into {root}/landing ...")
-    with Progress(None, "sample", "events") as progress:
-        manifest = generate(config, root, on_progress=progress.advance)
+    with progress_bar(None, "sample") as progress:
+        manifest = generate(config, root, on_progress=progress.update)
     demo_runs.say(f"  {len(manifest['files'])} landing files written")
     return manifest
 

@@ -24,7 +24,6 @@ from typing import Any
 from pipelines.lib import demo_plan
 from pipelines.lib.demo_plan import Step
 from pipelines.lib.paths import PROJECT_ROOT, catalog_path
-from pipelines.lib.progress import human_duration
 
 # Runs at a time: one per core (each run's DuckDB has TELEMETRY_DUCKDB_THREADS, default 2, and
 # most of a small run is Python), at most this many (SQLite, Dagster's local storage, takes one
@@ -43,16 +42,17 @@ def jobs() -> dict[str, tuple[str, tuple[str, ...]]]:
     every check on them, the freshness checks the jobs leave out included (against a lake still
     being built)."""
     from pipelines.defs.catalog.assets import CATALOG_JOB
-    from pipelines.defs.contracts.assets import CONTRACTS
-    from pipelines.defs.ingest.assets import LEDGER, QUARANTINE
-    from pipelines.defs.ops.freshness import FRESHNESS_JOB
-    from pipelines.defs.ops.schedules import DAY_BUILD_JOB
-    from pipelines.defs.reports.assets import (
+    from pipelines.defs.keys import (
+        CATALOG,
+        CONTRACTS,
+        LEDGER,
+        QUARANTINE,
         REPORT_DAILY,
         REPORT_WEEKLY,
-        REPORTS_DAILY_JOB,
-        REPORTS_WEEKLY_JOB,
     )
+    from pipelines.defs.ops.freshness import FRESHNESS_JOB
+    from pipelines.defs.ops.schedules import DAY_BUILD_JOB
+    from pipelines.defs.reports.assets import REPORTS_DAILY_JOB, REPORTS_WEEKLY_JOB
     from pipelines.lib.rollups.run import DAY, MODELS, MONTH, WEEK
     from pipelines.lib.schemas import event_types
 
@@ -66,7 +66,7 @@ def jobs() -> dict[str, tuple[str, tuple[str, ...]]]:
         demo_plan.MONTH: ("rollups_monthly", models(MONTH)),
         demo_plan.REPORT_DAY: (REPORTS_DAILY_JOB, (REPORT_DAILY,)),
         demo_plan.REPORT_WEEK: (REPORTS_WEEKLY_JOB, (REPORT_WEEKLY,)),
-        demo_plan.CATALOG: (CATALOG_JOB, ("catalog",)),
+        demo_plan.CATALOG: (CATALOG_JOB, (CATALOG,)),
         demo_plan.FRESHNESS: (FRESHNESS_JOB, ()),
     }
 
@@ -225,7 +225,7 @@ def materialise(
                 eta.done(step.kind, outcome.seconds)
                 left = eta.remaining()
                 if left is not None:
-                    bar.set_postfix_str(f"ETA {human_duration(left)}", refresh=False)
+                    bar.set_postfix_str(f"ETA {tqdm.format_interval(left)}", refresh=False)
                 bar.update(1)
     return True
 
@@ -270,7 +270,7 @@ def built(instance: Any, steps: list[Step], lake: Any, now: datetime) -> set:
 def _freshness_keys() -> list:
     import dagster as dg
 
-    from pipelines.defs.ops.freshness import FRESHNESS_CHECK, daily_asset_keys
+    from pipelines.defs.keys import FRESHNESS_CHECK, daily_asset_keys
 
     return [dg.AssetCheckKey(key, FRESHNESS_CHECK) for key in daily_asset_keys()]
 
@@ -291,7 +291,7 @@ def _freshness_settled(instance: Any, now: datetime) -> bool:
 
 def fresh(instance: Any, now: datetime) -> bool:
     """Whether every daily asset holds the partition its freshness check expects now."""
-    from pipelines.defs.ops.freshness import daily_asset_keys
+    from pipelines.defs.keys import daily_asset_keys
     from pipelines.lib.ops.calendar import freshness_expected_day
 
     expected = freshness_expected_day(now).isoformat()

@@ -13,7 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipelines.lib.docs import DocsError, expected_pages, stale_pages, write_pages
+from pipelines.lib.contract_pages.facts import DocsError
+from pipelines.lib.contract_pages.pages import expected_pages, stale_pages, write_pages
 from pipelines.lib.markdown import REGENERATE
 from pipelines.lib.paths import docs_dir
 from pipelines.lib.schemas import load_event_schemas

@@ -17,8 +17,8 @@ import time
 from dataclasses import MISSING, fields
 from datetime import date
 
-from pipelines.lib.progress import Progress
-from pipelines.lib.sample import Experiment, SampleConfig, generate, manifest_path
+from pipelines.lib.sample_config import Experiment, SampleConfig
+from pipelines.lib.sample_generator import generate, manifest_path, progress_bar
 
 _NUMERIC = {"int": int, "float": float}
 
@@ -94,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quiet:
         manifest = generate(config, args.root, clean=args.clean)
     else:
-        with Progress(expected, "sample", "events") as progress:
-            manifest = generate(config, args.root, on_progress=progress.advance, clean=args.clean)
+        with progress_bar(expected, "sample") as progress:
+            manifest = generate(config, args.root, on_progress=progress.update, clean=args.clean)
     seconds = time.monotonic() - began
     lines = sum(f["lines"] for f in manifest["files"].values())
     summary = {

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
-import pytest
+from tests.ci import missing_tool
 
 
 def headless_chromium(profile: Path) -> list[str]:
@@ -15,9 +14,7 @@ def headless_chromium(profile: Path) -> list[str]:
     where ``.ci/run`` installs it and its absence is a failure."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("Chromium is missing: .ci/run installs Debian's chromium package")
-        pytest.skip("Chromium not installed (apt-get install chromium)")
+        missing_tool("Chromium not installed (apt-get install chromium; .ci/run installs it)")
     return [
         browser,
         "--headless",

@@ -16,9 +16,9 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.defs.bundles.assets import PARTNER_BUNDLE, build_partner_bundle_asset
-from pipelines.defs.catalog.assets import CatalogResource
-from pipelines.defs.resources import DuckDBResource, LakeResource
+from pipelines.defs.bundles.assets import build_partner_bundle_asset
+from pipelines.defs.keys import PARTNER_BUNDLE
+from pipelines.defs.resources import CatalogResource, DuckDBSettings, LakeResource
 from pipelines.lib import tiers
 from pipelines.lib.bundles import (
     MANIFEST,
@@ -33,7 +33,8 @@ from pipelines.lib.catalog import write_catalog
 from pipelines.lib.ingest import ingest_partition
 from pipelines.lib.paths import PROJECT_ROOT
 from pipelines.lib.rollups.run import DAY, GRAIN_KEYS, MODELS, MONTH, WEEK, build_rollup
-from pipelines.lib.sample import SampleConfig, generate
+from pipelines.lib.sample_config import SampleConfig
+from pipelines.lib.sample_generator import generate
 from pipelines.lib.storage import Lake
 from tests.conftest import KEY
 
@@ -83,7 +84,7 @@ def bundle(lake, k, first_date) -> Path:
         resources={
             "lake": LakeResource(root=lake.root),
             "catalog": CatalogResource(viewer_min_users=k),
-            "duckdb": DuckDBResource(memory_limit="1GB"),
+            "duckdb": DuckDBSettings(memory_limit="1GB"),
         },
         partition_key=MONTH_START.isoformat(),
     )

@@ -15,15 +15,16 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.defs.catalog.assets import CATALOG_JOB, CatalogResource, build_catalog_asset, defs
+from pipelines.defs.catalog.assets import CATALOG_JOB, build_catalog_asset
 from pipelines.defs.ops.automation import automated_jobs
-from pipelines.defs.resources import LakeResource
+from pipelines.defs.resources import CatalogResource, LakeResource, defs
 from pipelines.lib import catalog
 from pipelines.lib.catalog import ViewSpec, catalog_version, view_specs, write_catalog
 from pipelines.lib.ingest import ingest_partition
 from pipelines.lib.paths import PROJECT_ROOT, default_catalog_path
 from pipelines.lib.rollups.run import MODELS_BY_NAME, build_rollup
-from pipelines.lib.sample import SampleConfig, generate
+from pipelines.lib.sample_config import SampleConfig
+from pipelines.lib.sample_generator import generate
 from pipelines.lib.storage import Lake
 from tests.conftest import KEY
 

@@ -27,9 +27,9 @@ import pipelines.definitions
 from pipelines import demo_runs
 from pipelines.lib import catalog, column_docs, demo_plan, tiers
 from pipelines.lib import markdown as md
+from pipelines.lib.contract_pages.events import EXTRA_COLUMN_DOCS
 from pipelines.lib.contracts.run import QUALITY_SCHEMA, VIOLATIONS_SCHEMA
 from pipelines.lib.demo_plan import DAY, INGEST
-from pipelines.lib.docs import EXTRA_COLUMN_DOCS
 from pipelines.lib.ingest import QUARANTINE_SCHEMA, ledger_schema
 from pipelines.lib.paths import PROJECT_ROOT, docs_dir
 from pipelines.lib.rollups.docs import (
@@ -39,7 +39,8 @@ from pipelines.lib.rollups.docs import (
     render_rollup_columns,
 )
 from pipelines.lib.rollups.run import MODELS, MONTH, rollup_file
-from pipelines.lib.sample import SampleConfig, generate
+from pipelines.lib.sample_config import SampleConfig
+from pipelines.lib.sample_generator import generate
 from pipelines.lib.schemas import event_types, load_event_schemas
 from pipelines.lib.storage import Lake, write_table
 

@@ -13,7 +13,7 @@ import pytest
 
 from pipelines.defs.ingest.assets import build_ingest_assets
 from pipelines.defs.partitions import daily_partitions
-from pipelines.defs.resources import DuckDBResource, LakeResource, PiiResource
+from pipelines.defs.resources import DuckDBSettings, LakeResource, PiiResource
 from pipelines.lib import settings
 from pipelines.lib.paths import PROJECT_ROOT
 from tests.conftest import DAY, event, line
@@ -232,7 +232,7 @@ def _run(lake, pii: PiiResource, instance: dg.DagsterInstance | None = None):
         resources={
             "lake": LakeResource(root=str(lake.root)),
             "pii": pii,
-            "duckdb": DuckDBResource(),
+            "duckdb": DuckDBSettings(),
         },
         partition_key=DAY.isoformat(),
         raise_on_error=False,

@@ -12,10 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.lib import docs, pii
+from pipelines.lib import pii
+from pipelines.lib.contract_pages import events as events_page
+from pipelines.lib.contract_pages import pii_retention
+from pipelines.lib.contract_pages.facts import DocsError
+from pipelines.lib.contract_pages.pages import expected_pages
+from pipelines.lib.contract_pages.partitioning import PARTITIONING_PAGE
+from pipelines.lib.contracts.docs import JOINS_PAGE, QUALITY_PAGE
 from pipelines.lib.ingest import READS_DAYS_AFTER, READS_DAYS_BEFORE
 from pipelines.lib.paths import PROJECT_ROOT, docs_dir
 from pipelines.lib.reasons import REASONS
+from pipelines.lib.rollups.docs import ROLLUPS_PAGE
 from pipelines.lib.schemas import EventSchema, load_event_schemas
 from pipelines.lib.sql import load_sql
 
@@ -24,7 +31,7 @@ FIX = "run `python -m pipelines.docs` and commit the result"
 
 @pytest.fixture(scope="module")
 def expected() -> dict[str, str]:
-    return docs.expected_pages(docs_dir())
+    return expected_pages(docs_dir())
 
 
 def _with_field(schema: EventSchema, name: str, spec: dict) -> EventSchema:
@@ -49,12 +56,12 @@ def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     "page",
     [
-        docs.EVENTS_PAGE,
-        docs.PARTITIONING_PAGE,
-        docs.PII_PAGE,
-        docs.JOINS_PAGE,
-        docs.QUALITY_PAGE,
-        docs.ROLLUPS_PAGE,
+        events_page.EVENTS_PAGE,
+        PARTITIONING_PAGE,
+        pii_retention.PII_PAGE,
+        JOINS_PAGE,
+        QUALITY_PAGE,
+        ROLLUPS_PAGE,
     ],
 )
 def test_page_matches_what_the_code_renders(expected: dict[str, str], page: str) -> None:
@@ -64,7 +71,7 @@ def test_page_matches_what_the_code_renders(expected: dict[str, str], page: str)
 
 
 def test_rendering_is_deterministic(expected: dict[str, str]) -> None:
-    assert docs.expected_pages(docs_dir()) == expected
+    assert expected_pages(docs_dir()) == expected
 
 
 def test_check_passes_on_the_repository() -> None:
@@ -89,15 +96,15 @@ def test_check_fails_when_a_schema_gains_a_field(tmp_path: Path) -> None:
     result = _run_cli("--check", "--schemas-dir", str(schemas))
 
     assert result.returncode == 1, result.stderr
-    assert docs.EVENTS_PAGE in result.stderr
-    assert docs.PII_PAGE in result.stderr  # the new field is PII: the table is stale too
-    assert docs.PARTITIONING_PAGE not in result.stderr
+    assert events_page.EVENTS_PAGE in result.stderr
+    assert pii_retention.PII_PAGE in result.stderr  # the new field is PII: the table is stale too
+    assert PARTITIONING_PAGE not in result.stderr
     assert "python -m pipelines.docs" in result.stderr
 
 
 def test_check_fails_when_a_page_is_edited(tmp_path: Path) -> None:
     shutil.copytree(docs_dir() / "contracts", tmp_path / "contracts")
-    page = tmp_path / docs.PARTITIONING_PAGE
+    page = tmp_path / PARTITIONING_PAGE
     page.write_text(page.read_text(encoding="utf-8") + "\nhand edit\n", encoding="utf-8")
 
     result = _run_cli("--check", "--docs-dir", str(tmp_path))
@@ -112,7 +119,7 @@ def test_check_fails_when_a_page_is_edited(tmp_path: Path) -> None:
 
 
 def test_events_page_mentions_every_field_and_reason(expected: dict[str, str]) -> None:
-    text = expected[docs.EVENTS_PAGE]
+    text = expected[events_page.EVENTS_PAGE]
     for event_type, schema in load_event_schemas().items():
         assert f"## {event_type}\n" in text
         assert schema.document["$id"] in text
@@ -120,19 +127,19 @@ def test_events_page_mentions_every_field_and_reason(expected: dict[str, str]) -
             assert f"| `{name}` |" in text, f"{event_type}.{name} is not documented"
     for reason in REASONS:
         assert f"`{reason}`: " in text
-    for column in docs.EXTRA_COLUMN_DOCS:
+    for column in events_page.EXTRA_COLUMN_DOCS:
         assert f"| `{column}` |" in text
 
 
 def test_events_page_lists_reasons_in_precedence_order(expected: dict[str, str]) -> None:
-    text = expected[docs.EVENTS_PAGE]
+    text = expected[events_page.EVENTS_PAGE]
     rejected = text[text.index("## Rejected events") :]
     positions = [rejected.index(f"`{reason}`: ") for reason in REASONS]
     assert positions == sorted(positions)
 
 
 def test_events_page_shows_nested_fields_and_stored_types(expected: dict[str, str]) -> None:
-    text = expected[docs.EVENTS_PAGE]
+    text = expected[events_page.EVENTS_PAGE]
     assert "| `items[].position` | integer, ≥ 1, ≤ 1000 | yes | `BIGINT` |" in text
     assert (
         "| `experiment_id` | string, length 1..128, pattern `^[A-Za-z][A-Za-z0-9_.:/-]*$` "
@@ -144,13 +151,13 @@ def test_events_page_shows_nested_fields_and_stored_types(expected: dict[str, st
 
 def test_render_events_follows_a_changed_schema() -> None:
     schemas = dict(load_event_schemas())
-    before = docs.render_events(schemas)
+    before = events_page.render_events(schemas)
     schemas["click"] = _with_field(
         schemas["click"],
         "scroll_depth",
         {"description": "How far the user scrolled, 0..1.", "type": "number", "maximum": 1},
     )
-    after = docs.render_events(schemas)
+    after = events_page.render_events(schemas)
     assert after != before
     row = "| `scroll_depth` | number, ≤ 1 | no | `DOUBLE` | none | — | How far the user scrolled"
     assert row in after
@@ -158,16 +165,16 @@ def test_render_events_follows_a_changed_schema() -> None:
 
 
 def test_a_new_reason_needs_a_meaning(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(docs, "REASONS", (*REASONS, "too_exotic"))
-    with pytest.raises(docs.DocsError, match="too_exotic"):
-        docs.render_events()
+    monkeypatch.setattr(events_page, "REASONS", (*REASONS, "too_exotic"))
+    with pytest.raises(DocsError, match="too_exotic"):
+        events_page.render_events()
 
 
 def test_a_new_stored_column_needs_a_description(monkeypatch: pytest.MonkeyPatch) -> None:
-    described = {k: v for k, v in docs.EXTRA_COLUMN_DOCS.items() if k != "landing_line"}
-    monkeypatch.setattr(docs, "EXTRA_COLUMN_DOCS", described)
-    with pytest.raises(docs.DocsError, match="landing_line"):
-        docs.render_events()
+    described = {k: v for k, v in events_page.EXTRA_COLUMN_DOCS.items() if k != "landing_line"}
+    monkeypatch.setattr(events_page, "EXTRA_COLUMN_DOCS", described)
+    with pytest.raises(DocsError, match="landing_line"):
+        events_page.render_events()
 
 
 def test_nested_pii_handling_is_refused_because_ingest_ignores_it() -> None:
@@ -178,15 +185,15 @@ def test_nested_pii_handling_is_refused_because_ingest_ignores_it() -> None:
         "hash"
     )
     schemas["ranking"] = replace(ranking, document=document)
-    with pytest.raises(docs.DocsError, match="nested"):
-        docs.render_events(schemas)
+    with pytest.raises(DocsError, match="nested"):
+        events_page.render_events(schemas)
 
 
 # --- partitioning.md -----------------------------------------------------------------------------
 
 
 def test_partitioning_page_renders_the_window_from_code(expected: dict[str, str]) -> None:
-    text = expected[docs.PARTITIONING_PAGE]
+    text = expected[PARTITIONING_PAGE]
     assert f"D-{READS_DAYS_BEFORE} .. D+{READS_DAYS_AFTER}" in text
     assert f"[A-{READS_DAYS_AFTER}, A+{READS_DAYS_BEFORE}]" in text
     assert "events/event_type=<event_type>/event_date=YYYY-MM-DD/part-00000.parquet" in text
@@ -205,7 +212,7 @@ def test_window_in_the_docs_is_the_one_the_sql_applies() -> None:
 
 
 def test_pii_table_lists_every_pii_field_of_every_type() -> None:
-    table = docs.render_pii_table()
+    table = pii_retention.render_pii_table()
     for event_type, schema in load_event_schemas().items():
         for name, spec in schema.properties.items():
             row = f"| `{event_type}` | `{name}` |"
@@ -224,11 +231,11 @@ def test_pii_table_follows_a_new_pii_field() -> None:
             "x-pii-handling": "scrub",
         },
     )
-    assert "| `error` | `stack` | high | scrubbed" in docs.render_pii_table(schemas)
+    assert "| `error` | `stack` | high | scrubbed" in pii_retention.render_pii_table(schemas)
 
 
 def test_handwritten_pii_page_keeps_the_code_facts(expected: dict[str, str]) -> None:
-    text = expected[docs.PII_PAGE]
+    text = expected[pii_retention.PII_PAGE]
     for fact in (
         "TELEMETRY_PII_KEY",
         f"at least {pii.MIN_KEY_BYTES} bytes",
@@ -255,8 +262,8 @@ def test_quarantine_redaction_hashes_every_field_a_schema_hashes() -> None:
 
 def test_splice_replaces_only_the_region() -> None:
     text = "intro\n<!-- generated:t -->\nold\n<!-- /generated:t -->\noutro\n"
-    assert docs.splice(text, {"t": "new"}) == (
+    assert pii_retention.splice(text, {"t": "new"}) == (
         "intro\n<!-- generated:t -->\nnew\n<!-- /generated:t -->\noutro\n"
     )
-    with pytest.raises(docs.DocsError, match="generated:other"):
-        docs.splice(text, {"other": "x"})
+    with pytest.raises(DocsError, match="generated:other"):
+        pii_retention.splice(text, {"other": "x"})

@@ -18,12 +18,13 @@ from pipelines.defs.contracts.checks import build_family_check
 from pipelines.defs.ingest.assets import build_ingest_assets
 from pipelines.defs.ingest.checks import LEDGER_BALANCES, build_ledger_check
 from pipelines.defs.partitions import daily_partitions, monthly_partitions, weekly_partitions
-from pipelines.defs.reports.assets import ReportsResource, build_report_asset
+from pipelines.defs.reports.assets import build_report_asset
 from pipelines.defs.resources import (
     ContractsResource,
-    DuckDBResource,
+    DuckDBSettings,
     LakeResource,
     PiiResource,
+    ReportsResource,
     RollupsResource,
     SloResource,
 )
@@ -58,7 +59,8 @@ from pipelines.lib.rollups.run import (
     build_rollup,
     rollup_dir,
 )
-from pipelines.lib.sample import SampleConfig, generate
+from pipelines.lib.sample_config import SampleConfig
+from pipelines.lib.sample_generator import generate
 from pipelines.lib.schemas import event_types
 from tests.conftest import new_bucket
 
@@ -91,7 +93,7 @@ def sample(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     resources = {
         "lake": lake_resource,
         "pii": PiiResource(key=TEST_KEY),
-        "duckdb": DuckDBResource(memory_limit="1GB"),
+        "duckdb": DuckDBSettings(memory_limit="1GB"),
         "contracts": ContractsResource(),
     }
     checks = {}

@@ -23,7 +23,7 @@ import dagster as dg
 
 from pipelines.defs.ingest.assets import build_ingest_assets
 from pipelines.defs.partitions import daily_partitions
-from pipelines.defs.resources import DuckDBResource, LakeResource, PiiResource
+from pipelines.defs.resources import DuckDBSettings, LakeResource, PiiResource
 from pipelines.lib.lease import lease_path
 from pipelines.lib.ledger import audit_ledger
 from pipelines.lib.paths import PROJECT_ROOT
@@ -62,7 +62,7 @@ from pathlib import Path
 import dagster as dg
 from pipelines.defs.ingest import assets
 from pipelines.defs.partitions import daily_partitions
-from pipelines.defs.resources import DuckDBResource, LakeResource, PiiResource
+from pipelines.defs.resources import DuckDBSettings, LakeResource, PiiResource
 
 root, day, release = sys.argv[1], sys.argv[2], sys.argv[3]
 if release:
@@ -83,7 +83,7 @@ result = dg.materialize(
     resources={
         "lake": LakeResource(root=root, lease_wait_s="120"),
         "pii": PiiResource(),
-        "duckdb": DuckDBResource(memory_limit="512MB", threads=1),
+        "duckdb": DuckDBSettings(memory_limit="512MB", threads=1),
     },
     raise_on_error=False,
     instance=instance,
@@ -163,7 +163,7 @@ def test_a_relative_lake_root_from_another_working_directory_loses_no_line(
         resources={
             "lake": LakeResource(root=relative),
             "pii": PiiResource(),
-            "duckdb": DuckDBResource(memory_limit="512MB", threads=1),
+            "duckdb": DuckDBSettings(memory_limit="512MB", threads=1),
         },
     )
     assert result.success

@@ -14,7 +14,7 @@ import dagster as dg
 
 from pipelines.defs.ingest.assets import build_ingest_assets
 from pipelines.defs.partitions import daily_partitions
-from pipelines.defs.resources import DuckDBResource, LakeResource, PiiResource
+from pipelines.defs.resources import DuckDBSettings, LakeResource, PiiResource
 from pipelines.lib.lease import lease_path
 from pipelines.lib.paths import PROJECT_ROOT
 from tests.conftest import DAY, event, line
@@ -27,7 +27,7 @@ def _ingest(lake, wait_s: str, instance: dg.DagsterInstance) -> dg.ExecuteInProc
         resources={
             "lake": LakeResource(root=str(lake.root), lease_wait_s=wait_s),
             "pii": PiiResource(),
-            "duckdb": DuckDBResource(memory_limit="512MB", threads=1),
+            "duckdb": DuckDBSettings(memory_limit="512MB", threads=1),
         },
         raise_on_error=False,
         instance=instance,

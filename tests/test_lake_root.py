@@ -15,11 +15,12 @@ import pytest
 from pipelines.defs import resources
 from pipelines.defs.ingest.assets import build_ingest_assets
 from pipelines.defs.partitions import daily_partitions
-from pipelines.defs.resources import DuckDBResource, LakeResource, PiiResource
+from pipelines.defs.resources import DuckDBSettings, LakeResource, PiiResource
 from pipelines.lib import settings
 from pipelines.lib.lake_root import LakeRootError
 from pipelines.lib.paths import PROJECT_ROOT
-from pipelines.lib.sample import SampleConfig, generate
+from pipelines.lib.sample_config import SampleConfig
+from pipelines.lib.sample_generator import generate
 from pipelines.lib.storage import Lake
 from tests.conftest import DAY, event, line, new_bucket
 
@@ -32,7 +33,7 @@ def _ingest(lake: LakeResource) -> tuple[dg.ExecuteInProcessResult, list[str]]:
         resources={
             "lake": lake,
             "pii": PiiResource(),
-            "duckdb": DuckDBResource(memory_limit="512MB", threads=1),
+            "duckdb": DuckDBSettings(memory_limit="512MB", threads=1),
         },
         raise_on_error=False,
         instance=instance,

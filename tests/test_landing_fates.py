@@ -22,7 +22,7 @@ from pipelines.defs.ingest.checks import (
     build_ledger_check,
 )
 from pipelines.defs.partitions import daily_partitions
-from pipelines.defs.resources import DuckDBResource, LakeResource, PiiResource
+from pipelines.defs.resources import DuckDBSettings, LakeResource, PiiResource
 from pipelines.lib.ingest import reading_partitions
 from pipelines.lib.landing import (
     LINK_DANGLING,
@@ -58,7 +58,7 @@ def _materialize_with_checks(lake) -> dict[str, dg.AssetCheckEvaluation]:
         resources={
             "lake": LakeResource(root=str(lake.root)),
             "pii": PiiResource(),
-            "duckdb": DuckDBResource(),
+            "duckdb": DuckDBSettings(),
         },
         partition_key=DAY.isoformat(),
     )

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 from pipelines.defs.ingest.assets import build_ingest_assets
 from pipelines.defs.ingest.checks import LEDGER_BALANCES, build_ledger_check
 from pipelines.defs.partitions import daily_partitions
-from pipelines.defs.resources import DuckDBResource, LakeResource, PiiResource
+from pipelines.defs.resources import DuckDBSettings, LakeResource, PiiResource
 from pipelines.lib.ingest import reading_partitions
 from pipelines.lib.ledger import audit_ledger
 from pipelines.lib.paths import events_file, ledger_file
@@ -85,7 +85,7 @@ def test_the_dagster_check_fails_the_run_that_finds_a_changed_file(lake):
         resources={
             "lake": LakeResource(root=str(lake.root)),
             "pii": PiiResource(),
-            "duckdb": DuckDBResource(),
+            "duckdb": DuckDBSettings(),
         },
         partition_key=last.isoformat(),
         raise_on_error=False,

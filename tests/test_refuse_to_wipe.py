@@ -15,7 +15,7 @@ import pytest
 
 from pipelines.defs.ingest.assets import build_ingest_assets
 from pipelines.defs.partitions import daily_partitions
-from pipelines.defs.resources import DuckDBResource, LakeResource, PiiResource
+from pipelines.defs.resources import DuckDBSettings, LakeResource, PiiResource
 from pipelines.lib.ingest import landing_dates
 from pipelines.lib.landing import RETIRED_MARKER, LandingRetiredError, landing_files
 from pipelines.lib.ledger import audit_ledger
@@ -190,7 +190,7 @@ def test_an_operator_may_accept_the_loss_of_named_landing_dates(lake, tmp_path):
     lake.ingest(DAY)
 
 
-def _materialise(lake, duckdb: DuckDBResource) -> dg.ExecuteInProcessResult:
+def _materialise(lake, duckdb: DuckDBSettings) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [build_ingest_assets(daily_partitions())],
         partition_key=DAY.isoformat(),
@@ -211,7 +211,7 @@ def test_the_ingest_asset_fails_with_the_message_and_the_override_is_a_resource_
     before = _stored(lake.root)
     shutil.move(lake.root / f"landing/dt={DAY}", tmp_path / "moved")
 
-    refused = _materialise(lake, DuckDBResource(memory_limit="512MB", threads=1))
+    refused = _materialise(lake, DuckDBSettings(memory_limit="512MB", threads=1))
     assert not refused.success
     (failure,) = refused.get_step_failure_events()
     data = failure.event_specific_data.user_failure_data
@@ -226,7 +226,7 @@ def test_the_ingest_asset_fails_with_the_message_and_the_override_is_a_resource_
         resources={
             "lake": LakeResource(root=str(lake.root)),
             "pii": PiiResource(),
-            "duckdb": DuckDBResource(memory_limit="512MB", threads=1),
+            "duckdb": DuckDBSettings(memory_limit="512MB", threads=1),
         },
     )
     job = defs.resolve_implicit_global_asset_job_def()
@@ -239,7 +239,7 @@ def test_the_ingest_asset_fails_with_the_message_and_the_override_is_a_resource_
     assert len(lake.events("request")) == 3
 
     with pytest.raises(ConfigError, match=r"accept_missing_landing: 'June 2' is not a date"):
-        DuckDBResource(accept_missing_landing=["June 2"]).ingest_settings()
+        DuckDBSettings(accept_missing_landing=["June 2"]).ingest_settings()
 
 
 def test_a_day_never_published_has_nothing_to_refuse(lake):

@@ -17,7 +17,7 @@ from pipelines.defs.ingest.assets import build_ingest_assets
 from pipelines.defs.ingest.checks import LEDGER_BALANCES
 from pipelines.defs.ingest.replay import REPLAY_OP, replay_quarantine
 from pipelines.defs.partitions import daily_partitions
-from pipelines.defs.resources import DuckDBResource, LakeResource, PiiResource
+from pipelines.defs.resources import DuckDBSettings, LakeResource, PiiResource
 from pipelines.lib.ledger import audit_ledger
 from pipelines.lib.ops.retention import DELETE, Action, apply_action
 from pipelines.lib.paths import landing_dir
@@ -47,7 +47,7 @@ def _resources(lake: LakeHelper) -> dict[str, Any]:
     return {
         "lake": LakeResource(root=str(lake.root)),
         "pii": PiiResource(),
-        "duckdb": DuckDBResource(),
+        "duckdb": DuckDBSettings(),
     }
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import tomllib
 from pathlib import Path
 
 import dagster as dg
@@ -14,8 +16,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.defs.catalog.assets import CatalogResource, build_catalog_asset
-from pipelines.defs.resources import LakeResource
+from pipelines.defs.catalog.assets import build_catalog_asset
+from pipelines.defs.resources import CatalogResource, LakeResource
 from pipelines.lib import tiers
 from pipelines.lib.catalog import view_specs, write_catalog, write_tier_catalogs
 from pipelines.lib.paths import PROJECT_ROOT
@@ -262,4 +264,13 @@ def test_the_docs_show_the_policies_as_the_code_makes_them():
 
 
 def test_the_shell_is_the_analysts_version():
-    assert SHELL.exists()
+    """The shell these tests open the catalogs with is the one the README tells analysts to
+    install: its own --version against the pin the README and the test extra both carry."""
+    [readme_pin] = set(
+        re.findall(r"duckdb-cli==([\d.]+)", (PROJECT_ROOT / "README.md").read_text())
+    )
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())
+    assert f"duckdb-cli=={readme_pin}" in project["project"]["optional-dependencies"]["test"]
+    shown = subprocess.run([str(SHELL), "--version"], capture_output=True, text=True, check=True)
+    # `duckdb --version` prints "v1.5.6 (Variegata) <commit>".
+    assert shown.stdout.split()[0] == f"v{readme_pin}", shown.stdout

@@ -26,7 +26,7 @@ class Job:
     files: tuple[str, ...]  # landing files partition ``day`` reads, relative to ``lake``, in order
     scratch: str  # an empty folder this measurement owns (outputs, copies, DuckDB spill)
     threads: int = 2
-    memory_limit: str = "2GB"  # DuckDB's cap for the ingest (DuckDBResource.memory_limit)
+    memory_limit: str = "2GB"  # DuckDB's cap for the ingest (DuckDBSettings.memory_limit)
     sample_lines: int = 100_000  # for steps too slow to run on the whole day
 
     def to_json(self) -> str:

@@ -17,7 +17,8 @@ from bench.steps import Job, Measured
 from bench.steps.contracts import ingested_day
 from bench.steps.ingest import ingest
 from pipelines.lib.rollups.run import DAY, MODELS, WEEK, RollupSettings, build_rollup
-from pipelines.lib.sample import SampleConfig, generate, load_manifest
+from pipelines.lib.sample_config import SampleConfig
+from pipelines.lib.sample_generator import generate, load_manifest
 from pipelines.lib.storage import Lake
 
 

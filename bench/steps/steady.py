@@ -21,7 +21,8 @@ from bench.steps.ingest import copy_landing, ingest
 from pipelines.lib.landing import list_landing_files
 from pipelines.lib.paths import landing_dir
 from pipelines.lib.rollups.run import DAY as DAILY
-from pipelines.lib.sample import SampleConfig, load_manifest
+from pipelines.lib.sample_config import SampleConfig
+from pipelines.lib.sample_generator import load_manifest
 from pipelines.lib.storage import Lake
 
 

@@ -1,6 +1,10 @@
-"""Resources: where the lake is, the PII keys, and how much DuckDB may use. Read from the
-environment when definitions load (``EnvVar``), validated when a run starts."""
+"""Every resource of the code location, in one place: where the lake is, the PII keys, how much
+DuckDB may use, and each stage's config section (contracts, rollups, SLOs, catalog, compaction,
+retention, privacy, alerts, reports). Read from the environment when definitions load
+(``EnvVar``), validated when a run starts. The asset, job and sensor modules only use them, so
+none imports another for its resource."""
 
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -9,11 +13,29 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from pipelines.lib import lake_root, settings
+from pipelines.lib import lake_root, paths, settings
+from pipelines.lib import tiers as access_tiers
+from pipelines.lib.alerts import (
+    DAGSTER_URL_VARIABLE,
+    DEFAULT_RETRY_PAUSE_S,
+    DEFAULT_TIMEOUT_S,
+    WEBHOOK_URL_VARIABLE,
+    Alert,
+    parse_dagster_url,
+    parse_webhook_url,
+    run_url,
+    send_all,
+)
 from pipelines.lib.contracts.verdict import Thresholds
 from pipelines.lib.ingest import IngestSettings
 from pipelines.lib.keyring import Keyring
 from pipelines.lib.lease import Lease, Owner
+from pipelines.lib.ops.compact import (
+    DEFAULT_MAX_FILES,
+    DEFAULT_TARGET_FILE_BYTES,
+    CompactionSettings,
+)
+from pipelines.lib.ops.retention import Windows
 from pipelines.lib.paths import default_lake_root
 from pipelines.lib.rollups.run import RollupSettings
 from pipelines.lib.slo.config import SloConfig, load_slo_config
@@ -116,8 +138,11 @@ class PiiResource(dg.ConfigurableResource):
         return self._keyring()[0]
 
 
-class DuckDBResource(dg.ConfigurableResource):
-    """Bounds for each run's in-memory DuckDB: memory is capped, and beyond it DuckDB spills to
+class DuckDBSettings(dg.ConfigurableResource):
+    """Settings, not a connection: each step opens its own DuckDB (dagster-duckdb's
+    ``DuckDBResource``, a shared connection, is another thing). Resource key ``duckdb``.
+
+    Bounds for each run's in-memory DuckDB: memory is capped, and beyond it DuckDB spills to
     a private folder of the run under the lake's work root (``LakeResource.work_root``). With
     them, ingest's settings: ``accept_missing_landing`` lists landing dates whose files, listed
     by a day's ledger but gone (not retired), a re-ingest may publish without, losing their rows;
@@ -152,16 +177,16 @@ class DuckDBResource(dg.ConfigurableResource):
         )
 
 
-_DEFAULTS = Thresholds()
+_THRESHOLDS = Thresholds()
 
 
 class ContractsResource(dg.ConfigurableResource):
     """The contracts' one config section: the gate thresholds every family's rate is held to and
     the clock-skew tolerance of the time-order rule. Checked when a run starts."""
 
-    error_below: float = _DEFAULTS.error_below
-    warn_below: float = _DEFAULTS.warn_below
-    clock_skew_ms: int = _DEFAULTS.clock_skew_ms
+    error_below: float = _THRESHOLDS.error_below
+    warn_below: float = _THRESHOLDS.warn_below
+    clock_skew_ms: int = _THRESHOLDS.clock_skew_ms
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         self.thresholds()
@@ -178,7 +203,7 @@ class RollupsResource(dg.ConfigurableResource):
     control_bucket: str = "control"
     splits: dict[str, dict[str, float]] = Field(default_factory=dict)
 
-    def settings(self, duckdb: DuckDBResource) -> RollupSettings:
+    def settings(self, duckdb: DuckDBSettings) -> RollupSettings:
         return RollupSettings(
             self.control_bucket,
             self.splits,
@@ -198,6 +223,152 @@ class SloResource(dg.ConfigurableResource):
 
     def config(self) -> SloConfig:
         return load_slo_config(Path(self.path) if self.path else None)
+
+
+class CatalogResource(dg.ConfigurableResource):
+    """Where the catalogs are written and which tiers: ``path`` is the engineer's file (default
+    ``data/lake.duckdb``, a local file also when the lake is on S3), the other tiers' files sit
+    beside it. ``tiers`` is a comma-separated subset of engineer, analyst, viewer (default all);
+    ``viewer_min_users`` is k: the viewer tier and the partner bundles withhold every rollup row
+    covering fewer users."""
+
+    path: str | None = None
+    tiers: str | None = None
+    viewer_min_users: int = access_tiers.DEFAULT_VIEWER_MIN_USERS
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # Fail the run before anything is written, naming the variable to set.
+        self.tier_names()
+        self.min_users()
+
+    def catalog_path(self) -> str:
+        return paths.catalog_path(self.path)
+
+    def tier_names(self) -> tuple[str, ...]:
+        return access_tiers.parse_tiers(self.tiers, source="TELEMETRY_CATALOG_TIERS")
+
+    def min_users(self) -> int:
+        return access_tiers.check_min_users(
+            self.viewer_min_users, source="TELEMETRY_VIEWER_MIN_USERS"
+        )
+
+    def tier_path(self, tier: str) -> str:
+        return access_tiers.tier_path(self.catalog_path(), tier)
+
+
+class CompactionResource(dg.ConfigurableResource):
+    """Compaction's config section: the size of the files a partition is rewritten into (128 MiB
+    .. 1 GiB) and how many files a partition may have before the sensor compacts it (a file above
+    twice the target also triggers it). Checked when a run starts."""
+
+    target_file_bytes: int = DEFAULT_TARGET_FILE_BYTES
+    max_files: int = DEFAULT_MAX_FILES
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        CompactionSettings(self.target_file_bytes, self.max_files).validate()
+
+    def settings(self, duckdb: DuckDBSettings) -> CompactionSettings:
+        return CompactionSettings(
+            target_file_bytes=self.target_file_bytes,
+            max_files=self.max_files,
+            memory_limit=duckdb.memory_limit,
+            threads=duckdb.threads,
+        ).validate()
+
+
+_WINDOWS = Windows()
+
+
+class RetentionResource(dg.ConfigurableResource):
+    """The retention windows, in days: the one config section. A window shorter than the
+    late-arrival window (2 days) fails the run before anything is listed or deleted."""
+
+    events_days: int = Field(_WINDOWS.events_days, description="events/, except errors")
+    errors_days: int = Field(
+        _WINDOWS.errors_days, description="error events; then only critical ones are kept"
+    )
+    critical_errors_days: int = Field(
+        _WINDOWS.critical_errors_days, description="error events with severity = 'critical'"
+    )
+    quarantine_days: int = Field(_WINDOWS.quarantine_days, description="quarantine/")
+    contracts_days: int = Field(_WINDOWS.contracts_days, description="contracts/ (violations)")
+    quality_days: int = Field(_WINDOWS.quality_days, description="quality/ (contract rates)")
+    ledger_days: int = Field(_WINDOWS.ledger_days, description="ledger/")
+    rollups_days: int = Field(
+        _WINDOWS.rollups_days, description="rollups/, from the last day of the period"
+    )
+    landing_days_after_materialised: int = Field(
+        _WINDOWS.landing_days_after_materialised,
+        description="landing/dt=X, after the last partition reading X was materialised",
+    )
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self.windows()
+
+    def windows(self) -> Windows:
+        return Windows(
+            events_days=self.events_days,
+            errors_days=self.errors_days,
+            critical_errors_days=self.critical_errors_days,
+            quarantine_days=self.quarantine_days,
+            contracts_days=self.contracts_days,
+            quality_days=self.quality_days,
+            ledger_days=self.ledger_days,
+            rollups_days=self.rollups_days,
+            landing_days_after_materialised=self.landing_days_after_materialised,
+        ).validate()
+
+
+class PrivacyResource(dg.ConfigurableResource):
+    """What an erasure keeps. By default the request file (the only place the raw ids are, with
+    landing/) is replaced by a redacted copy in ``requests/erasure/processed/``: set
+    ``keep_request_files`` to keep it as it came (e.g. under a legal hold). By default landing/
+    keeps its raw lines until retention deletes them (the audit says when): set
+    ``rewrite_landing`` to remove the users' lines from landing files at once (the landing sensor
+    then re-runs the days that read them)."""
+
+    keep_request_files: bool = False
+    rewrite_landing: bool = False
+
+
+class AlertsResource(dg.ConfigurableResource):
+    """Where alerts go: the webhook (TELEMETRY_ALERT_WEBHOOK_URL; unset: alerts off) and the
+    Dagster UI that run links point at (TELEMETRY_DAGSTER_URL, default http://127.0.0.1:3000).
+    Checked when a sensor tick starts."""
+
+    webhook_url: str | None = None
+    dagster_url: str | None = None
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    retry_pause_s: float = DEFAULT_RETRY_PAUSE_S
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self.webhook()
+        parse_dagster_url(self.dagster_url)
+
+    def webhook(self) -> str | None:
+        return parse_webhook_url(self.webhook_url)
+
+    def run_url(self, run_id: str) -> str:
+        return run_url(parse_dagster_url(self.dagster_url), run_id)
+
+    def send(self, alerts: list[Alert], log: logging.Logger) -> None:
+        send_all(self.webhook(), alerts, log.info, log.error, self.timeout_s, self.retry_pause_s)
+
+
+class ReportsResource(dg.ConfigurableResource):
+    """Where a report's run links point: the Dagster UI's base address (TELEMETRY_DAGSTER_URL,
+    as for alerts). Unset, reports carry no run links: a guessed address would be a broken link
+    for every reader on another machine. Checked when a report step starts."""
+
+    dagster_url: str | None = None
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self.base_url()
+
+    def base_url(self) -> str | None:
+        if self.dagster_url is None or not self.dagster_url.strip():
+            return None
+        return parse_dagster_url(self.dagster_url)
 
 
 def lake_on_s3() -> bool:
@@ -223,6 +394,18 @@ def _duckdb_bounds() -> dict[str, dg.EnvVar]:
     return {name: value for name, value in bounds.items() if value is not None}
 
 
+def catalog_resource() -> CatalogResource:
+    """The catalog resource from the environment (read when definitions load)."""
+    k = os.environ.get("TELEMETRY_VIEWER_MIN_USERS")
+    return CatalogResource(
+        path=env_var("TELEMETRY_CATALOG"),
+        tiers=env_var("TELEMETRY_CATALOG_TIERS"),
+        viewer_min_users=dg.EnvVar.int("TELEMETRY_VIEWER_MIN_USERS")
+        if k
+        else access_tiers.DEFAULT_VIEWER_MIN_USERS,
+    )
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
     return dg.Definitions(
@@ -245,9 +428,18 @@ def defs() -> dg.Definitions:
                 environment=env_var("TELEMETRY_ENV"),
                 first_date=env_var("TELEMETRY_FIRST_DATE"),
             ),
-            "duckdb": DuckDBResource(**_duckdb_bounds()),
+            "duckdb": DuckDBSettings(**_duckdb_bounds()),
             "contracts": ContractsResource(),
             "rollups": RollupsResource(),
             "slo": SloResource(path=env_var("TELEMETRY_SLO_FILE")),
+            "catalog": catalog_resource(),
+            "compaction": CompactionResource(),
+            "retention": RetentionResource(),
+            "privacy": PrivacyResource(),
+            "alerts": AlertsResource(
+                webhook_url=env_var(WEBHOOK_URL_VARIABLE),
+                dagster_url=env_var(DAGSTER_URL_VARIABLE),
+            ),
+            "reports": ReportsResource(dagster_url=env_var(DAGSTER_URL_VARIABLE)),
         }
     )

@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 from pipelines.lib import tiers
 from pipelines.lib.ops.calendar import days_between
 from pipelines.lib.rollups.run import DAY, GRAIN_KEYS, MODELS, MONTH, WEEK, period, rollup_dir
-from pipelines.lib.sql import lake_connection, load_sql
+from pipelines.lib.sql import lake_connection, load_sql, sql_identifier
 from pipelines.lib.storage import Lake, sha256_hex
 
 MANIFEST = "manifest.json"
@@ -128,9 +128,10 @@ def build_bundle(
             source = con.read_parquet(urls, hive_partitioning=True)
             [(total,)] = source.aggregate("count(*)").fetchall()
             # The viewer tier's rule, one SQL file: the model's user count as users_covered.
+            k = sql_identifier(key)
             source.project(
-                f'* exclude ("{key}"), cast("{key}" as date) as "{key}", '
-                f'"{column}" as users_covered'
+                f"* exclude ({k}), cast({k} as date) as {k}, "
+                f"{sql_identifier(column)} as users_covered"
             ).create_view("rollup_rows")
             table = con.sql(
                 load_sql("bundles/viewer_rows.sql"), params={"min_users": viewer_min_users}

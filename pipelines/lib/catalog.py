@@ -52,6 +52,7 @@ from pipelines.lib import column_docs, tiers
 from pipelines.lib.downgrade import downgrade_columns, downgrade_view_name
 from pipelines.lib.rollups.run import GRAIN_KEYS, MODELS
 from pipelines.lib.schemas import accepted_versions, event_types, load_event_schemas
+from pipelines.lib.sql import sql_identifier, sql_literal
 from pipelines.lib.storage import Lake
 from pipelines.lib.tiers import EVENTS, QUALITY, ROLLUPS, Exposure
 
@@ -87,7 +88,13 @@ class ViewSpec:
 
 def view_specs() -> list[ViewSpec]:
     """Every view the catalog can hold, in a stable order; from code only, never the lake."""
-    events = [
+    specs = [*_event_views(), *_pinned_event_views(), *_rollup_views(), *_quality_views()]
+    _check_specs(specs)
+    return specs
+
+
+def _event_views() -> list[ViewSpec]:
+    return [
         ViewSpec(
             EVENTS,
             t,
@@ -98,9 +105,12 @@ def view_specs() -> list[ViewSpec]:
         )
         for t in event_types()
     ]
+
+
+def _pinned_event_views() -> list[ViewSpec]:
+    """For consumers pinned to an older version: its columns only (newer ones left out)."""
     current = load_event_schemas()
-    # For consumers pinned to an older version: its columns only (newer ones left out).
-    pinned = [
+    return [
         ViewSpec(
             EVENTS,
             downgrade_view_name(t, s.version),
@@ -115,7 +125,10 @@ def view_specs() -> list[ViewSpec]:
         for s in versions
         if s.version != current[t].version
     ]
-    rollups = [
+
+
+def _rollup_views() -> list[ViewSpec]:
+    return [
         ViewSpec(
             ROLLUPS,
             m.name,
@@ -125,37 +138,43 @@ def view_specs() -> list[ViewSpec]:
         )
         for m in MODELS
     ]
-    quality = [
-        ViewSpec(
-            QUALITY,
-            "contract_violations",
-            "contracts/*/*.parquet",
-            "event_date",
-            "One row per contract violation: family, rule, event, request_id, detail.",
-        ),
-        ViewSpec(
-            QUALITY,
-            "contract_rates",
-            "quality/*/*.parquet",
-            "event_date",
-            "Each contract rule's and family's checked, failed and rate per day.",
-        ),
-        ViewSpec(
-            QUALITY,
-            "ledger",
-            "ledger/*/*.parquet",
-            "event_date",
-            "Per landing file and day: lines taken = rows written + quarantined + duplicates.",
-        ),
-        ViewSpec(
-            QUALITY,
-            "quarantine",
-            "quarantine/*/*.parquet",
-            "event_date",
-            "Every rejected line: reason, detail, landing file and line, redacted text.",
-        ),
+
+
+# The quality schema's views: name, folder under the lake root, description.
+_QUALITY_VIEWS = (
+    (
+        "contract_violations",
+        "contracts",
+        "One row per contract violation: family, rule, event, request_id, detail.",
+    ),
+    (
+        "contract_rates",
+        "quality",
+        "Each contract rule's and family's checked, failed and rate per day.",
+    ),
+    (
+        "ledger",
+        "ledger",
+        "Per landing file and day: lines taken = rows written + quarantined + duplicates.",
+    ),
+    (
+        "quarantine",
+        "quarantine",
+        "Every rejected line: reason, detail, landing file and line, redacted text.",
+    ),
+)
+
+
+def _quality_views() -> list[ViewSpec]:
+    return [
+        ViewSpec(QUALITY, name, f"{folder}/*/*.parquet", "event_date", description)
+        for name, folder, description in _QUALITY_VIEWS
     ]
-    specs = [*events, *pinned, *rollups, *quality]
+
+
+def _check_specs(specs: list[ViewSpec]) -> None:
+    """Names are spliced into DDL (see _view_sql): each must be a plain identifier, in one of the
+    catalog's schemas, and no two views may share a qualified name."""
     for spec in specs:
         _check_identifier(spec.schema)
         _check_identifier(spec.name)
@@ -167,7 +186,6 @@ def view_specs() -> list[ViewSpec]:
         raise ValueError(
             f"two views share a name: {sorted(n for n in names if names.count(n) > 1)}"
         )
-    return specs
 
 
 def catalog_version(specs: list[ViewSpec] | None = None) -> str:
@@ -342,7 +360,7 @@ def _build(
             con.execute(_view_sql(spec, root, shown, viewer_min_users))
             con.execute(
                 f"comment on view {_identifier(spec.schema)}.{_identifier(spec.name)} "
-                f"is {_literal(spec.description + _tier_note(shown, viewer_min_users))}"
+                f"is {sql_literal(spec.description + _tier_note(shown, viewer_min_users))}"
             )
             undescribed += _comment_columns(con, spec)
         con.execute("commit")
@@ -369,7 +387,7 @@ def _comment_columns(con: duckdb.DuckDBPyConnection, spec: ViewSpec) -> list[str
         # Column names come from the files: quoted as identifiers, never spliced bare.
         con.execute(
             f"comment on column {_identifier(spec.schema)}.{_identifier(spec.name)}."
-            f"{_quoted(column)} is {_literal(text)}"
+            f"{sql_identifier(column)} is {sql_literal(text)}"
         )
     return undescribed
 
@@ -382,11 +400,11 @@ def _view_sql(
 ) -> str:
     # DuckDB cannot bind parameters in CREATE VIEW ("This type of statement can't be prepared")
     # nor in COMMENT ON, and a view must store its path anyway: the path is spliced in as a SQL
-    # string literal (single quotes doubled by _literal), the names are validated identifiers,
+    # string literal (single quotes doubled by sql_literal), the names are validated identifiers,
     # k an int (or the version hash's placeholder).
     shown = shown or Exposure()
-    pattern = _literal(f"{root}/{spec.glob}")
-    key = _literal(spec.partition_key)
+    pattern = sql_literal(f"{root}/{spec.glob}")
+    key = sql_literal(spec.partition_key)
     return (
         f"create view {_identifier(spec.schema)}.{_identifier(spec.name)} as "
         f"select {_select_list(shown, spec.columns)} from read_parquet({pattern}, "
@@ -403,12 +421,12 @@ def _select_list(shown: Exposure, columns: tuple[str, ...] = ()) -> str:
     keeps a listed column that older files lack."""
     tests = []
     if columns:
-        tests.append(f"c in ({', '.join(_literal(n) for n in columns)})")
+        tests.append(f"c in ({', '.join(sql_literal(n) for n in columns)})")
     if shown.hidden_columns:
-        names = ", ".join(_literal(n) for n in shown.hidden_columns)
+        names = ", ".join(sql_literal(n) for n in shown.hidden_columns)
         tests.append(f"c not in ({names})")
     if shown.hide_key_ids:
-        tests.append(f"not regexp_full_match(c, {_literal(tiers.KEY_ID_PATTERN)})")
+        tests.append(f"not regexp_full_match(c, {sql_literal(tiers.KEY_ID_PATTERN)})")
     return f"columns(lambda c: {' and '.join(tests)})" if tests else "*"
 
 
@@ -443,14 +461,6 @@ def _check_identifier(name: str) -> None:
 
 
 def _identifier(name: str) -> str:
+    """One of our own names, checked first: a typo in a spec fails here, not as an odd view."""
     _check_identifier(name)
-    return f'"{name}"'
-
-
-def _quoted(name: str) -> str:
-    """Any name as a SQL identifier (a column a file brought, not one of our validated names)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+    return sql_identifier(name)

@@ -21,8 +21,8 @@ import hashlib
 import json
 from collections.abc import Mapping
 
-from pipelines.lib.docs import EXTRA_COLUMN_DOCS
-from pipelines.lib.privacy.registry import ERASED
+from pipelines.lib.contract_pages.events import EXTRA_COLUMN_DOCS
+from pipelines.lib.erased_users import ERASED
 from pipelines.lib.reasons import REASONS
 from pipelines.lib.rollups.columns import CHANGE
 from pipelines.lib.rollups.docs import definition

@@ -24,25 +24,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.lib import pii, pii_policy
+from pipelines.lib.checktables import check_query, check_table, empty_check_query
+from pipelines.lib.erased_users import ERASED, erased_users, move_to_erased
 
 # PiiKey lives in keyring.py; callers may still import it from here.
 from pipelines.lib.keyring import Keyring, PiiKey
 from pipelines.lib.landing import LandingFile, ReadStats, iter_line_batches, list_landing_files
 from pipelines.lib.paths import events_file, ledger_file, quarantine_file
 from pipelines.lib.prefetch import prefetched
-from pipelines.lib.privacy.registry import ERASED, erased_users, move_to_erased
 from pipelines.lib.publish import DayPublish, Fault, StillHeld, recover
 from pipelines.lib.reasons import REASONS
 from pipelines.lib.schemas import accepted_versions, kept_field_names, load_event_schemas
 from pipelines.lib.sql import connect, load_sql
-from pipelines.lib.sqlschema import (
-    CompiledSchema,
-    check_fits,
-    check_query,
-    check_table,
-    compile_schema,
-    rows_view,
-)
+from pipelines.lib.sqlschema import CompiledSchema, check_fits, compile_schema, rows_view
 from pipelines.lib.storage import Lake
 from pipelines.lib.validate import LENIENT_JSON_HINTS, StrictJsonError, strict_loads
 from pipelines.lib.wipe_guard import refuse_fewer_lines, refuse_to_wipe
@@ -243,9 +237,14 @@ def _route(
 ) -> None:
     """Check every staged line against the schema of its own version (keeping its values typed
     in the current shape), deduplicate, and give every line its fate (table ``fates``)."""
+    # A version no line declares gets its empty table without planning its checks.
+    declared = set(con.execute(load_sql("ingest/declared_versions.sql")).fetchall())
     for event_type, found in versions.items():
-        for compiled in found:
-            query = check_query(compiled, by_version=True, stored=schemas[event_type])
+        for c in found:
+            if (event_type, c.version) not in declared:
+                con.execute(empty_check_query(c, schemas[event_type]))
+                continue
+            query = check_query(c, by_version=True, stored=schemas[event_type])
             con.execute(query, {"event_type": event_type})
     # The union is structural (one branch per accepted version); names come from the schemas.
     union = "\nunion all\n".join(

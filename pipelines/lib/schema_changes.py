@@ -32,6 +32,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipelines.lib.schema_keywords import (
+    DESCRIPTIVE,
+    LOWER_BOUNDS,
+    PII,
+    RESTRICTIONS,
+    UPPER_BOUNDS,
+)
 from pipelines.lib.schemas import (
     EventSchema,
     SchemaRegistryError,
@@ -53,30 +60,10 @@ _BUMPS = ("patch", "minor", "major")
 PII_CLASSES = ("none", "low", "high")
 ID_PREFIX = "https://telemetry-lake.dev/schemas/events/"
 
-_ANNOTATIONS = ("title", "description", "examples", "$comment")
-_PII = ("x-pii", "x-pii-handling", "x-bare-digits")
 # Every string the current version allows declares one of these (x-pii-handling); an identifier
 # is held to a shape by one of _SHAPED.
 STRING_POLICIES = ("hash", "scrub", "identifier")
 _SHAPED = ("pattern", "enum", "const")
-# Keywords whose value bounds from below / above: raising / lowering one tightens.
-_LOWER_BOUNDS = ("minimum", "exclusiveMinimum", "minLength", "minItems")
-_UPPER_BOUNDS = ("maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProperties")
-# Keywords that only restrict: adding or changing one tightens, dropping it loosens.
-_RESTRICTIONS = ("const", "pattern", "x-unique-by")
-_STRUCTURE = ("properties", "required", "additionalProperties", "dependentRequired", "items")
-_KNOWN = {
-    *_ANNOTATIONS,
-    *_PII,
-    *_LOWER_BOUNDS,
-    *_UPPER_BOUNDS,
-    *_RESTRICTIONS,
-    *_STRUCTURE,
-    "type",
-    "enum",
-    "$schema",
-    "$id",
-}
 
 
 @dataclass(frozen=True)
@@ -154,15 +141,15 @@ class _Differ:
             before, after = old.get(key), new.get(key)
             if before == after or key == "$id":
                 continue
-            if key in _ANNOTATIONS:
+            if key in DESCRIPTIVE:
                 self.add(REVISION, where, f"{key} changed")
-            elif key in _PII:
+            elif key in PII:
                 self.add(BREAKING, where, f"{key} {before!r} -> {after!r} changes what is stored")
             elif key == "x-accepts-majors" and top:
                 self.accepted_majors(before or [], after or [], where)
-            elif key in _LOWER_BOUNDS or key in _UPPER_BOUNDS:
+            elif key in LOWER_BOUNDS or key in UPPER_BOUNDS:
                 self.bound(key, before, after, where)
-            elif key in _RESTRICTIONS:
+            elif key in RESTRICTIONS:
                 loosened = after is None
                 what = "dropped" if loosened else f"{before!r} -> {after!r}"
                 self.add(REVISION if loosened else BREAKING, where, f"{key} {what}")
@@ -204,7 +191,7 @@ class _Differ:
         if before is None:
             self.add(BREAKING, where, f"{key} {after} added")
             return
-        tighter = after > before if key in _LOWER_BOUNDS else after < before
+        tighter = after > before if key in LOWER_BOUNDS else after < before
         self.add(BREAKING if tighter else REVISION, where, f"{key} {before} -> {after}")
 
     def enum(self, before: list | None, after: list | None, where: str) -> None:

@@ -346,7 +346,7 @@ MIN_MEMORY_LIMIT_BYTES = 64 << 20
 
 
 def duckdb_memory_limit(value: str | None) -> int:
-    """TELEMETRY_DUCKDB_MEMORY_LIMIT (``DuckDBResource.memory_limit``) in bytes, checked as
+    """TELEMETRY_DUCKDB_MEMORY_LIMIT (``DuckDBSettings.memory_limit``) in bytes, checked as
     DuckDB reads it (a number and a unit, e.g. 2GB, 512MB, 1.5GiB)."""
     text = (value or "").strip()
     match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([a-zA-Z]+)", text)
@@ -366,7 +366,7 @@ def duckdb_memory_limit(value: str | None) -> int:
 
 
 def duckdb_threads(value: str | int | None) -> int:
-    """TELEMETRY_DUCKDB_THREADS (``DuckDBResource.threads``): a whole number, at least 1."""
+    """TELEMETRY_DUCKDB_THREADS (``DuckDBSettings.threads``): a whole number, at least 1."""
     try:
         threads = int(str(value).strip())
     except ValueError:

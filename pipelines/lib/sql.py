@@ -1,5 +1,6 @@
 """Load the project's SQL files from ``sql/`` and open the DuckDB that runs them; values always
-travel as bound parameters."""
+travel as bound parameters. The one place that quotes SQL text, for what cannot be bound: names,
+and the constants of statements DuckDB does not parameterise (DDL, generated checks)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,17 @@ if TYPE_CHECKING:
     from pipelines.lib.storage import Lake
 
 from pipelines.lib.paths import sql_dir
+
+
+def sql_literal(value: str) -> str:
+    """``value`` as an SQL string literal. Only for our own constants (schema files, names, lake
+    paths) in statements that take no parameters; event data is always bound."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def sql_identifier(name: str) -> str:
+    """Any name as a quoted SQL identifier (a column a file or schema brought, not just ours)."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 @cache

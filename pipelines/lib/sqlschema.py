@@ -4,13 +4,15 @@ For one event type the compiler yields:
 
 * ``violations``: an expression over the line's extracted values giving a ``VARCHAR[]`` of
   ``"<json-pointer>:<keyword>"`` labels, empty when the event is valid;
-* ``columns``: the typed (and PII-hashed) columns the event is stored with.
+* ``columns``: the typed (and PII-hashed) columns the event is stored with;
+* ``fast``: the one-parse check (``_Fast``), true only for a valid event; the lines it does not
+  pass are parsed again for ``violations``.
 
-Only the keywords listed in ``_KEYWORDS`` are compiled; any other keyword is refused at load
-time, so a schema never carries a rule the lake silently does not check. Keyword semantics follow
-JSON Schema
-2020-12; ``pattern`` follows ECMA-262 (``$`` matches only at the very end). The differential test in
-``tests/lib/test_validator_differential.py`` holds this to the reference ``jsonschema`` library.
+Only the keywords in ``schema_keywords.VALIDATION`` are compiled; any other keyword is refused at
+load time, so a schema never carries a rule the lake silently does not check. Keyword semantics
+follow JSON Schema 2020-12; ``pattern`` follows ECMA-262 (``$`` matches only at the very end).
+The differential test in ``tests/lib/test_validator_differential.py`` holds this to the
+reference ``jsonschema`` library.
 
 The SQL text embeds constants read from our own schema files (bounds, enums, patterns), quoted by
 ``_lit``; no event data is ever spliced into SQL. The data flows through the query as columns.
@@ -18,70 +20,33 @@ The SQL text embeds constants read from our own schema files (bounds, enums, pat
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines.lib.schemas import EventSchema
+# The check tables built from compiled schemas, importable from here as before.
+from pipelines.lib.checktables import check_fits as check_fits
+from pipelines.lib.checktables import check_query as check_query
+from pipelines.lib.checktables import check_table as check_table
+from pipelines.lib.checktables import rows_view as rows_view
+from pipelines.lib.checktables import version_tag as version_tag
 
-_ANNOTATIONS = {
-    "$schema",
-    "$id",
-    "$comment",
-    "title",
-    "description",
-    "examples",
-    "x-pii",
-    "x-pii-handling",
-    # The PII policy's per-field decision on bare digit strings (documentation; the pattern
-    # enforces it) and the older majors a current version still accepts (the registry's).
-    "x-bare-digits",
-    "x-accepts-majors",
-}
-# None: a field of an older version, from before every string declared its policy.
-PII_HANDLINGS = (None, "hash", "scrub", "identifier")
-_KEYWORDS = {
-    "type",
-    "const",
-    "enum",
-    "minimum",
-    "maximum",
-    "exclusiveMinimum",
-    "exclusiveMaximum",
-    "minLength",
-    "maxLength",
-    "pattern",
-    "minItems",
-    "maxItems",
-    "items",
-    "x-unique-by",
-    "properties",
-    "required",
-    "additionalProperties",
-    "maxProperties",
-    "dependentRequired",
-}
+# The keywords, listed once (schema_keywords.py): compiled, never rejecting, object, array.
+from pipelines.lib.schema_keywords import ANNOTATIONS as _ANNOTATIONS
+from pipelines.lib.schema_keywords import ARRAY as _ARRAY_KEYWORDS
+from pipelines.lib.schema_keywords import OBJECT as _OBJECT_KEYWORDS
+from pipelines.lib.schema_keywords import VALIDATION as _KEYWORDS
+from pipelines.lib.schemas import EventSchema
+from pipelines.lib.sql import sql_literal as _lit
+from pipelines.lib.sqlcolumns import Column, SchemaCompileError
+from pipelines.lib.sqlcolumns import column as stored_column
+
 # RE2 reads these as ASCII classes where Python's re reads Unicode ones: refuse rather than diverge.
 _UNPORTABLE_REGEX = re.compile(r"\\[dDwWsSbB]")
 
 _JSON_TYPES = {"string", "object", "array", "boolean", "null", "number", "integer"}
 _BOUNDS = {"minimum": "<", "maximum": ">", "exclusiveMinimum": "<=", "exclusiveMaximum": ">="}
-_SQL_TYPES = {"string": "varchar", "integer": "bigint", "number": "double", "boolean": "boolean"}
-
-
-class SchemaCompileError(ValueError):
-    """The schema uses something the SQL validator cannot check exactly."""
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    schema_type: str
-    sql_type: str
-    expr: str
-    description: str
-    pii: str
-    pii_handling: str | None
 
 
 @dataclass(frozen=True)
@@ -92,10 +57,12 @@ class CompiledSchema:
     derived: dict[str, str]
     violations: str
     columns: list[Column]
-
-
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+    # The fast path (``_Fast``): the line's struct, its leaves and their texts, the check.
+    shape: str
+    leaves: list[str]
+    texts: list[str]
+    fast: str
+    fast_derived: dict[str, str]
 
 
 def _num(value: Any, where: str) -> str:
@@ -256,16 +223,6 @@ def _scalar_cases(schema: dict[str, Any], v: _Value, label: str) -> list[tuple[s
     return cases
 
 
-_OBJECT_KEYWORDS = {
-    "properties",
-    "required",
-    "additionalProperties",
-    "maxProperties",
-    "dependentRequired",
-}
-_ARRAY_KEYWORDS = {"items", "minItems", "maxItems", "x-unique-by"}
-
-
 class _Compiler:
     """Compiles schema nodes to SQL yielding ``VARCHAR[]`` labels; ``depth`` names lambdas.
 
@@ -274,6 +231,8 @@ class _Compiler:
     derived column of the line and referred to by name.
     """
 
+    prefix = "d"
+
     def __init__(self) -> None:
         self.derived: dict[str, str] = {}
 
@@ -281,7 +240,7 @@ class _Compiler:
         for name, bound in self.derived.items():
             if bound == expr:
                 return name
-        name = f"d{len(self.derived) + 1}"
+        name = f"{self.prefix}{len(self.derived) + 1}"
         self.derived[name] = expr
         return name
 
@@ -436,62 +395,149 @@ class _Compiler:
         return f"case when {_any(parts)} then {_flatten(parts)} else []::varchar[] end"
 
 
-def _struct_type(schema: dict[str, Any], where: str) -> str:
-    kind = schema.get("type")
-    if kind == "object":
-        fields = ", ".join(
-            f"{name} {_struct_type(sub, f'{where}/{name}')}"
-            for name, sub in schema.get("properties", {}).items()
-        )
-        return f"struct({fields})"
-    if kind == "array":
-        return f"{_struct_type(schema['items'], f'{where}/*')}[]"
-    if isinstance(kind, str) and kind in _SQL_TYPES:
-        return _SQL_TYPES[kind]
-    raise SchemaCompileError(f"{where}: no storage type for {kind!r}")
-
-
-def _column(name: str, spec: dict[str, Any], value: str, text: str) -> Column:
+def _decoded(leaf: str, spec: dict[str, Any]) -> str:
+    """A JSON leaf's text as ``json_extract_string`` reads it, for the values ``spec`` allows:
+    a string with an escape in it is parsed again, any other is its text between the quotes; a
+    number is its own text. A value of another kind fails the type check, which reads the leaf."""
     kind = spec.get("type")
-    handling = spec.get("x-pii-handling")
+    string = f"case when contains({leaf}, '\\') then json_extract_string({leaf}, '$') "
+    string += f"else substr({leaf}, 2, length({leaf}) - 2) end"
     if kind == "string":
-        sql_type, expr = "varchar", text
-    elif kind in ("integer", "number"):
-        sql_type = _SQL_TYPES[kind]
-        expr = f"try_cast({text} as {sql_type})"
-    elif kind == "object":
-        # Free-form objects (filters) are kept as JSON text: their keys are the producer's choice.
-        sql_type, expr = "varchar", f"cast({value} as varchar)"
-    elif kind == "array":
-        sql_type = _struct_type(spec, f"/{name}")
-        expr = f"try_cast({value} as {sql_type})"
-    else:
-        raise SchemaCompileError(f"/{name}: no storage type for {kind!r}")
-    if handling == "hash" and sql_type != "varchar":
-        raise SchemaCompileError(f"/{name}: only strings can be keyed-hashed")
-    if handling not in PII_HANDLINGS:
-        raise SchemaCompileError(f"/{name}: unknown x-pii-handling {handling!r}")
-    return Column(
-        name=name,
-        schema_type=kind,
-        sql_type=sql_type,
-        expr=expr,
-        description=spec.get("description", ""),
-        pii=spec.get("x-pii", "none"),
-        pii_handling=handling,
-    )
+        return string
+    if kind in ("integer", "number", "boolean"):
+        return f"{leaf}::varchar"
+    return f"case when left({leaf}, 1) = '\"' then {string} else {leaf}::varchar end"
+
+
+def _object_items(spec: dict[str, Any]) -> bool:
+    return spec.get("type") == "array" and spec.get("items", {}).get("type") == "object"
+
+
+class _Fast(_Compiler):
+    """The fast path: one ``json_transform`` of the line (``shape``) to a struct whose leaves are
+    JSON, so each value's JSON type stays visible (an array of objects becomes a list of such
+    structs); ``f<i>`` is property i's leaf, ``s<i>`` its decoded text. ``ok`` holds only for a
+    valid event; any other line takes the exact path (``event``), which names its violations.
+
+    Why no key is missed: every key in JSON text is followed by one ':' outside strings. A line
+    holding exactly as many ':' as the struct found known keys with non-null values therefore
+    has no other key at any depth (unknown, duplicate, or whose value is null), and no ':' in
+    any string: its struct is the whole event. Any other line (a ':' in a value, say) is merely
+    slower."""
+
+    prefix = "g"
+
+    def shape(self, schema: dict[str, Any]) -> str:
+        return json.dumps(
+            {
+                name: [{p: "JSON" for p in spec["items"].get("properties", {})}]
+                if _object_items(spec)
+                else "JSON"
+                for name, spec in schema["properties"].items()
+            }
+        )
+
+    def event(self, schema: dict[str, Any], names: list[str]) -> str:
+        _check_keywords(schema, "")
+        leaf = {n: f"f{i}" for i, n in enumerate(names, start=1)}
+        present = [f"({f} is not null)::int" for f in leaf.values()]
+        counted = list(present)
+        bad = [f"{leaf[r]} is null" for r in schema["required"]]
+        for name, targets in schema.get("dependentRequired", {}).items():
+            bad += [f"{leaf[name]} is not null and {leaf[t]} is null" for t in targets]
+        if "maxProperties" in schema:
+            bad.append(f"{' + '.join(present)} > {int(schema['maxProperties'])}")
+        for i, (name, spec) in enumerate(schema["properties"].items(), start=1):
+            if _object_items(spec):
+                more, keys = self.items(spec, leaf[name], f"/{name}")
+                bad += more
+                counted.append(keys)
+                continue
+            bad.append(_any(self.value(spec, _Value(leaf[name], f"s{i}"), f"/{name}", 0)))
+            if _OBJECT_KEYWORDS & set(spec):
+                # A free object's own keys (json_keys counts repeated ones too).
+                counted.append(
+                    f"coalesce(len(json_keys(case when left({leaf[name]}, 1) = '{{' "
+                    f"then {leaf[name]} end)), 0)"
+                )
+        clean = f"colons = {' + '.join(counted)}"
+        return f"coalesce({clean} and not ({' or '.join(f'({b})' for b in bad)}), false)"
+
+    def items(self, spec: dict[str, Any], f: str, label: str) -> tuple[list[str], str]:
+        """An array of flat objects, as a list of structs: (checks that fail, keys it holds)."""
+        _check_keywords(spec, label)
+        items = spec["items"]
+        props: dict[str, Any] = items.get("properties", {})
+        leaves = {p: f'it."{p}"' for p in props}
+        # Each element's values are read once (leaf, text, number), then checked.
+        read, values = [], {}
+        for n, (p, child) in enumerate(props.items(), start=1):
+            read += [f"'r{n}': {leaves[p]}", f"'t{n}': {_decoded(leaves[p], child)}"]
+            number = None
+            if child.get("type") != "string":
+                read.append(f"'n{n}': try_cast({leaves[p]}::varchar as double)")
+                number = f"e.n{n}"
+            values[p] = _Value(f"e.r{n}", f"e.t{n}", number)
+        listed = self.bind(f"list_transform({f}, lambda it: {{{', '.join(read)}}})")
+        # An element that is no object is a struct of nulls: its required properties are
+        # missing, or (none required) all of them.
+        elem = [f"{values[r].raw} is null" for r in items.get("required", [])] or [
+            " and ".join(f"{v.raw} is null" for v in values.values()) or "true"
+        ]
+        for p, child in props.items():
+            v = values[p]
+            elem.append(_any(_cases(_scalar_cases(child, v, label), f"{v.raw} is not null")))
+        bad = [
+            f"not coalesce(list_bool_and(list_transform({listed}, lambda e: "
+            f"not ({' or '.join(f'({x})' for x in elem)}))), true)"
+        ]
+        types = spec.get("type")
+        if "const" in spec or "enum" in spec or (types is not None and "array" not in types):
+            bad.append(f"{f} is not null")
+        bad += [f"len({f}) < {int(spec['minItems'])}"] if "minItems" in spec else []
+        bad += [f"len({f}) > {int(spec['maxItems'])}"] if "maxItems" in spec else []
+        if "x-unique-by" in spec:
+            by = _prop_path(spec["x-unique-by"])[2:]
+            keys = self.bind(
+                f"list_transform({f}, lambda it: try_cast(it.{by}::varchar as double))"
+            )
+            bad.append(
+                f"len(list_filter({keys}, lambda u: u is not null)) <> len(list_distinct({keys}))"
+            )
+        # With every property required, a line that passes has each of them in every element.
+        if set(props) == set(items.get("required", [])):
+            count = f"{len(props)} * len({f})"
+        else:
+            per = " + ".join(f"({x} is not null)::int" for x in leaves.values()) or "0"
+            count = f"list_sum(list_transform({f}, lambda it: {per}))"
+        return bad, f"coalesce({count}, 0)"
+
+    def stored(self, spec: dict[str, Any], f: str) -> str:
+        """An array of objects as its stored type casts it: string leaves decoded."""
+        props = spec["items"].get("properties", {})
+        leaves = {p: f'it."{p}"' for p in props}
+        fields = ", ".join(
+            f"'{p}': {_decoded(leaves[p], s) if s.get('type') == 'string' else leaves[p]}"
+            for p, s in props.items()
+        )
+        return f"list_transform({f}, lambda it: {{{fields}}})"
 
 
 def compile_schema(schema: EventSchema) -> CompiledSchema:
     """Compile one event schema; raises ``SchemaCompileError`` naming the offending keyword."""
     doc = schema.document
     names = list(doc["properties"])
-    columns = [
-        _column(name, spec, f"vals[{i}]", f"strs[{i}]")
-        for i, (name, spec) in enumerate(doc["properties"].items(), start=1)
-    ]
-    compiler = _Compiler()
+    compiler, fast = _Compiler(), _Fast()
+    leaves, texts, columns = [], [], []
+    for i, (name, spec) in enumerate(doc["properties"].items(), start=1):
+        leaves.append(f'doc."{name}" as f{i}')
+        if _object_items(spec):
+            columns.append(stored_column(name, spec, fast.stored(spec, f"f{i}"), f"f{i}"))
+        else:
+            texts.append(f"{_decoded(f'f{i}', spec)} as s{i}")
+            columns.append(stored_column(name, spec, f"f{i}", f"s{i}"))
     violations = compiler.event(doc, names)
+    ok = fast.event(doc, names)
     return CompiledSchema(
         event_type=schema.event_type,
         version=schema.version,
@@ -499,96 +545,9 @@ def compile_schema(schema: EventSchema) -> CompiledSchema:
         derived=compiler.derived,
         violations=violations,
         columns=columns,
-    )
-
-
-def version_tag(version: str) -> str:
-    """A version as part of an SQL name: 1.10.0 -> v1_10_0."""
-    return "v" + version.replace(".", "_")
-
-
-def check_table(compiled: CompiledSchema, by_version: bool = False) -> str:
-    suffix = f"_{version_tag(compiled.version)}" if by_version else ""
-    return f"checked_{compiled.event_type}{suffix}"
-
-
-def check_query(
-    compiled: CompiledSchema, by_version: bool = False, stored: CompiledSchema | None = None
-) -> str:
-    """``create table checked_<type>``: every staged line of the type with its violations, a
-    content hash (the hash of its normalised values, so key order and white space do not make
-    two copies of an event differ) and its typed columns in the shape of ``stored`` (the current
-    version; by default ``compiled`` itself), fields this version lacks as typed nulls. The line is
-    parsed here once: the rows written later read these columns, not the text again.
-
-    ``by_version``: only the lines that declare this schema's version, into
-    ``checked_<type>_<version tag>`` (ingest checks each line against its own version)."""
-    stored = stored or compiled
-    own = {c.name: c for c in compiled.columns}
-    typed = "".join(
-        f",\n    {own[c.name].expr if c.name in own else f'null::{c.sql_type}'} as {c.name}"
-        for c in stored.columns
-    )
-    paths = ", ".join(_lit(p) for p in compiled.paths)
-    derived = "".join(f",\n        {expr} as {name}" for name, expr in compiled.derived.items())
-    version = f" and schema_version = {_lit(compiled.version)}" if by_version else ""
-    # MATERIALIZED: DuckDB would otherwise inline the derived columns into every check that
-    # uses them and compute each one several times per line.
-    return (
-        f"create table {check_table(compiled, by_version)} as\n"
-        "with\n\nextracted as (\n    select\n        file_id,\n        line_no,\n"
-        "        landing_dt,\n"
-        f"        json_extract(line_text, [{paths}]) as vals,\n"
-        f"        json_extract_string(line_text, [{paths}]) as strs,\n"
-        "        json_keys(line_text) as keys\n    from staged\n"
-        f"    where reason is null and event_type = $event_type{version}\n),\n\n"
-        f"lines as materialized (\n    select *{derived}\n    from extracted\n)\n\n"
-        "select\n    file_id,\n    line_no,\n    landing_dt,\n"
-        f"    {compiled.violations} as violations,\n"
-        f"    hash(vals) as content_hash{typed}\n"
-        "from lines"
-    )
-
-
-def _stored_as(column: Column) -> str | None:
-    """What storage does to a value: hash it, scrub it, or keep it. An identifier is kept (and,
-    like every stored string, run through the PII detector), as a field of an older version
-    that declared no policy was."""
-    return column.pii_handling if column.pii_handling in ("hash", "scrub") else None
-
-
-def check_fits(version: CompiledSchema, current: CompiledSchema) -> None:
-    """Refuse a version whose lines cannot be stored in the current table: each of its fields
-    must be a column of the current version, stored with the same type and PII handling."""
-    columns = {c.name: c for c in current.columns}
-    for column in version.columns:
-        now = columns.get(column.name)
-        if now is None or (now.sql_type, _stored_as(now)) != (column.sql_type, _stored_as(column)):
-            stored = "no column" if now is None else f"{now.sql_type} ({now.pii_handling})"
-            raise SchemaCompileError(
-                f"{version.event_type} {version.version}: field {column.name} "
-                f"({column.sql_type}, {column.pii_handling}) does not fit the table of "
-                f"{current.version} ({stored}); a change like this needs a new major version "
-                "(run python -m pipelines.schemas check)"
-            )
-
-
-def rows_view(current: CompiledSchema, versions: list[CompiledSchema] | None = None) -> str:
-    """``create view rows_<type>``: the lines of the type that are kept (fate ``row``), with the
-    typed columns their check tables hold: those of each of ``versions`` (checked by version), or
-    of ``current``'s own check table."""
-    tables = (
-        [check_table(v, by_version=True) for v in versions] if versions else [check_table(current)]
-    )
-    names = "".join(f", {c.name}" for c in current.columns)
-    # One branch per check table (structural: the names come from the schemas).
-    checked = "\n    union all\n".join(
-        f"    select file_id, line_no, landing_dt{names} from {t}" for t in tables
-    )
-    return (
-        f"create view rows_{current.event_type} as\n"
-        f"select checked.*\nfrom (\n{checked}\n) as checked\n"
-        "semi join fates\n"
-        "    on checked.file_id = fates.file_id and checked.line_no = fates.line_no\n"
-        "    and fates.fate = 'row'"
+        shape=fast.shape(doc),
+        leaves=leaves,
+        texts=texts,
+        fast=ok,
+        fast_derived=fast.derived,
     )

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pipelines.lib.schemas import load_event_schemas
@@ -217,8 +216,3 @@ def s3_policy(tier: str, bucket: str, prefix: str = "") -> dict:
             }
         )
     return {"Version": "2012-10-17", "Statement": statements}
-
-
-def viewer_models(names: Iterable[str]) -> list[str]:
-    """The rollup models (of ``names``, in order) the viewer tier shows."""
-    return [n for n in names if n in USER_COUNT_COLUMNS]

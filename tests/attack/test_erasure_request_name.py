@@ -13,9 +13,15 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipelines.defs.ops.retention import RetentionResource
-from pipelines.defs.privacy.erasure import PrivacyResource, erase_users, erasure_requests_sensor
-from pipelines.defs.resources import DuckDBResource, LakeResource, PiiResource, RollupsResource
+from pipelines.defs.privacy.erasure import erase_users, erasure_requests_sensor
+from pipelines.defs.resources import (
+    DuckDBSettings,
+    LakeResource,
+    PiiResource,
+    PrivacyResource,
+    RetentionResource,
+    RollupsResource,
+)
 from tests.conftest import DAY, LakeHelper, event, line
 
 ADDRESS = "alice.subject@example.com"
@@ -44,7 +50,7 @@ def test_request_named_after_the_user_leaves_no_trace_in_dagster_home(
             resources={
                 "lake": LakeResource(root=root),
                 "pii": PiiResource(),
-                "duckdb": DuckDBResource(memory_limit="1GB"),
+                "duckdb": DuckDBSettings(memory_limit="1GB"),
                 "rollups": RollupsResource(),
                 "privacy": PrivacyResource(),
                 "retention": RetentionResource(),

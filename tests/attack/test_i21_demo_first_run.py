@@ -31,7 +31,8 @@ from datetime import date, datetime
 import pytest
 
 from pipelines import demo
-from pipelines.lib.sample import MANIFEST_NAME, SampleConfig, generate
+from pipelines.lib.sample_config import MANIFEST_NAME, SampleConfig
+from pipelines.lib.sample_generator import generate
 from pipelines.lib.settings import ConfigError
 
 

@@ -9,13 +9,14 @@ import uuid
 import dagster as dg
 import pytest
 
-from pipelines.defs.contracts.assets import CONTRACTS, build_contracts_asset
+from pipelines.defs.contracts.assets import build_contracts_asset
 from pipelines.defs.contracts.checks import build_family_check
 from pipelines.defs.ingest.assets import build_ingest_assets
+from pipelines.defs.keys import CONTRACTS
 from pipelines.defs.partitions import daily_partitions
 from pipelines.defs.resources import (
     ContractsResource,
-    DuckDBResource,
+    DuckDBSettings,
     LakeResource,
     PiiResource,
     RollupsResource,
@@ -62,7 +63,7 @@ def _run(lake, lines: list[bytes], **contracts: float) -> dg.ExecuteInProcessRes
         resources={
             "lake": LakeResource(root=str(lake.root)),
             "pii": PiiResource(),
-            "duckdb": DuckDBResource(),
+            "duckdb": DuckDBSettings(),
             "contracts": ContractsResource(**contracts),
         },
         partition_key=DAY.isoformat(),
@@ -123,7 +124,7 @@ def test_a_bad_day_does_not_build_its_real_daily_rollup_in_the_same_run(lake):
         resources={
             "lake": LakeResource(root=str(lake.root)),
             "pii": PiiResource(),
-            "duckdb": DuckDBResource(),
+            "duckdb": DuckDBSettings(),
             "contracts": ContractsResource(),
             "rollups": RollupsResource(),
         },

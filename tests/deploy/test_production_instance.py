@@ -23,7 +23,8 @@ from dagster_k8s import K8sRunLauncher
 
 import pipelines.definitions
 from pipelines.lib.paths import PROJECT_ROOT
-from pipelines.lib.sample import SampleConfig, generate
+from pipelines.lib.sample_config import SampleConfig
+from pipelines.lib.sample_generator import generate
 from pipelines.lib.storage import Lake
 from tests.conftest import free_port, new_bucket, stop, wait_until_serving
 

@@ -43,29 +43,51 @@ def day_index(day: date) -> int:
 # --- planted anomalies ---------------------------------------------------------------------------
 
 
+PLANTED_SEEDS = range(30)
+
+
 def test_planted_spikes_and_dips_are_found_and_little_else() -> None:
-    rng = np.random.default_rng(SEED)
-    values = metric(rng, 180)
-    planted = np.linspace(35, 172, 8).astype(int)  # after the first 28-day window, ~20 days apart
-    sign = np.where(np.arange(8) % 2 == 0, 1.0, -1.0)
     # 6-9 noise sigmas: with a 28-day window the band's std is ~1.3 noise sigmas (the weekday
     # offsets rest on 4 points each), so these are 4.6-6.9 of its own. Measured over 50 seeds,
-    # a 5-sigma anomaly is caught 71% of the time, 6: 90%, 7: 98%, 8: 100%.
-    values[planted] += sign * rng.uniform(6.0, 9.0, 8) * NOISE_SD
+    # a 5-sigma anomaly is caught 71% of the time, 6: 90%, 7: 98%, 8: 100%: about 97% of these
+    # overall. False alarms run near 0.97 a clean year, so ~0.4 over the ~150 judged days here.
+    # The bounds below leave room for that spread over the seeds and none for a broken detector
+    # (one that flags nothing, everything, or every day near a spike).
+    found = planted_total = flagged_total = 0
+    worst_recall = worst_precision = 1.0
+    for seed in PLANTED_SEEDS:
+        rng = np.random.default_rng(seed)
+        values = metric(rng, 180)
+        planted = np.linspace(35, 172, 8).astype(int)  # after the first 28-day window, ~20 apart
+        sign = np.where(np.arange(8) % 2 == 0, 1.0, -1.0)
+        values[planted] += sign * rng.uniform(6.0, 9.0, 8) * NOISE_SD
 
-    flags = detect(as_series(values))
-    precision, recall = precision_recall({day_index(f.day) for f in flags}, set(planted.tolist()))
-    print(f"seed {SEED}: precision {precision:.2f}, recall {recall:.2f}, {len(flags)} flags")
+        flags = detect(as_series(values))
+        flagged = {day_index(f.day) for f in flags}
+        precision, recall = precision_recall(flagged, set(planted.tolist()))
+        print(f"seed {seed}: precision {precision:.2f}, recall {recall:.2f}, {len(flags)} flags")
+        found += len(flagged & set(planted.tolist()))
+        planted_total += len(planted)
+        flagged_total += len(flags)
+        worst_recall, worst_precision = min(worst_recall, recall), min(worst_precision, precision)
 
-    assert recall == 1.0
-    assert precision >= 0.8
-    by_day = {day_index(f.day): f for f in flags}
-    for i, s in zip(planted, sign, strict=True):
-        flag = by_day[int(i)]
-        assert flag.direction == ("high" if s > 0 else "low")
-        assert (flag.z > 3.0) if s > 0 else (flag.z < -3.0)
-        assert not flag.lower <= flag.value <= flag.upper
-        assert flag.lower < flag.expected < flag.upper
+        by_day = {day_index(f.day): f for f in flags}
+        for i, s in zip(planted, sign, strict=True):
+            flag = by_day.get(int(i))
+            if flag is None:
+                continue  # a miss counts against recall above
+            assert flag.direction == ("high" if s > 0 else "low"), seed
+            assert (flag.z > 3.0) if s > 0 else (flag.z < -3.0), seed
+            assert not flag.lower <= flag.value <= flag.upper, seed
+            assert flag.lower < flag.expected < flag.upper, seed
+
+    # Pooled over the seeds (measured: recall 235/240 = 0.98, precision 235/243 = 0.97).
+    assert found / planted_total >= 0.93
+    assert found / flagged_total >= 0.90
+    # No seed loses more than two of its eight, or has fewer than 3 in 5 of its flags on a
+    # planted day (measured: worst recall 0.875, worst precision 0.70).
+    assert worst_recall >= 0.75
+    assert worst_precision >= 0.60
 
 
 def test_a_clean_year_raises_at_most_one_marginal_flag() -> None:

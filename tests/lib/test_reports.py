@@ -28,7 +28,7 @@ from pipelines.lib.reports.document import (
 from pipelines.lib.reports.health import FORMULA, WEEK_FORMULA, day_health, health, week_score
 from pipelines.lib.reports.recommend import NOTHING_TO_DO, recommendations
 from pipelines.lib.reports.render import to_html, to_markdown
-from pipelines.lib.sample import _ERRORS
+from pipelines.lib.sample_events import ERRORS
 from pipelines.lib.slo.evaluate import AnomalyResult, SloResult
 from tests import fonts
 from tests.chromium import headless_chromium
@@ -229,7 +229,7 @@ def test_nice_ticks_cover_the_range_in_round_steps(low, high, expected):
 
 # The real labels of the charts: the sample's error codes as the errors chart prints them, every
 # quarantine reason, the SLO chart's metric and slice, experiment buckets.
-ERROR_LABELS = [f"{component} {code} ({severity})" for component, code, severity, *_ in _ERRORS]
+ERROR_LABELS = [f"{component} {code} ({severity})" for component, code, severity, *_ in ERRORS]
 SLO_LABELS = [
     f"{metric} {slice_}"
     for metric in ("latency_p95_ms", "latency_p99_ms", "quarantine_share", "error_rate")

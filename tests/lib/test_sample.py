@@ -22,18 +22,17 @@ from typing import Any
 
 import fsspec
 import pytest
+from tqdm import tqdm
 
-from pipelines.lib.progress import Progress, human_count
-from pipelines.lib.sample import (
+from pipelines.lib.sample_config import (
     DAY_MS,
     EVENT_TYPES,
     MANIFEST_NAME,
     QUARANTINE_REASONS,
     SampleConfig,
-    generate,
-    load_manifest,
     uuid4_from_bits,
 )
+from pipelines.lib.sample_generator import generate, load_manifest, progress_bar
 
 REPO = Path(__file__).resolve().parents[2]
 START = date(2025, 6, 2)
@@ -486,21 +485,30 @@ def test_config_helpers_and_validation() -> None:
         SampleConfig(files_per_dt=0)
 
 
-def test_progress_plain_and_tty() -> None:
-    log = io.StringIO()
-    with Progress(1000, "gen", stream=log, tty=False, log_every=0) as p:
-        p.advance(400)
-        p.advance(600)
-    out = log.getvalue().splitlines()
-    assert out[0].startswith("gen:  40% 400/1.0k events")
-    assert out[-1].startswith("gen: done: 1.0k events in")
-    tty = io.StringIO()
-    with Progress(2_000_000, "gen", stream=tty, tty=True, redraw_every=0) as p:
-        p.advance(900_000)
-    text = tty.getvalue()
-    assert "\r" in text and "[#############" in text and "900k/2.0M events" in text
-    assert "ETA" in text and text.endswith("\n")
-    assert human_count(999) == "999" and human_count(123_456) == "123k"
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+# tqdm's closing line: "label: 45%|####5     | 900k/2.00M [00:00<00:00, 3.76G events/s]".
+_RATE_AND_ETA = re.compile(r"\[\d\d:\d\d<\d\d:\d\d, [\d.]+[kMG]? events/s\]\n$")
+
+
+def test_progress_bar_shows_count_rate_and_eta_and_spares_logs() -> None:
+    log = io.StringIO()  # a pipe or a CI log
+    with progress_bar(2_000_000, "gen", stream=log) as bar:
+        for _ in range(900):
+            bar.update(1000)
+    last = log.getvalue().split("\r")[-1]
+    assert last.startswith("gen:  45%|") and " 900k/2.00M " in last, last
+    assert _RATE_AND_ETA.search(last), last
+    # 900 updates within a second: the opening line and the closing one, nothing between.
+    assert log.getvalue().count("\r") == 2
+    tty = _Terminal()
+    with progress_bar(None, "sample", stream=tty) as bar:  # the demo's: no total, no ETA
+        bar.update(1234)
+    assert tty.getvalue().split("\r")[-1].startswith("sample: 1.23k events [")
+    assert tty.getvalue().endswith(" events/s]\n")
 
 
 def test_cli_writes_and_reports_progress(tmp_path: Path) -> None:
@@ -510,9 +518,14 @@ def test_cli_writes_and_reports_progress(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert "sample: done:" in proc.stderr and "events" in proc.stderr
+    # stderr is a pipe here: the bar's closing line, with the events it counted (past the
+    # estimate, tqdm drops the total and the ETA) and their rate.
+    last = proc.stderr.splitlines()[-1]
     summary = json.loads(proc.stdout)
     manifest = load_manifest(str(root))
+    events = sum(sum(p["rows"].values()) for p in manifest["partitions"].values())
+    assert last.startswith("sample: ") and f" {tqdm.format_sizeof(events)}" in last, last
+    assert last.rstrip().endswith(" events/s]"), last
     assert summary["lines"] == sum(f["lines"] for f in manifest["files"].values()) > 0
     assert manifest["config"]["requests_per_day"] == 200 and manifest["config"]["seed"] == 3
     parts, _ = classify(root)

@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.defs.resources import DuckDBResource, LakeResource
+from pipelines.defs.resources import DuckDBSettings, LakeResource
 from pipelines.lib import settings, workdir
 from pipelines.lib.settings import ConfigError
 from pipelines.lib.sql import connect, lake_connection
@@ -173,7 +173,7 @@ def test_a_relative_work_root_fails_naming_the_variable():
 
 def test_the_retired_spill_variable_fails_saying_what_replaced_it():
     with pytest.raises(ConfigError) as caught:
-        DuckDBResource(temp_directory="/scratch").setup_for_execution(None)  # type: ignore[arg-type]
+        DuckDBSettings(temp_directory="/scratch").setup_for_execution(None)  # type: ignore[arg-type]
     assert str(caught.value) == (
         "TELEMETRY_DUCKDB_TEMP_DIRECTORY='/scratch' is no longer read: set "
         "TELEMETRY_WORK_ROOT='/scratch' instead (each run spills into a private folder under it, "

@@ -5,7 +5,7 @@ import dagster as dg
 
 from pipelines.defs.ingest.assets import build_ingest_assets
 from pipelines.defs.partitions import daily_partitions
-from pipelines.defs.resources import DuckDBResource, LakeResource, PiiResource
+from pipelines.defs.resources import DuckDBSettings, LakeResource, PiiResource
 
 defs = dg.Definitions(
     assets=[build_ingest_assets(daily_partitions())],
@@ -13,6 +13,6 @@ defs = dg.Definitions(
     resources={
         "lake": LakeResource(root=dg.EnvVar("TELEMETRY_LAKE_ROOT")),
         "pii": PiiResource(),
-        "duckdb": DuckDBResource(memory_limit="512MB", threads=1),
+        "duckdb": DuckDBSettings(memory_limit="512MB", threads=1),
     },
 )

@@ -9,17 +9,14 @@ from collections.abc import Iterator
 import dagster as dg
 import pytest
 
-from pipelines.defs.ingest.assets import LEDGER, build_ingest_assets
+from pipelines.defs import resources
+from pipelines.defs.ingest.assets import build_ingest_assets
 from pipelines.defs.ingest.checks import LEDGER_BALANCES, build_ledger_check
+from pipelines.defs.keys import LEDGER
 from pipelines.defs.ops import alerts as alert_defs
-from pipelines.defs.ops.alerts import (
-    AlertsResource,
-    alerts_failed_runs,
-    alerts_succeeded_runs,
-    run_partition,
-)
+from pipelines.defs.ops.alerts import alerts_failed_runs, alerts_succeeded_runs, run_partition
 from pipelines.defs.partitions import daily_partitions
-from pipelines.defs.resources import DuckDBResource, LakeResource, PiiResource
+from pipelines.defs.resources import AlertsResource, DuckDBSettings, LakeResource, PiiResource
 from pipelines.defs.slo.checks import ANOMALY_CHECKS, SLO_CHECKS
 from pipelines.lib.alerts import SLO_CHECK_PREFIX
 from pipelines.lib.ingest import reading_partitions
@@ -106,7 +103,7 @@ def _fail_the_ledger_gate(lake, instance) -> dg.ExecuteInProcessResult:
         resources={
             "lake": LakeResource(root=str(lake.root)),
             "pii": PiiResource(),
-            "duckdb": DuckDBResource(),
+            "duckdb": DuckDBSettings(),
         },
         partition_key=last.isoformat(),
         instance=instance,
@@ -238,7 +235,7 @@ def test_the_resource_reads_the_environment(monkeypatch):
     monkeypatch.setenv("TELEMETRY_ALERT_WEBHOOK_URL", "https://hooks.example.com/t")
     monkeypatch.setenv("TELEMETRY_DAGSTER_URL", "https://dagster.example")
     defs = alert_defs.defs()
-    with dg.build_resources({"alerts": defs.resources["alerts"]}) as built:
+    with dg.build_resources({"alerts": resources.defs().resources["alerts"]}) as built:
         assert built.alerts.webhook() == "https://hooks.example.com/t"
         assert built.alerts.run_url("r") == "https://dagster.example/runs/r"
     assert {s.name for s in defs.sensors} == {"alerts_failed_runs", "alerts_succeeded_runs"}

@@ -17,15 +17,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.defs.ingest.assets import build_ingest_assets
-from pipelines.defs.ops.compact import (
-    COMPACT_OP,
-    COMPACTION_PRESERVED_ROWS,
-    CompactionResource,
-    build_compact_job,
-    build_compaction_sensor,
-)
+from pipelines.defs.keys import COMPACTION_PRESERVED_ROWS
+from pipelines.defs.ops.compact import COMPACT_OP, build_compact_job, build_compaction_sensor
 from pipelines.defs.partitions import daily_partitions
-from pipelines.defs.resources import DuckDBResource, LakeResource, PiiResource
+from pipelines.defs.resources import CompactionResource, DuckDBSettings, LakeResource, PiiResource
 from pipelines.lib import storage
 from pipelines.lib.ingest import IngestSettings, ingest_partition
 from pipelines.lib.ledger import audit_ledger
@@ -215,7 +210,7 @@ def test_a_target_outside_128_mib_to_1_gib_is_refused_naming_the_setting(target)
 def _resources(lake, **compaction) -> dict:
     return {
         "lake": LakeResource(root=str(lake.root)),
-        "duckdb": DuckDBResource(),
+        "duckdb": DuckDBSettings(),
         "compaction": CompactionResource(**compaction),
     }
 

@@ -1,22 +1,22 @@
 """Freshness checks on every daily asset: yesterday's partition by 06:00 UTC, and a failed check
-names the missing partition. Run for real against an instance that has some partitions."""
+names the missing partition. Run for real against an instance that has some partitions, with
+Dagster's clock frozen either side of a deadline."""
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.test_utils import freeze_time
 
 import pipelines.definitions
-from pipelines.defs.ops.freshness import FRESHNESS_CHECK, daily_asset_keys
+from pipelines.defs.keys import FRESHNESS_CHECK, daily_asset_keys
 
-
-def _expected_partition(now: datetime) -> str:
-    # The latest 06:00 UTC deadline that has passed expects the day before it.
-    deadline = datetime.combine(now.date(), time(6), tzinfo=UTC)
-    if now < deadline:
-        deadline -= timedelta(days=1)
-    return (deadline.date() - timedelta(days=1)).isoformat()
+# Written out by hand from the rule (the latest 06:00 UTC deadline that has passed expects the
+# day before it), not computed: a minute before the deadline of 2025-06-10 the check still
+# expects 2025-06-08; at the deadline, 2025-06-09.
+BEFORE_DEADLINE = (datetime(2025, 6, 10, 5, 59, tzinfo=UTC), "2025-06-08")
+AT_DEADLINE = (datetime(2025, 6, 10, 6, 0, tzinfo=UTC), "2025-06-09")
 
 
 @pytest.fixture
@@ -41,21 +41,22 @@ def test_every_daily_asset_has_a_freshness_check(defs):
     }  # fmt: skip
 
 
-def test_a_missing_partition_fails_the_check_by_name_and_a_present_one_passes(defs):
-    with dg.instance_for_test() as instance:
-        expected = _expected_partition(datetime.now(UTC))
+@pytest.mark.parametrize(
+    ("now", "expected"), [BEFORE_DEADLINE, AT_DEADLINE], ids=["before_06_00", "at_06_00"]
+)
+def test_a_missing_partition_fails_the_check_by_name_and_a_present_one_passes(defs, now, expected):
+    with dg.instance_for_test() as instance, freeze_time(now):
         instance.report_runless_asset_event(dg.AssetMaterialization("request", partition=expected))
         # An older partition of another asset does not make it fresh.
-        older = (datetime.fromisoformat(expected) - timedelta(days=3)).date().isoformat()
-        instance.report_runless_asset_event(dg.AssetMaterialization("click", partition=older))
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization("click", partition="2025-06-05")
+        )
         result = defs.resolve_job_def("freshness_only").execute_in_process(
             instance=instance, raise_on_error=False
         )
         evaluations = {
             e.asset_key.to_user_string(): e for e in result.get_asset_check_evaluations()
         }
-    if expected != _expected_partition(datetime.now(UTC)):
-        pytest.skip("the 06:00 UTC deadline passed while the test ran")
     assert len(evaluations) == 12
     assert evaluations["request"].passed
     click = evaluations["click"]

@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.defs.ops.retention import RetentionResource, retention_daily, retention_job
-from pipelines.defs.resources import LakeResource
+from pipelines.defs.ops.retention import retention_daily, retention_job
+from pipelines.defs.resources import LakeResource, RetentionResource
 from pipelines.lib.landing import RETIRED_MARKER, LandingRetiredError
 from pipelines.lib.ops.retention import (
     REPORT_SCHEMA,

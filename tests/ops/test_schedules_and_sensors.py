@@ -48,15 +48,17 @@ def test_each_schedule_requests_the_period_that_just_ended(repo, name, cron, job
     )
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     request = schedule(dg.build_schedule_context(scheduled_execution_time=tick))
-    assert (request.partition_key, request.run_key) == (key, f"{name}:{key}")
+    # Dagster's partitioned schedule keys each run by its partition (run keys are per schedule).
+    assert (request.partition_key, request.run_key) == (key, key)
 
 
-def test_a_schedule_tick_before_the_first_partition_date_is_skipped(repo, monkeypatch):
-    monkeypatch.setenv("TELEMETRY_FIRST_DATE", "2025-06-10")
+def test_a_schedule_tick_before_the_first_partition_date_is_skipped(repo):
+    # The first partition date (TELEMETRY_FIRST_DATE, default 2025-01-01) is read when definitions
+    # load: the tick that would build 2024-12-31 finds no partition to request.
     schedule = repo.get_schedule_def("daily_lake_schedule")
-    result = schedule(dg.build_schedule_context(scheduled_execution_time=at(2025, 6, 3, 2)))
+    result = schedule(dg.build_schedule_context(scheduled_execution_time=at(2025, 1, 1, 2)))
     assert isinstance(result, dg.SkipReason)
-    assert "before the first partition date 2025-06-10" in result.skip_message
+    assert "has no partitions" in result.skip_message
 
 
 def test_the_daily_job_builds_ingest_contracts_and_daily_rollups(repo):

@@ -14,7 +14,8 @@ from pipelines.lib.contracts.run import run_contracts
 from pipelines.lib.contracts.verdict import Thresholds
 from pipelines.lib.ingest import IngestSettings, PiiKey, ingest_partition
 from pipelines.lib.rollups.run import DAY, MODELS, MONTH, WEEK, build_rollup
-from pipelines.lib.sample import SampleConfig, generate
+from pipelines.lib.sample_config import SampleConfig
+from pipelines.lib.sample_generator import generate
 from pipelines.lib.storage import Lake
 
 JUNE = date(2025, 6, 1)

@@ -11,10 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.lib import pii
+from pipelines.lib.erased_users import erased_users
 from pipelines.lib.privacy.audit import REQUEST, REWRITTEN, read_audit, write_audit
 from pipelines.lib.privacy.erasure import erase
 from pipelines.lib.privacy.rebuild import Rebuilt
-from pipelines.lib.privacy.registry import erased_users
 from pipelines.lib.privacy.requests import parse_request
 from tests.conftest import KEY, LakeHelper, event, line
 

@@ -12,16 +12,22 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.defs.ops.retention import RetentionResource
-from pipelines.defs.privacy.erasure import PrivacyResource, erase_users, erasure_requests_sensor
+from pipelines.defs.privacy.erasure import erase_users, erasure_requests_sensor
 from pipelines.defs.privacy.export import export_user_job
-from pipelines.defs.resources import DuckDBResource, LakeResource, PiiResource, RollupsResource
+from pipelines.defs.resources import (
+    DuckDBSettings,
+    LakeResource,
+    PiiResource,
+    PrivacyResource,
+    RetentionResource,
+    RollupsResource,
+)
 from pipelines.lib import pii
+from pipelines.lib.erased_users import erased_users
 from pipelines.lib.ingest import IngestSettings, PiiKey, ingest_partition
 from pipelines.lib.ledger import audit_ledger
 from pipelines.lib.privacy.audit import AUDIT_DIR
 from pipelines.lib.privacy.exports import EXPORTS_DIR
-from pipelines.lib.privacy.registry import erased_users
 from pipelines.lib.privacy.requests import (
     PROCESSED_DIR,
     REQUESTS_DIR,
@@ -38,7 +44,7 @@ def _resources(root: str) -> dict:
     return {
         "lake": LakeResource(root=root),
         "pii": PiiResource(),
-        "duckdb": DuckDBResource(memory_limit="1GB"),
+        "duckdb": DuckDBSettings(memory_limit="1GB"),
         "rollups": RollupsResource(),
         "privacy": PrivacyResource(),
         "retention": RetentionResource(),

@@ -45,18 +45,20 @@ import duckdb
 import pytest
 
 from pipelines.defs.bundles.assets import build_partner_bundle_asset
-from pipelines.defs.catalog.assets import CatalogResource, build_catalog_asset
+from pipelines.defs.catalog.assets import build_catalog_asset
 from pipelines.defs.contracts.assets import build_contracts_asset
 from pipelines.defs.contracts.checks import build_family_check
 from pipelines.defs.ingest.assets import build_ingest_assets
 from pipelines.defs.ingest.checks import LEDGER_BALANCES, build_ledger_check
 from pipelines.defs.partitions import daily_partitions, weekly_partitions
-from pipelines.defs.reports.assets import ReportsResource, build_report_asset
+from pipelines.defs.reports.assets import build_report_asset
 from pipelines.defs.resources import (
+    CatalogResource,
     ContractsResource,
-    DuckDBResource,
+    DuckDBSettings,
     LakeResource,
     PiiResource,
+    ReportsResource,
     RollupsResource,
     SloResource,
 )
@@ -64,8 +66,8 @@ from pipelines.defs.rollups.assets import build_rollup_asset
 from pipelines.defs.slo.checks import build_slo_checks
 from pipelines.lib import tiers
 from pipelines.lib.contracts.rules import FAMILIES
+from pipelines.lib.erased_users import ERASED
 from pipelines.lib.ingest import IngestSettings, ingest_partition
-from pipelines.lib.privacy.registry import ERASED
 from pipelines.lib.reports.data import DAILY, WEEKLY
 from pipelines.lib.rollups.run import DAY, MODELS, MODELS_BY_NAME, WEEK, build_rollup
 from pipelines.lib.schemas import accepted_versions, event_types
@@ -440,7 +442,7 @@ def run(request, tmp_path_factory, corpus, landed) -> Run:
     resources = {
         "lake": lake_resource,
         "pii": pii_resource,
-        "duckdb": DuckDBResource(memory_limit="1GB"),
+        "duckdb": DuckDBSettings(memory_limit="1GB"),
         "contracts": ContractsResource(),
         "rollups": RollupsResource(),
         "slo": SloResource(),

@@ -12,10 +12,16 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from pipelines.defs.ops.retention import RetentionResource
-from pipelines.defs.privacy.erasure import PrivacyResource, erase_users, erasure_requests_sensor
+from pipelines.defs.privacy.erasure import erase_users, erasure_requests_sensor
 from pipelines.defs.privacy.export import export_user_job
-from pipelines.defs.resources import DuckDBResource, LakeResource, PiiResource, RollupsResource
+from pipelines.defs.resources import (
+    DuckDBSettings,
+    LakeResource,
+    PiiResource,
+    PrivacyResource,
+    RetentionResource,
+    RollupsResource,
+)
 from pipelines.lib.privacy.requests import (
     EXPORT_REQUESTS_DIR,
     REQUESTS_DIR,
@@ -46,7 +52,7 @@ def _resources(root: Path) -> dict:
     return {
         "lake": LakeResource(root=str(root)),
         "pii": PiiResource(),
-        "duckdb": DuckDBResource(memory_limit="512MB"),
+        "duckdb": DuckDBSettings(memory_limit="512MB"),
         "rollups": RollupsResource(),
         "privacy": PrivacyResource(),
         "retention": RetentionResource(),

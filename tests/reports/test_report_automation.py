@@ -11,18 +11,11 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 import pytest
 
-from pipelines.defs.ingest.assets import LEDGER, QUARANTINE
+from pipelines.defs.keys import LEDGER, QUARANTINE, REPORT_DAILY, REPORT_WEEKLY
 from pipelines.defs.ops.automation import AUTOMATED, automated_jobs
 from pipelines.defs.partitions import daily_partitions, weekly_partitions
-from pipelines.defs.reports.assets import (
-    REPORT_DAILY,
-    REPORT_WEEKLY,
-    REPORTS_DAILY_JOB,
-    REPORTS_WEEKLY_JOB,
-    ReportsResource,
-    build_report_asset,
-)
-from pipelines.defs.resources import DuckDBResource, LakeResource, SloResource
+from pipelines.defs.reports.assets import REPORTS_DAILY_JOB, REPORTS_WEEKLY_JOB, build_report_asset
+from pipelines.defs.resources import DuckDBSettings, LakeResource, ReportsResource, SloResource
 from pipelines.lib.reports.data import DAILY, WEEKLY
 from tests.ops.test_ripple import requested_runs
 
@@ -67,7 +60,7 @@ def defs() -> dg.Definitions:
     resources = {
         "lake": LakeResource(),
         "slo": SloResource(),
-        "duckdb": DuckDBResource(),
+        "duckdb": DuckDBSettings(),
         "reports": ReportsResource(),
     }
     jobs = [job for job in automated_jobs() if job.name in JOBS]

@@ -36,7 +36,8 @@ from pipelines.lib.contracts.verdict import Thresholds
 from pipelines.lib.ingest import IngestSettings, PiiKey, ingest_partition
 from pipelines.lib.paths import PROJECT_ROOT
 from pipelines.lib.rollups.run import MODELS_BY_NAME, build_rollup
-from pipelines.lib.sample import SampleConfig, generate
+from pipelines.lib.sample_config import SampleConfig
+from pipelines.lib.sample_generator import generate
 from pipelines.lib.storage import Lake
 
 EVENT_TYPES = ("request", "ranking", "impression", "click", "error")

@@ -11,13 +11,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.defs.partitions import daily_partitions, monthly_partitions, weekly_partitions
-from pipelines.defs.resources import DuckDBResource, LakeResource, RollupsResource
+from pipelines.defs.resources import DuckDBSettings, LakeResource, RollupsResource
 from pipelines.defs.rollups.assets import build_rollup_asset
 from pipelines.lib import pii
 from pipelines.lib.ingest import IngestSettings, PiiKey, ingest_partition
 from pipelines.lib.rollups.docs import definition
 from pipelines.lib.rollups.run import DAY, MODELS, MONTH, WEEK, rollup_file
-from pipelines.lib.sample import SampleConfig, generate
+from pipelines.lib.sample_config import SampleConfig
+from pipelines.lib.sample_generator import generate
 from pipelines.lib.schemas import load_event_schemas
 from pipelines.lib.storage import Lake
 
@@ -37,7 +38,7 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
     resources = {
         "lake": LakeResource(root=root),
         "rollups": RollupsResource(),
-        "duckdb": DuckDBResource(memory_limit="1GB"),
+        "duckdb": DuckDBSettings(memory_limit="1GB"),
     }
     # Every day's rollups first: weeks and months are merged from their days.
     keys = {DAY: [JUNE + timedelta(days=n) for n in range(30)], WEEK: [MONDAY], MONTH: [JUNE]}

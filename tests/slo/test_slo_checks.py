@@ -26,7 +26,7 @@ from pipelines.defs.ingest.assets import build_ingest_assets
 from pipelines.defs.partitions import daily_partitions
 from pipelines.defs.resources import (
     ContractsResource,
-    DuckDBResource,
+    DuckDBSettings,
     LakeResource,
     PiiResource,
     RollupsResource,
@@ -42,7 +42,8 @@ from pipelines.defs.slo.checks import (
 from pipelines.lib.contracts.rules import FAMILIES
 from pipelines.lib.paths import ledger_dir, ledger_file, slo_file
 from pipelines.lib.rollups.run import DAY, MODELS, MODELS_BY_NAME, rollup_dir, rollup_file
-from pipelines.lib.sample import DAY_MS, SampleConfig, generate
+from pipelines.lib.sample_config import DAY_MS, SampleConfig
+from pipelines.lib.sample_generator import generate
 from pipelines.lib.slo.config import load_slo_config
 from pipelines.lib.storage import Lake, write_table
 
@@ -95,7 +96,7 @@ def _resources(root: str, slo: SloResource | None = None) -> dict:
     return {
         "lake": LakeResource(root=root),
         "pii": PiiResource(),
-        "duckdb": DuckDBResource(memory_limit="1GB"),
+        "duckdb": DuckDBSettings(memory_limit="1GB"),
         "contracts": ContractsResource(),
         "rollups": RollupsResource(),
         "slo": slo or SloResource(),

@@ -9,16 +9,12 @@ from datetime import date
 
 import dagster as dg
 
-from pipelines.defs.catalog.assets import CatalogResource
-from pipelines.defs.ingest.assets import OWNERS
+from pipelines.defs.keys import BUNDLES_GROUP, OWNERS, PARTNER_BUNDLE
 from pipelines.defs.partitions import daily_partitions, monthly_partitions
-from pipelines.defs.resources import DuckDBResource, LakeResource, lake_on_s3
+from pipelines.defs.resources import CatalogResource, DuckDBSettings, LakeResource, lake_on_s3
 from pipelines.lib.bundles import build_bundle
 from pipelines.lib.rollups.run import MODELS, MONTH
 from pipelines.lib.tiers import USER_COUNT_COLUMNS
-
-PARTNER_BUNDLE = "partner_bundle"
-GROUP = "bundles"
 
 
 def _deps() -> list[dg.AssetDep]:
@@ -37,7 +33,7 @@ def build_partner_bundle_asset(on_s3: bool = False) -> dg.AssetsDefinition:
         name=PARTNER_BUNDLE,
         deps=_deps(),
         partitions_def=monthly_partitions(),
-        group_name=GROUP,
+        group_name=BUNDLES_GROUP,
         owners=OWNERS,
         kinds={"duckdb", "parquet", *(["s3"] if on_s3 else [])},
         description="The viewer tier's rollups of one month for partners: one Parquet file per "
@@ -49,7 +45,7 @@ def build_partner_bundle_asset(on_s3: bool = False) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext,
         lake: LakeResource,
         catalog: CatalogResource,
-        duckdb: DuckDBResource,
+        duckdb: DuckDBSettings,
     ) -> dg.MaterializeResult:
         result = build_bundle(
             lake.lake(),

@@ -4,20 +4,19 @@ from datetime import date
 
 import dagster as dg
 
-from pipelines.defs.ingest.assets import OWNERS, QUARANTINE, arrow_table_schema
-from pipelines.defs.ops.job_checks import without_watched_checks
+from pipelines.defs.ingest.assets import arrow_table_schema
+from pipelines.defs.job_checks import without_watched_checks
+from pipelines.defs.keys import CONTRACTS, CONTRACTS_GROUP, OWNERS, QUARANTINE
 from pipelines.defs.partitions import daily_partitions
 from pipelines.defs.resources import (
     ContractsResource,
-    DuckDBResource,
+    DuckDBSettings,
     LakeResource,
     lake_on_s3,
 )
 from pipelines.lib.contracts.rules import CHAIN_TYPES
 from pipelines.lib.contracts.run import QUALITY_SCHEMA, VIOLATIONS_SCHEMA, run_contracts
 from pipelines.lib.schemas import event_types
-
-CONTRACTS = "contracts"
 
 # Joins near midnight look at the neighbouring days, where they exist.
 _NEIGHBOURS = dg.TimeWindowPartitionMapping(
@@ -39,7 +38,7 @@ def build_contracts_asset(
         name=CONTRACTS,
         deps=_deps(),
         partitions_def=partitions_def,
-        group_name="contracts",
+        group_name=CONTRACTS_GROUP,
         owners=OWNERS,
         kinds={"duckdb", "parquet", "great_expectations", *(["s3"] if on_s3 else [])},
         pool="contracts",
@@ -55,7 +54,7 @@ def build_contracts_asset(
         context: dg.AssetExecutionContext,
         lake: LakeResource,
         contracts: ContractsResource,
-        duckdb: DuckDBResource,
+        duckdb: DuckDBSettings,
     ) -> dg.MaterializeResult:
         day = date.fromisoformat(context.partition_key)
         target = lake.lake()
@@ -94,7 +93,7 @@ def defs() -> dg.Definitions:
         jobs=[
             dg.define_asset_job(
                 "contracts_daily",
-                selection=without_watched_checks(dg.AssetSelection.groups("contracts")),
+                selection=without_watched_checks(dg.AssetSelection.groups(CONTRACTS_GROUP)),
                 description="Check one day's contracts (joins over D-1..D+1, GX suites, "
                 "timeliness) once D and, ideally, D+1 are ingested; the four family checks "
                 "gate what depends on the day.",

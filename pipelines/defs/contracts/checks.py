@@ -6,7 +6,7 @@ from datetime import date
 
 import dagster as dg
 
-from pipelines.defs.contracts.assets import CONTRACTS
+from pipelines.defs.keys import CONTRACTS
 from pipelines.defs.partitions import daily_partitions
 from pipelines.defs.resources import ContractsResource, LakeResource
 from pipelines.lib.contracts.rules import COMPLETENESS, CONSISTENCY, TIMELINESS, VALIDITY

@@ -6,9 +6,10 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 
-from pipelines.defs.ops.job_checks import without_watched_checks
+from pipelines.defs.job_checks import without_watched_checks
+from pipelines.defs.keys import INGEST_GROUP, LEDGER, OWNERS, QUARANTINE
 from pipelines.defs.partitions import daily_partitions
-from pipelines.defs.resources import DuckDBResource, LakeResource, PiiResource, lake_on_s3
+from pipelines.defs.resources import DuckDBSettings, LakeResource, PiiResource, lake_on_s3
 from pipelines.lib.ingest import (
     ADDED_COLUMNS,
     QUARANTINE_SCHEMA,
@@ -20,10 +21,6 @@ from pipelines.lib.ingest import (
 from pipelines.lib.schemas import event_types
 from pipelines.lib.sqlschema import CompiledSchema
 from pipelines.lib.wipe_guard import SAMPLE_SIZE, MissingLandingFilesError
-
-OWNERS = ["team:data-platform"]
-QUARANTINE = "quarantine"
-LEDGER = "ledger"
 
 
 def _column_schema(compiled: CompiledSchema) -> dg.TableSchema:
@@ -49,7 +46,7 @@ def arrow_table_schema(schema: pa.Schema) -> dg.TableSchema:
 
 
 def _specs(kinds: set[str]) -> list[dg.AssetSpec]:
-    common = {"group_name": "ingest", "owners": OWNERS, "kinds": kinds}
+    common = {"group_name": INGEST_GROUP, "owners": OWNERS, "kinds": kinds}
     specs = [
         dg.AssetSpec(
             event_type,
@@ -153,7 +150,7 @@ def build_ingest_assets(
         context: dg.AssetExecutionContext,
         lake: LakeResource,
         pii: PiiResource,
-        duckdb: DuckDBResource,
+        duckdb: DuckDBSettings,
     ):
         day = date.fromisoformat(context.partition_key)
         target = lake.lake()
@@ -195,7 +192,7 @@ def defs() -> dg.Definitions:
         jobs=[
             dg.define_asset_job(
                 "ingest_daily",
-                selection=without_watched_checks(dg.AssetSelection.groups("ingest")),
+                selection=without_watched_checks(dg.AssetSelection.groups(INGEST_GROUP)),
                 description="Ingest one day: read landing dt D-1..D+2, write D's events, "
                 "quarantine and ledger, then check that the ledger balances.",
             )

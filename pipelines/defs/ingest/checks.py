@@ -5,7 +5,7 @@ from datetime import date
 
 import dagster as dg
 
-from pipelines.defs.ingest.assets import LEDGER
+from pipelines.defs.keys import LEDGER
 from pipelines.defs.partitions import daily_partitions
 from pipelines.defs.resources import LakeResource
 from pipelines.lib.ledger import audit_ledger

@@ -11,7 +11,7 @@ from datetime import date
 
 import dagster as dg
 
-from pipelines.defs.ingest.assets import LEDGER
+from pipelines.defs.keys import LEDGER
 from pipelines.defs.resources import LakeResource
 from pipelines.lib.lease import LeaseHeldError
 from pipelines.lib.publish import pending_days, recover_pending

@@ -14,9 +14,10 @@ from datetime import date
 import dagster as dg
 from pydantic import Field
 
-from pipelines.defs.ingest.assets import LEDGER, ingest_metadata
+from pipelines.defs.ingest.assets import ingest_metadata
 from pipelines.defs.ingest.checks import LEDGER_BALANCES
-from pipelines.defs.resources import DuckDBResource, LakeResource, PiiResource
+from pipelines.defs.keys import LEDGER
+from pipelines.defs.resources import DuckDBSettings, LakeResource, PiiResource
 from pipelines.lib.ingest import ingest_partition
 from pipelines.lib.ledger import audit_ledger
 from pipelines.lib.replay import REPLAYABLE_REASONS, SAMPLE_SIZE, DayPlan, plan_replay
@@ -71,7 +72,7 @@ def replay_op(
     config: ReplayConfig,
     lake: LakeResource,
     pii: PiiResource,
-    duckdb: DuckDBResource,
+    duckdb: DuckDBSettings,
 ) -> None:
     days = _days(config.event_dates)
     the_lake, settings = lake.lake(), duckdb.ingest_settings()

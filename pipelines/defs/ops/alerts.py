@@ -15,26 +15,17 @@ sensor does not repeat side effects), so the logged body is what to replay. With
 TELEMETRY_ALERT_WEBHOOK_URL the sensors skip each run with a message saying so.
 """
 
-import logging
 from datetime import UTC, datetime
 
 import dagster as dg
 
-from pipelines.defs.resources import env_var
+from pipelines.defs.resources import AlertsResource
 from pipelines.lib.alerts import (
-    DAGSTER_URL_VARIABLE,
-    DEFAULT_RETRY_PAUSE_S,
-    DEFAULT_TIMEOUT_S,
     WEBHOOK_URL_VARIABLE,
-    Alert,
     CheckOutcome,
     Run,
     RunFailure,
     alerts_for_run,
-    parse_dagster_url,
-    parse_webhook_url,
-    run_url,
-    send_all,
 )
 
 FAILED_RUNS_SENSOR = "alerts_failed_runs"
@@ -49,30 +40,6 @@ RANGE_END_TAG = "dagster/asset_partition_range_end"
 # Set on a failed run when the instance's run retries will re-execute it.
 WILL_RETRY_TAG = "dagster/will_retry"
 _NUMBERS = (dg.IntMetadataValue, dg.FloatMetadataValue, dg.BoolMetadataValue)
-
-
-class AlertsResource(dg.ConfigurableResource):
-    """Where alerts go: the webhook (TELEMETRY_ALERT_WEBHOOK_URL; unset: alerts off) and the
-    Dagster UI that run links point at (TELEMETRY_DAGSTER_URL, default http://127.0.0.1:3000).
-    Checked when a sensor tick starts."""
-
-    webhook_url: str | None = None
-    dagster_url: str | None = None
-    timeout_s: float = DEFAULT_TIMEOUT_S
-    retry_pause_s: float = DEFAULT_RETRY_PAUSE_S
-
-    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        self.webhook()
-        parse_dagster_url(self.dagster_url)
-
-    def webhook(self) -> str | None:
-        return parse_webhook_url(self.webhook_url)
-
-    def run_url(self, run_id: str) -> str:
-        return run_url(parse_dagster_url(self.dagster_url), run_id)
-
-    def send(self, alerts: list[Alert], log: logging.Logger) -> None:
-        send_all(self.webhook(), alerts, log.info, log.error, self.timeout_s, self.retry_pause_s)
 
 
 def run_partition(tags: dict[str, str]) -> str | None:
@@ -180,12 +147,4 @@ def alerts_succeeded_runs(context: dg.RunStatusSensorContext, alerts: AlertsReso
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.Definitions(
-        sensors=[alerts_failed_runs, alerts_succeeded_runs],
-        resources={
-            "alerts": AlertsResource(
-                webhook_url=env_var(WEBHOOK_URL_VARIABLE),
-                dagster_url=env_var(DAGSTER_URL_VARIABLE),
-            )
-        },
-    )
+    return dg.Definitions(sensors=[alerts_failed_runs, alerts_succeeded_runs])

@@ -21,14 +21,9 @@ import warnings
 
 import dagster as dg
 
-from pipelines.defs.bundles.assets import PARTNER_BUNDLE
-from pipelines.defs.catalog.assets import CATALOG, CATALOG_JOB
-from pipelines.defs.reports.assets import (
-    REPORT_DAILY,
-    REPORT_WEEKLY,
-    REPORTS_DAILY_JOB,
-    REPORTS_WEEKLY_JOB,
-)
+from pipelines.defs.catalog.assets import CATALOG_JOB
+from pipelines.defs.keys import CATALOG, PARTNER_BUNDLE, REPORT_DAILY, REPORT_WEEKLY
+from pipelines.defs.reports.assets import REPORTS_DAILY_JOB, REPORTS_WEEKLY_JOB
 from pipelines.defs.rollups.assets import ROLLUP_JOBS, rollups_selection
 from pipelines.lib.rollups.run import MONTH, WEEK
 

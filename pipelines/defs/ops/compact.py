@@ -8,7 +8,7 @@ sensor that runs it after an ingest leaves a partition with too many or too larg
   some event types (the sensor names those that need it).
 * ``compaction_preserved_rows`` is declared on every event table. The compact op records its
   evaluation for each partition it rewrites: rows and checksum before and after, files and bytes.
-  It is a proof, not a gate, so the jobs that build a day leave it out (``job_checks.py``);
+  It is a proof, not a gate, so the jobs that build a day leave it out (``defs/job_checks.py``);
   executed on its own (from the UI) it re-verifies a compacted partition against the proof
   stamped in its files, and passes at once (footers only) for one written by ingest since.
 * The op shares the ``ingest`` pool: each holds a DuckDB capped by the duckdb resource.
@@ -22,11 +22,10 @@ from datetime import date
 import dagster as dg
 from pydantic import Field
 
+from pipelines.defs.keys import COMPACTION_PRESERVED_ROWS
 from pipelines.defs.partitions import daily_partitions
-from pipelines.defs.resources import DuckDBResource, LakeResource
+from pipelines.defs.resources import CompactionResource, DuckDBSettings, LakeResource
 from pipelines.lib.ops.compact import (
-    DEFAULT_MAX_FILES,
-    DEFAULT_TARGET_FILE_BYTES,
     ChecksumMismatchError,
     CompactionResult,
     CompactionSettings,
@@ -41,27 +40,6 @@ from pipelines.lib.storage import Lake
 
 COMPACT_JOB = "compact"
 COMPACT_OP = "compact_events"
-COMPACTION_PRESERVED_ROWS = "compaction_preserved_rows"
-
-
-class CompactionResource(dg.ConfigurableResource):
-    """Compaction's config section: the size of the files a partition is rewritten into (128 MiB
-    .. 1 GiB) and how many files a partition may have before the sensor compacts it (a file above
-    twice the target also triggers it). Checked when a run starts."""
-
-    target_file_bytes: int = DEFAULT_TARGET_FILE_BYTES
-    max_files: int = DEFAULT_MAX_FILES
-
-    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        CompactionSettings(self.target_file_bytes, self.max_files).validate()
-
-    def settings(self, duckdb: DuckDBResource) -> CompactionSettings:
-        return CompactionSettings(
-            target_file_bytes=self.target_file_bytes,
-            max_files=self.max_files,
-            memory_limit=duckdb.memory_limit,
-            threads=duckdb.threads,
-        ).validate()
 
 
 class CompactConfig(dg.Config):
@@ -91,6 +69,49 @@ def _mismatch_metadata(error: ChecksumMismatchError) -> dict:
     }
 
 
+def _compact_one(
+    context: dg.OpExecutionContext,
+    lake: Lake,
+    event_type: str,
+    day: date,
+    settings: CompactionSettings,
+) -> CompactionResult | None:
+    """Compact one event table's partition and record its proof as the check's evaluation. None:
+    the rewrite did not hold the same rows, so nothing was published (the failed check says why);
+    the op carries on with the other tables and fails at the end."""
+    try:
+        result = compact_partition(lake, event_type, day, settings, context.log.info)
+    except ChecksumMismatchError as error:
+        context.log_event(
+            _evaluation(event_type, day, False, _mismatch_metadata(error), str(error))
+        )
+        return None
+    if result.compacted:
+        context.log_event(
+            _evaluation(
+                event_type,
+                day,
+                result.passed,
+                result.metadata(),
+                f"{result.files_before} files -> {result.files_after}, "
+                f"{result.after.rows} rows, checksum unchanged",
+            )
+        )
+    return result
+
+
+def _totals(done: list[CompactionResult]) -> dict:
+    """The op's output metadata: which tables were rewritten, and files and bytes before/after."""
+    return {
+        "compacted": [r.event_type for r in done if r.compacted],
+        "already_compact": [r.event_type for r in done if not r.compacted],
+        "files_before": sum(r.files_before for r in done),
+        "files_after": sum(r.files_after for r in done),
+        "bytes_before": sum(r.bytes_before for r in done),
+        "bytes_after": sum(r.bytes_after for r in done),
+    }
+
+
 def build_compact_job(partitions_def: dg.PartitionsDefinition) -> dg.JobDefinition:
     @dg.op(
         name=COMPACT_OP,
@@ -103,7 +124,7 @@ def build_compact_job(partitions_def: dg.PartitionsDefinition) -> dg.JobDefiniti
         context: dg.OpExecutionContext,
         config: CompactConfig,
         lake: LakeResource,
-        duckdb: DuckDBResource,
+        duckdb: DuckDBSettings,
         compaction: CompactionResource,
     ) -> None:
         known = event_types()
@@ -118,36 +139,12 @@ def build_compact_job(partitions_def: dg.PartitionsDefinition) -> dg.JobDefiniti
             if not partition_files(the_lake, event_type, day):
                 context.log.info(f"{event_type} {day}: not ingested, nothing to compact")
                 continue
-            try:
-                result = compact_partition(the_lake, event_type, day, settings, context.log.info)
-            except ChecksumMismatchError as error:
-                context.log_event(
-                    _evaluation(event_type, day, False, _mismatch_metadata(error), str(error))
-                )
+            result = _compact_one(context, the_lake, event_type, day, settings)
+            if result is None:
                 failed.append(event_type)
-                continue
-            done.append(result)
-            if result.compacted:
-                context.log_event(
-                    _evaluation(
-                        event_type,
-                        day,
-                        result.passed,
-                        result.metadata(),
-                        f"{result.files_before} files -> {result.files_after}, "
-                        f"{result.after.rows} rows, checksum unchanged",
-                    )
-                )
-        context.add_output_metadata(
-            {
-                "compacted": [r.event_type for r in done if r.compacted],
-                "already_compact": [r.event_type for r in done if not r.compacted],
-                "files_before": sum(r.files_before for r in done),
-                "files_after": sum(r.files_after for r in done),
-                "bytes_before": sum(r.bytes_before for r in done),
-                "bytes_after": sum(r.bytes_after for r in done),
-            }
-        )
+            else:
+                done.append(result)
+        context.add_output_metadata(_totals(done))
         if failed:
             raise dg.Failure(
                 description=f"{day}: the rewrite of {', '.join(failed)} did not hold the same "
@@ -191,7 +188,7 @@ def build_compaction_checks(partitions_def: dg.PartitionsDefinition) -> dg.Asset
     def compaction_checks(
         context: dg.AssetCheckExecutionContext,
         lake: LakeResource,
-        duckdb: DuckDBResource,
+        duckdb: DuckDBSettings,
         compaction: CompactionResource,
     ) -> Iterator[dg.AssetCheckResult]:
         day = date.fromisoformat(context.partition_key)
@@ -241,7 +238,7 @@ def build_compaction_sensor(job: dg.JobDefinition) -> dg.RunStatusSensorDefiniti
     def compaction_sensor(
         context: dg.RunStatusSensorContext,
         lake: LakeResource,
-        duckdb: DuckDBResource,
+        duckdb: DuckDBSettings,
         compaction: CompactionResource,
     ) -> dg.RunRequest | dg.SkipReason:
         if context.dagster_run.job_name == COMPACT_JOB:
@@ -263,5 +260,4 @@ def defs() -> dg.Definitions:
         jobs=[job],
         asset_checks=[build_compaction_checks(partitions)],
         sensors=[build_compaction_sensor(job)],
-        resources={"compaction": CompactionResource()},
     )

@@ -1,28 +1,15 @@
 """Freshness: every daily asset must have yesterday's partition by 06:00 UTC. A failing check
 says which partition is missing ("We expected partition 2025-06-02 to have arrived"). The
-freshness sensor runs these checks; jobs leave them out (``job_checks.py``)."""
+freshness sensor runs these checks; jobs leave them out (``pipelines/defs/job_checks.py``)."""
 
 import dagster as dg
 
+from pipelines.defs.keys import daily_asset_keys
 from pipelines.lib.ops.calendar import FRESHNESS_DEADLINE_CRON
-from pipelines.lib.rollups.run import DAY, MODELS
-from pipelines.lib.schemas import event_types
 
-# The name Dagster gives every check built by build_time_partition_freshness_checks.
-FRESHNESS_CHECK = "freshness_check"
 # The checks alone, as a named job: the demo evaluates them after its last build, so that `dg dev`
 # shows them as they are rather than their sensor's first run.
 FRESHNESS_JOB = "freshness_checks"
-
-
-def daily_asset_keys() -> list[dg.AssetKey]:
-    # Imported here: the ingest and contracts modules import job_checks, which imports this.
-    from pipelines.defs.contracts.assets import CONTRACTS
-    from pipelines.defs.ingest.assets import LEDGER, QUARANTINE
-
-    names = [*event_types(), QUARANTINE, LEDGER, CONTRACTS]
-    names += [m.name for m in MODELS if m.grain == DAY]
-    return [dg.AssetKey(name) for name in names]
 
 
 @dg.definitions

@@ -1,7 +1,7 @@
 """The retention job: delete expired partitions (trim error partitions to their critical rows),
 dry-run by default, with a Parquet report under ``ops/retention/``; and the daily schedule that
 runs it for real. The rules live in ``pipelines/lib/ops/retention.py``; the windows are the
-``retention`` resource. See docs/contracts/pii_retention.md."""
+``retention`` resource (``pipelines/defs/resources.py``). See docs/contracts/pii_retention.md."""
 
 import os
 from datetime import UTC, datetime, timedelta
@@ -9,55 +9,14 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 from pydantic import Field
 
-from pipelines.defs.resources import LakeResource
-from pipelines.lib.ops.retention import DELETE, TRIM, Windows, run_retention
+from pipelines.defs.resources import LakeResource, RetentionResource
+from pipelines.lib.ops.retention import DELETE, TRIM, run_retention
 from pipelines.lib.settings import ConfigError, first_partition_date
 
 OP = "apply_retention"
-_DEFAULTS = Windows()
 # How far an as_of may lie ahead of this process's clock: the scheduler's host may run slightly
 # ahead of the run worker's. Anything more would measure the windows from the future.
 _CLOCK_SKEW = timedelta(minutes=1)
-
-
-class RetentionResource(dg.ConfigurableResource):
-    """The retention windows, in days: the one config section. A window shorter than the
-    late-arrival window (2 days) fails the run before anything is listed or deleted."""
-
-    events_days: int = Field(_DEFAULTS.events_days, description="events/, except errors")
-    errors_days: int = Field(
-        _DEFAULTS.errors_days, description="error events; then only critical ones are kept"
-    )
-    critical_errors_days: int = Field(
-        _DEFAULTS.critical_errors_days, description="error events with severity = 'critical'"
-    )
-    quarantine_days: int = Field(_DEFAULTS.quarantine_days, description="quarantine/")
-    contracts_days: int = Field(_DEFAULTS.contracts_days, description="contracts/ (violations)")
-    quality_days: int = Field(_DEFAULTS.quality_days, description="quality/ (contract rates)")
-    ledger_days: int = Field(_DEFAULTS.ledger_days, description="ledger/")
-    rollups_days: int = Field(
-        _DEFAULTS.rollups_days, description="rollups/, from the last day of the period"
-    )
-    landing_days_after_materialised: int = Field(
-        _DEFAULTS.landing_days_after_materialised,
-        description="landing/dt=X, after the last partition reading X was materialised",
-    )
-
-    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        self.windows()
-
-    def windows(self) -> Windows:
-        return Windows(
-            events_days=self.events_days,
-            errors_days=self.errors_days,
-            critical_errors_days=self.critical_errors_days,
-            quarantine_days=self.quarantine_days,
-            contracts_days=self.contracts_days,
-            quality_days=self.quality_days,
-            ledger_days=self.ledger_days,
-            rollups_days=self.rollups_days,
-            landing_days_after_materialised=self.landing_days_after_materialised,
-        ).validate()
 
 
 class RetentionConfig(dg.Config):
@@ -189,5 +148,4 @@ def defs() -> dg.Definitions:
     return dg.Definitions(
         jobs=[retention_job],
         schedules=[retention_daily],
-        resources={"retention": RetentionResource()},
     )

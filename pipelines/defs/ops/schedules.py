@@ -4,19 +4,20 @@ Schedules rather than declarative conditions for these, because the on-call ques
 runs at 02:00, and for which day?": a cron and a partition key answer it. The one automatic
 rebuild that is not clock-driven (a week or month whose days changed) is a declarative condition
 on the rollup jobs' automated twins, in ``pipelines/defs/ops/automation.py``.
-"""
 
-import os
-from collections.abc import Callable
-from datetime import date, datetime
+Dagster builds each schedule from its job's partitions (``build_schedule_from_partitioned_job``):
+a tick requests the last complete partition (yesterday, last Monday..Sunday week, last month),
+run-keyed by the partition key, and skips a tick with no complete partition yet (before the first
+partition date, which the partitions read when definitions load).
+"""
 
 import dagster as dg
 
-from pipelines.defs.contracts.assets import CONTRACTS
-from pipelines.defs.ops.job_checks import without_watched_checks
+from pipelines.defs.job_checks import without_watched_checks
+from pipelines.defs.keys import CONTRACTS, INGEST_GROUP
+from pipelines.defs.rollups.assets import rollup_job
 from pipelines.lib.ops import calendar
-from pipelines.lib.rollups.run import DAY, MODELS
-from pipelines.lib.settings import first_partition_date
+from pipelines.lib.rollups.run import DAY, MODELS, MONTH, WEEK
 
 DAILY_JOB = "daily_lake"
 # daily_lake after its ingest: for a day whose ingest (and its neighbours') already ran, as in the
@@ -28,7 +29,7 @@ def daily_job():
     return dg.define_asset_job(
         DAILY_JOB,
         selection=without_watched_checks(
-            dg.AssetSelection.groups("ingest")
+            dg.AssetSelection.groups(INGEST_GROUP)
             | dg.AssetSelection.assets(CONTRACTS, *[m.name for m in MODELS if m.grain == DAY])
         ),
         description="One day end to end: ingest, contracts (whose blocking checks stop a bad "
@@ -48,30 +49,26 @@ def day_build_job():
     )
 
 
-def partition_schedule(
-    name: str,
-    cron: str,
-    job_name: str,
-    target: Callable[[datetime], date],
-    description: str,
-) -> dg.ScheduleDefinition:
-    @dg.schedule(
+def _hour(cron: str) -> int:
+    """The hour of one of ``calendar``'s crons (``0 H ...``), which stay the one place that says
+    when each period runs: Dagster derives the rest of the cron from the job's partitions."""
+    minute, hour, *_ = cron.split()
+    if minute != "0" or not hour.isdigit():
+        raise ValueError(f"{cron!r}: a partition schedule runs on the hour (0 H ...)")
+    return int(hour)
+
+
+def partition_schedule(name: str, job, cron: str, description: str):
+    """``job``'s schedule at ``cron``'s hour in the job's partition time zone (UTC), on by
+    default. Returns Dagster's unresolved schedule for an asset job: its cron is only known once
+    the job's assets (and so its partitions) are resolved, which ``tests/`` check."""
+    return dg.build_schedule_from_partitioned_job(
+        job,
         name=name,
-        cron_schedule=cron,
-        job_name=job_name,
-        execution_timezone="UTC",
+        hour_of_day=_hour(cron),
         default_status=dg.DefaultScheduleStatus.RUNNING,
         description=description,
     )
-    def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-        period = target(context.scheduled_execution_time)
-        first = first_partition_date(os.environ.get("TELEMETRY_FIRST_DATE"))
-        if period < first:
-            return dg.SkipReason(f"{period} is before the first partition date {first}")
-        key = period.isoformat()
-        return dg.RunRequest(run_key=f"{name}:{key}", partition_key=key)
-
-    return _schedule
 
 
 @dg.definitions
@@ -82,23 +79,20 @@ def defs() -> dg.Definitions:
         schedules=[
             partition_schedule(
                 "daily_lake_schedule",
+                job,
                 calendar.DAILY_CRON,
-                DAILY_JOB,
-                calendar.previous_day,
                 "Every day at 02:00 UTC: ingest, contracts and daily rollups of yesterday.",
             ),
             partition_schedule(
                 "weekly_rollups_schedule",
+                rollup_job(WEEK),
                 calendar.WEEKLY_CRON,
-                "rollups_weekly",
-                calendar.previous_week_start,
                 "Every Monday at 04:00 UTC: the weekly rollups of the week that just ended.",
             ),
             partition_schedule(
                 "monthly_rollups_schedule",
+                rollup_job(MONTH),
                 calendar.MONTHLY_CRON,
-                "rollups_monthly",
-                calendar.previous_month_start,
                 "On the 1st at 05:00 UTC: the monthly rollups of the month that just ended.",
             ),
         ],

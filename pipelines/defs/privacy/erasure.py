@@ -12,8 +12,14 @@ from datetime import UTC, datetime
 import dagster as dg
 from pydantic import Field
 
-from pipelines.defs.ops.retention import RetentionResource
-from pipelines.defs.resources import DuckDBResource, LakeResource, PiiResource, RollupsResource
+from pipelines.defs.resources import (
+    DuckDBSettings,
+    LakeResource,
+    PiiResource,
+    PrivacyResource,
+    RetentionResource,
+    RollupsResource,
+)
 from pipelines.lib.ops.landing_watch import list_landing
 from pipelines.lib.privacy.audit import landing_notes, write_audit
 from pipelines.lib.privacy.erasure import Erasure, Rewrite, erase
@@ -30,18 +36,6 @@ from pipelines.lib.storage import Lake
 
 ERASE_JOB = "erase_users"
 ERASE_OP = "erase"
-
-
-class PrivacyResource(dg.ConfigurableResource):
-    """What an erasure keeps. By default the request file (the only place the raw ids are, with
-    landing/) is replaced by a redacted copy in ``requests/erasure/processed/``: set
-    ``keep_request_files`` to keep it as it came (e.g. under a legal hold). By default landing/
-    keeps its raw lines until retention deletes them (the audit says when): set
-    ``rewrite_landing`` to remove the users' lines from landing files at once (the landing sensor
-    then re-runs the days that read them)."""
-
-    keep_request_files: bool = False
-    rewrite_landing: bool = False
 
 
 class EraseConfig(dg.Config):
@@ -83,7 +77,7 @@ def erase_op(
     config: EraseConfig,
     lake: LakeResource,
     pii: PiiResource,
-    duckdb: DuckDBResource,
+    duckdb: DuckDBSettings,
     rollups: RollupsResource,
     privacy: PrivacyResource,
     retention: RetentionResource,
@@ -202,5 +196,4 @@ def defs() -> dg.Definitions:
     return dg.Definitions(
         jobs=[erase_users],
         sensors=[erasure_requests_sensor],
-        resources={"privacy": PrivacyResource()},
     )

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import dagster as dg
 from pydantic import Field
 
-from pipelines.defs.resources import DuckDBResource, LakeResource, PiiResource
+from pipelines.defs.resources import DuckDBSettings, LakeResource, PiiResource
 from pipelines.lib.privacy.exports import export_user
 from pipelines.lib.privacy.requests import ExportRequestError, load_export_request
 
@@ -34,7 +34,7 @@ def export_op(
     config: ExportConfig,
     lake: LakeResource,
     pii: PiiResource,
-    duckdb: DuckDBResource,
+    duckdb: DuckDBSettings,
 ) -> None:
     the_lake = lake.lake()
     try:

@@ -20,22 +20,28 @@ from datetime import date
 
 import dagster as dg
 
-from pipelines.defs.ingest.assets import LEDGER, OWNERS, QUARANTINE
+from pipelines.defs.keys import (
+    LEDGER,
+    OWNERS,
+    QUARANTINE,
+    REPORT_DAILY,
+    REPORT_WEEKLY,
+    REPORTS_GROUP,
+    TRAFFIC_DAILY,
+    TRAFFIC_PARTS,
+)
 from pipelines.defs.partitions import daily_partitions, weekly_partitions
 from pipelines.defs.resources import (
-    DuckDBResource,
+    DuckDBSettings,
     LakeResource,
+    ReportsResource,
     SloResource,
-    env_var,
     lake_on_s3,
 )
-from pipelines.lib.alerts import DAGSTER_URL_VARIABLE, parse_dagster_url, run_url
+from pipelines.lib.alerts import run_url
 from pipelines.lib.reports.build import HTML_FILE, build_report
 from pipelines.lib.reports.data import DAILY, TREND_DAYS, WEEKLY, Source
 
-REPORT_DAILY = "report_daily"
-REPORT_WEEKLY = "report_weekly"
-GROUP = "reports"
 # Named jobs for a report built on purpose (the demo, a backfill from the UI); the automation
 # sensor's runs are their twins' (``<job>_automated``, pipelines/defs/ops/automation.py).
 REPORTS_DAILY_JOB = "reports_daily"
@@ -45,7 +51,7 @@ REPORTS_WEEKLY_JOB = "reports_weekly"
 # per surface), the ledger and the quarantine. The daily report's trend also reads the 27 days
 # before, without depending on them: a late day re-run there changes one point of the chart, not
 # the report's subject.
-_DAY_INPUTS = ("traffic_daily", "traffic_parts", "errors_daily", QUARANTINE, LEDGER)
+_DAY_INPUTS = (TRAFFIC_DAILY, TRAFFIC_PARTS, "errors_daily", QUARANTINE, LEDGER)
 _DEPS = {
     DAILY: [dg.AssetDep(name) for name in (*_DAY_INPUTS, "traffic_hourly")],
     WEEKLY: [
@@ -68,22 +74,6 @@ _DESCRIPTIONS = {
     "its delta-method interval, lift and sample-ratio test (experiments_weekly), errors by code, "
     "quarantine by reason.",
 }
-
-
-class ReportsResource(dg.ConfigurableResource):
-    """Where a report's run links point: the Dagster UI's base address (TELEMETRY_DAGSTER_URL,
-    as for alerts). Unset, reports carry no run links: a guessed address would be a broken link
-    for every reader on another machine. Checked when a report step starts."""
-
-    dagster_url: str | None = None
-
-    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        self.base_url()
-
-    def base_url(self) -> str | None:
-        if self.dagster_url is None or not self.dagster_url.strip():
-            return None
-        return parse_dagster_url(self.dagster_url)
 
 
 def run_links(
@@ -113,7 +103,7 @@ def build_report_asset(
         name=REPORT_DAILY if kind == DAILY else REPORT_WEEKLY,
         deps=_DEPS[kind],
         partitions_def=partitions_def,
-        group_name=GROUP,
+        group_name=REPORTS_GROUP,
         owners=OWNERS,
         kinds={"duckdb", "html", "markdown", *(["s3"] if on_s3 else [])},
         description=_DESCRIPTIONS[kind],
@@ -122,7 +112,7 @@ def build_report_asset(
         context: dg.AssetExecutionContext,
         lake: LakeResource,
         slo: SloResource,
-        duckdb: DuckDBResource,
+        duckdb: DuckDBSettings,
         reports: ReportsResource,
     ) -> dg.MaterializeResult:
         the_lake = lake.lake()
@@ -166,8 +156,4 @@ def defs() -> dg.Definitions:
             (REPORTS_WEEKLY_JOB, REPORT_WEEKLY, "week"),
         )
     ]
-    return dg.Definitions(
-        assets=dg.with_source_code_references(assets),
-        jobs=jobs,
-        resources={"reports": ReportsResource(dagster_url=env_var(DAGSTER_URL_VARIABLE))},
-    )
+    return dg.Definitions(assets=dg.with_source_code_references(assets), jobs=jobs)

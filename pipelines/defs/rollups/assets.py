@@ -4,19 +4,17 @@ days, so re-materialising one late day marks exactly its week and month stale (a
 sensor rebuilds them, ``pipelines/defs/ops/automation.py``)."""
 
 from datetime import date
+from functools import cache
 
 import dagster as dg
 
-from pipelines.defs.contracts.assets import CONTRACTS
-from pipelines.defs.ingest.assets import OWNERS
-from pipelines.defs.ops.job_checks import without_watched_checks
+from pipelines.defs.job_checks import without_watched_checks
+from pipelines.defs.keys import CONTRACTS, OWNERS, ROLLUPS_GROUP
 from pipelines.defs.partitions import daily_partitions, monthly_partitions, weekly_partitions
-from pipelines.defs.resources import DuckDBResource, LakeResource, RollupsResource, lake_on_s3
+from pipelines.defs.resources import DuckDBSettings, LakeResource, RollupsResource, lake_on_s3
 from pipelines.lib.rollups.docs import rollup_columns
 from pipelines.lib.rollups.run import DAY, MODELS, MONTH, WEEK, Model, build_rollup
 from pipelines.lib.schemas import event_types
-
-GROUP = "rollups"
 
 # The job that builds one period's rollups, per grain: run by the schedules, the demo and the UI.
 # The rebuild of a week or month whose days changed is their automated twin's, in
@@ -49,7 +47,7 @@ def build_rollup_asset(
         name=model.name,
         deps=_deps(model),
         partitions_def=partitions_def,
-        group_name=GROUP,
+        group_name=ROLLUPS_GROUP,
         owners=OWNERS,
         kinds={"duckdb", "parquet", *(["s3"] if on_s3 else [])},
         pool="rollups",
@@ -60,7 +58,7 @@ def build_rollup_asset(
         context: dg.AssetExecutionContext,
         lake: LakeResource,
         rollups: RollupsResource,
-        duckdb: DuckDBResource,
+        duckdb: DuckDBSettings,
     ) -> dg.MaterializeResult:
         target = lake.lake()
         with lake.partition_lease(
@@ -96,17 +94,22 @@ def rollups_selection(grain: str) -> dg.AssetSelection:
     )
 
 
+@cache
+def rollup_job(grain: str):
+    """One grain's build job. Cached: the schedules target this very object (Dagster refuses two
+    job definitions of one name), so they name the job by object, not by string."""
+    name = ROLLUP_JOBS[grain]
+    return dg.define_asset_job(
+        name,
+        selection=rollups_selection(grain),
+        description=f"Build the {name.removeprefix('rollups_')} rollups of one {grain}.",
+    )
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
     partitions = {DAY: daily_partitions(), WEEK: weekly_partitions(), MONTH: monthly_partitions()}
     on_s3 = lake_on_s3()
     assets = [build_rollup_asset(m, partitions[m.grain], on_s3) for m in MODELS]
-    jobs = [
-        dg.define_asset_job(
-            name,
-            selection=rollups_selection(grain),
-            description=f"Build the {name.removeprefix('rollups_')} rollups of one {grain}.",
-        )
-        for grain, name in ROLLUP_JOBS.items()
-    ]
+    jobs = [rollup_job(grain) for grain in ROLLUP_JOBS]
     return dg.Definitions(assets=dg.with_source_code_references(assets), jobs=jobs)

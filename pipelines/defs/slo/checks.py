@@ -20,7 +20,7 @@ from datetime import date
 
 import dagster as dg
 
-from pipelines.defs.ingest.assets import LEDGER, QUARANTINE
+from pipelines.defs.keys import LEDGER, QUARANTINE, TRAFFIC_DAILY, TRAFFIC_PARTS
 from pipelines.defs.partitions import daily_partitions
 from pipelines.defs.resources import LakeResource, SloResource
 from pipelines.lib.slo.anomaly import BandSettings
@@ -32,8 +32,6 @@ from pipelines.lib.slo.evaluate import (
     evaluate_day,
 )
 
-TRAFFIC_DAILY = "traffic_daily"
-TRAFFIC_PARTS = "traffic_parts"
 SAMPLE_SIZE = 20
 
 SLO_LATENCY_P95 = "slo_latency_p95_ms"

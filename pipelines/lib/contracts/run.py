@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
@@ -31,6 +31,10 @@ from pipelines.lib.publish import recover_pending
 from pipelines.lib.schemas import event_types
 from pipelines.lib.sql import lake_connection, load_sql
 from pipelines.lib.storage import Lake, write_table
+
+if TYPE_CHECKING:
+    # Only for annotations: gx_suites imports Great Expectations (slow), see run_contracts.
+    from pipelines.lib.contracts.gx_suites import SuiteOutcome
 
 # Timeliness shares shown beside the gate (landed_in_window), never gated: name -> latest lag.
 REPORTED_TIMELINESS = {"landed_on_date": 0, "landed_by_t1": 1}
@@ -193,13 +197,9 @@ def run_contracts(
     recover_pending(lake)
     with lake_connection(lake, memory_limit, threads) as con:
         neighbours, own_urls = _register_inputs(con, lake, day)
-
         day_counts = dict(
             con.sql("select event_type, count(*) from day_events group by all").fetchall()
         )
-        chain_checked = sum(day_counts.get(t, 0) for t in CHAIN_TYPES)
-        all_checked = sum(day_counts.values())
-
         consistency = con.sql(
             load_sql("contracts/consistency.sql"),
             params={"day": day, "clock_skew_ms": thresholds.clock_skew_ms},
@@ -209,53 +209,13 @@ def run_contracts(
         from pipelines.lib.contracts import gx_suites
 
         suites = gx_suites.validate_day(
-            lake,
-            day,
-            own_urls,
-            data_docs=data_docs,
-            memory_limit=memory_limit,
-            threads=threads,
+            lake, day, own_urls, data_docs=data_docs, memory_limit=memory_limit, threads=threads
         )
         late, timeliness_rows = _timeliness(con, day)
-
-        parts = {
-            CONSISTENCY: _with_family(consistency, CONSISTENCY, day),
-            TIMELINESS: _with_family(late, TIMELINESS, day),
-            COMPLETENESS: suites.violations(COMPLETENESS, day, VIOLATIONS_SCHEMA),
-            VALIDITY: suites.violations(VALIDITY, day, VIOLATIONS_SCHEMA),
-        }
-        checked = {
-            COMPLETENESS: all_checked,
-            CONSISTENCY: chain_checked,
-            VALIDITY: all_checked,
-            TIMELINESS: timeliness_rows[-1]["checked"],
-        }
-        quality = [_row(f, f, "family", checked[f], _failed_events(parts[f])) for f in FAMILIES]
-        by_rule = {
-            r["rule"]: r["event_id_count_distinct"]
-            for r in consistency.group_by("rule")
-            .aggregate([("event_id", "count_distinct")])
-            .to_pylist()
-        }
-        for rule in CONSISTENCY_RULES:
-            judged = sum(day_counts.get(t, 0) for t in rule.event_types)
-            quality.append(_row(CONSISTENCY, rule.name, "rule", judged, by_rule.get(rule.name, 0)))
-        quality += [
-            _row(s.family, s.rule, "rule" if s.gated else "reported", n, bad)
-            for s, n, bad in suites.counts
-        ]
-        quality += timeliness_rows
-
+        parts = _violation_parts(day, consistency, late, suites)
+        quality = _quality_rows(day_counts, consistency, parts, suites, timeliness_rows)
         violations = pa.concat_tables(parts.values())
-        unknown = set(pc.unique(consistency["rule"]).to_pylist()) - RULES.keys()
-        if unknown:
-            raise ValueError(f"consistency.sql emitted rules not declared in rules.py: {unknown}")
-        written = {}
-        _, written["contracts"] = write_table(lake, contracts_file(day), violations)
-        quality_table = pa.Table.from_pylist(
-            [{"event_date": day, **q} for q in quality], schema=QUALITY_SCHEMA
-        )
-        _, written["quality"] = write_table(lake, quality_file(day), quality_table)
+        written = _write_day(lake, day, consistency, violations, quality)
         # Only a partner not found can still turn up in D+1; "2 rankings" cannot resolve.
         pending = (
             0 if neighbours["next_day"] else pc.sum(consistency["partner_missing"]).as_py() or 0
@@ -271,3 +231,69 @@ def run_contracts(
             seconds=time.monotonic() - started,
             bytes_written=written,
         )
+
+
+def _violation_parts(
+    day: date, consistency: pa.Table, late: pa.Table, suites: SuiteOutcome
+) -> dict[str, pa.Table]:
+    """Each family's violations, in the contracts table's shape."""
+    return {
+        CONSISTENCY: _with_family(consistency, CONSISTENCY, day),
+        TIMELINESS: _with_family(late, TIMELINESS, day),
+        COMPLETENESS: suites.violations(COMPLETENESS, day, VIOLATIONS_SCHEMA),
+        VALIDITY: suites.violations(VALIDITY, day, VIOLATIONS_SCHEMA),
+    }
+
+
+def _quality_rows(
+    day_counts: dict[str, int],
+    consistency: pa.Table,
+    parts: dict[str, pa.Table],
+    suites: SuiteOutcome,
+    timeliness_rows: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """One rate per family, then per consistency rule, per GX expectation, per timeliness share.
+    A consistency rule is judged over the events of the types it reads, not the whole day."""
+    all_checked = sum(day_counts.values())
+    checked = {
+        COMPLETENESS: all_checked,
+        CONSISTENCY: sum(day_counts.get(t, 0) for t in CHAIN_TYPES),
+        VALIDITY: all_checked,
+        TIMELINESS: timeliness_rows[-1]["checked"],
+    }
+    quality = [_row(f, f, "family", checked[f], _failed_events(parts[f])) for f in FAMILIES]
+    by_rule = {
+        r["rule"]: r["event_id_count_distinct"]
+        for r in consistency.group_by("rule")
+        .aggregate([("event_id", "count_distinct")])
+        .to_pylist()
+    }
+    for rule in CONSISTENCY_RULES:
+        judged = sum(day_counts.get(t, 0) for t in rule.event_types)
+        quality.append(_row(CONSISTENCY, rule.name, "rule", judged, by_rule.get(rule.name, 0)))
+    quality += [
+        _row(s.family, s.rule, "rule" if s.gated else "reported", n, bad)
+        for s, n, bad in suites.counts
+    ]
+    return quality + timeliness_rows
+
+
+def _write_day(
+    lake: Lake,
+    day: date,
+    consistency: pa.Table,
+    violations: pa.Table,
+    quality: list[dict[str, Any]],
+) -> dict[str, int]:
+    """Publish the day's violations and rates, bytes written per table. A rule consistency.sql
+    made up is refused before anything is written."""
+    unknown = set(pc.unique(consistency["rule"]).to_pylist()) - RULES.keys()
+    if unknown:
+        raise ValueError(f"consistency.sql emitted rules not declared in rules.py: {unknown}")
+    written = {}
+    _, written["contracts"] = write_table(lake, contracts_file(day), violations)
+    quality_table = pa.Table.from_pylist(
+        [{"event_date": day, **q} for q in quality], schema=QUALITY_SCHEMA
+    )
+    _, written["quality"] = write_table(lake, quality_file(day), quality_table)
+    return written

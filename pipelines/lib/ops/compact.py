@@ -288,20 +288,38 @@ def compact_partition(
         )
     size_before = sum(f.size_bytes for f in files)
     if _is_compact(lake, files, settings):
-        proof = _stamped_fingerprint([_stamp(lake, f) for f in files])
         log(f"{event_type} {day}: already compact ({len(files)} files), skipped")
-        return CompactionResult(
-            event_type=event_type,
-            day=day,
-            compacted=False,
-            files_before=len(files),
-            bytes_before=size_before,
-            files_after=len(files),
-            bytes_after=size_before,
-            before=proof,
-            after=proof,
-            seconds=time.monotonic() - started,
+        before = after = _stamped_fingerprint([_stamp(lake, f) for f in files])
+        compacted, files_after, size_after = False, len(files), size_before
+    else:
+        written, size_after, before, after = _rewrite(
+            lake, rel, files, settings, f"{event_type} {day}"
         )
+        compacted, files_after = True, len(written)
+        log(
+            f"{event_type} {day}: {len(files)} files ({size_before} bytes) -> {len(written)} "
+            f"files ({size_after} bytes), {before.rows} rows"
+        )
+    return CompactionResult(
+        event_type=event_type,
+        day=day,
+        compacted=compacted,
+        files_before=len(files),
+        bytes_before=size_before,
+        files_after=files_after,
+        bytes_after=size_after,
+        before=before,
+        after=after,
+        seconds=time.monotonic() - started,
+    )
+
+
+def _rewrite(
+    lake: Lake, rel: str, files: list[FileInfo], settings: CompactionSettings, label: str
+) -> tuple[list[str], int, Fingerprint, Fingerprint]:
+    """Write the partition's rows sorted into a staging folder, check they are the same rows, and
+    publish them in place of ``files`` (refused if the partition changed meanwhile). Returns the
+    files written, their bytes, and the partition's fingerprint before and after."""
     urls = [lake.url(f.path) for f in files]
     schema = _source_schema(lake, files)
     with lake_connection(lake, settings.memory_limit, settings.threads) as con:
@@ -327,29 +345,15 @@ def compact_partition(
             after = _fingerprint(con, written)
             if after != before:
                 raise ChecksumMismatchError(
-                    f"{event_type} {day}: the rewrite holds {after.rows} rows (checksum "
+                    f"{label}: the rewrite holds {after.rows} rows (checksum "
                     f"{after.checksum}), the partition {before.rows} (checksum {before.checksum})"
                     ": nothing was published",
                     before,
                     after,
                 )
+            # Measured here: leaving the block publishes (moves) the staged files.
             size_after = sum(os.path.getsize(p) for p in written)
-    log(
-        f"{event_type} {day}: {len(files)} files ({size_before} bytes) -> {len(written)} files "
-        f"({size_after} bytes), {before.rows} rows"
-    )
-    return CompactionResult(
-        event_type=event_type,
-        day=day,
-        compacted=True,
-        files_before=len(files),
-        bytes_before=size_before,
-        files_after=len(written),
-        bytes_after=size_after,
-        before=before,
-        after=after,
-        seconds=time.monotonic() - started,
-    )
+    return written, size_after, before, after
 
 
 def verify_partition(

@@ -27,11 +27,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipelines.lib.erased_users import move_to_erased
 from pipelines.lib.ingest import read_events
 from pipelines.lib.ops.compact import CHECKSUM_KEY, ROWS_KEY, SORTED_BY_KEY, TARGET_KEY
 from pipelines.lib.paths import contracts_dir, events_dir, ledger_dir, quarantine_dir
 from pipelines.lib.privacy.exports import EXPORTS_DIR, exports_holding
-from pipelines.lib.privacy.registry import move_to_erased
 from pipelines.lib.privacy.requests import ErasureRequest
 from pipelines.lib.publish import STAGING_AREA, clear_leftovers, recover_pending
 from pipelines.lib.schemas import event_types

@@ -1,5 +1,9 @@
-"""The record of who was erased, as ingest and erasure both need it: the hashed ids in the audit
-log (``ops/erasure/``), and the ledger's ``erased`` fate, which accounts for their lines."""
+"""Who was erased, as ingest and erasure both need it: the hashed ids in the erasure audit log
+(``ops/erasure/``), and the ledger's ``erased`` fate, which accounts for their lines.
+
+Here, beside ingest rather than in ``lib/privacy/``: ingest reads it on every run (to leave the
+users' lines out), and ingest sits below the privacy operations, which must never be imported from
+below (tests/test_layers.py). The erasure (``lib/privacy/``) writes the log and uses this too."""
 
 from __future__ import annotations
 
