@@ -392,7 +392,14 @@ def events_query(compiled: CompiledSchema) -> str:
             selected.append(f"c.{column.name}")
     selected.append(bridge)
     body = ",\n        ".join(selected)
-    names = "".join(f"    {c.name},\n" for c in compiled.columns)
+    # The second look reads the scrubbed column by name here, outside: nesting pii_scrub in it
+    # would bind the detector's macros again for each use (seconds per statement).
+    names = "".join(
+        f"    {pii_policy.whole_scrub_expr(schema, c.name)} as {c.name},\n"
+        if c.pii_handling == "scrub"
+        else f"    {c.name},\n"
+        for c in compiled.columns
+    )
     return (
         f"select\n{names}    cast(epoch_ms(timestamp_ms) as timestamptz) as event_ts,\n"
         f"    $pii_key_id as pii_key_id,\n    {BRIDGE_COLUMN},\n"

@@ -17,6 +17,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 
+from pipelines.lib import pii_second_look
 from pipelines.lib.pii_cards import CARD as _CARD
 from pipelines.lib.pii_cards import LIST_HEAD, LISTED_CARD, WORD_DOT, card_ok, list_cut, prefix_char
 
@@ -613,7 +614,13 @@ def _scrub_unescaped(text: str) -> str:
     """``scrub_text`` of ``text`` with its JSON escapes decoded first (when there are any)."""
     if "\\" in text:
         text = _JSON_ESCAPE_RE.sub(lambda m: chr(int(m.group(1), 16)) if m.group(1) else "/", text)
-    return scrub_text(text)
+    scrubbed = scrub_text(text)
+    # The second look (pii_second_look.py): PII only the undone text shows takes the whole piece.
+    # Read as a name (every '.' a blank): a quarantined line's identifiers are kept fields too,
+    # and a decimal taken for a card costs a quarantined line only its readability.
+    unhidden = pii_second_look.unhide(scrubbed, is_name=True)
+    found = detect_class(unhidden) if unhidden != scrubbed else None
+    return f"<{found}>" if found else scrubbed
 
 
 def _hash_identifier(value: object, secret: bytes) -> str | None:

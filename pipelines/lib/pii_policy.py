@@ -40,7 +40,7 @@ import duckdb
 
 from pipelines.lib import pii_detect
 from pipelines.lib.schemas import EventSchema
-from pipelines.lib.sql import load_sql
+from pipelines.lib.sql import load_sql, sql_literal
 
 HASH, SCRUB = "hash", "scrub"
 # The class named in ``detail`` for an older line's identifier that misses the current shape.
@@ -60,6 +60,7 @@ def install(con: duckdb.DuckDBPyConnection) -> None:
     """The detector's macros (``pii_class``, ``pii_scrub``), then the policy's built on them."""
     for name in pii_detect.MACRO_FILES:
         con.execute(load_sql(name))
+    con.execute(load_sql("ingest/pii_second_look.sql"))
     con.execute(load_sql("ingest/pii_policy_macros.sql"))
 
 
@@ -262,8 +263,11 @@ def scrubbed_expr(schema: EventSchema, column: str, alias: str = "c") -> str:
     return f"pii_scrub({text}, $pii_ipad, $pii_opad)"
 
 
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+def whole_scrub_expr(schema: EventSchema, column: str) -> str:
+    """The second look over a column that ``scrubbed_expr`` wrote: the whole value becomes one
+    token where PII still hides in it (``pii_scrub_whole``; binds ``$pii_ipad``, ``$pii_opad``)."""
+    is_json = str(column in json_scrubbed_columns(schema)).lower()
+    return f"pii_scrub_whole({column}, $pii_ipad, $pii_opad, {is_json})"
 
 
 def _shape(spec: dict[str, Any]) -> dict[str, Any]:
@@ -307,11 +311,11 @@ def _unshaped_test(value: str, spec: dict[str, Any]) -> str:
     ``regexp_full_match`` would change ``^a|b$``, so the pattern is searched as written)."""
     misses = []
     if "pattern" in spec:
-        misses.append(f"not regexp_matches({value}, {_lit(spec['pattern'])})")
+        misses.append(f"not regexp_matches({value}, {sql_literal(spec['pattern'])})")
     for keyword in ("enum", "const"):
         if keyword in spec:
             allowed = [spec[keyword]] if keyword == "const" else list(spec[keyword])
-            members = ", ".join(_lit(str(a)) for a in allowed)
+            members = ", ".join(sql_literal(str(a)) for a in allowed)
             misses.append(f"{value} not in ({members})")
     return f"coalesce({value} is not null and ({' or '.join(misses)}), false)"
 
@@ -340,7 +344,9 @@ def unshaped_query(
     ranked.sort()
     tests = "".join(f",\n        {test} as u{i}" for i, (_, _, test) in enumerate(ranked))
     n_arms = " ".join(f"when u{i} then {n}" for i, (n, _, _) in enumerate(ranked))
-    field_arms = " ".join(f"when u{i} then {_lit(label)}" for i, (_, label, _) in enumerate(ranked))
+    field_arms = " ".join(
+        f"when u{i} then {sql_literal(label)}" for i, (_, label, _) in enumerate(ranked)
+    )
     flags = " or ".join(f"u{i}" for i in range(len(ranked)))
     return (
         "insert into pii_unshaped\nwith\n\n"

@@ -8,6 +8,7 @@
 -- False only when v surely holds no PII and none of the event's raw ids: a cheap first test.
 create or replace temp macro pii_maybe(v, ids) as (
     regexp_matches(v, pii_re_candidates())
+    or regexp_matches(v, pii_re_hidden())
     or list_bool_or(
         list_transform(ids, lambda i: length(i) >= 6 and contains(lower(v), lower(i)))
     )
@@ -16,6 +17,7 @@ create or replace temp macro pii_maybe(v, ids) as (
 -- The PII class of a kept identifier, or 'raw_id' when it holds one of the event's own raw ids.
 create or replace temp macro pii_field_class(v, ids) as coalesce(
     pii_class(v),
+    pii_second_look(v, true),
     case
         when
             list_bool_or(

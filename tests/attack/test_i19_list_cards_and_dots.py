@@ -37,103 +37,32 @@ def _as_stored(text: str) -> str:
         ("POST /pay/4111|1111|1111|1111;jsessionid=AB12 failed", "4111|1111|1111|1111"),
         ("| 42 |4111|1111|1111|1111|", "4111|1111|1111|1111"),
         # '+' before it: a bare card after '+' is caught (test_pii_gaps), a listed one is not.
-        pytest.param(
-            "paid with +4111;1111;1111;1111 today",
-            "4111;1111;1111;1111",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="open: the scan takes '+4111' as a run (a phone) before any list head",
-            ),
-        ),
+        pytest.param("paid with +4111;1111;1111;1111 today", "4111;1111;1111;1111"),
         # '_' after it ('_' is said to separate like ','; card_4111;... is caught).
-        pytest.param(
-            "ref 4111;1111;1111;1111_note",
-            "4111;1111;1111;1111",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="open: '_' joins the last group to the run, so the match is no LISTED_CARD",
-            ),
-        ),
+        pytest.param("ref 4111;1111;1111;1111_note", "4111;1111;1111;1111"),
         # The delimiter with a blank, or doubled: not "mixed", one delimiter throughout.
-        pytest.param(
-            "card 4111; 1111; 1111; 1111 declined",
-            "4111; 1111; 1111; 1111",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="open: LIST_HEAD / LISTED_CARD allow no blank around the delimiter",
-            ),
-        ),
-        pytest.param(
-            "card 4111 | 1111 | 1111 | 1111 declined",
-            "4111 | 1111 | 1111 | 1111",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="open: LIST_HEAD / LISTED_CARD allow no blank around the delimiter",
-            ),
-        ),
-        pytest.param(
-            "card 4111;;1111;;1111;;1111 declined",
-            "4111;;1111;;1111;;1111",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="open: LIST_HEAD / LISTED_CARD allow one delimiter character between groups",
-            ),
-        ),
+        pytest.param("card 4111; 1111; 1111; 1111 declined", "4111; 1111; 1111; 1111"),
+        pytest.param("card 4111 | 1111 | 1111 | 1111 declined", "4111 | 1111 | 1111 | 1111"),
+        pytest.param("card 4111;;1111;;1111;;1111 declined", "4111;;1111;;1111;;1111"),
         # Fullwidth delimiters (fullwidth digits are looked for, fullwidth ';' / '|' are not).
         pytest.param(
-            "card 4111\uff1b1111\uff1b1111\uff1b1111 declined",
-            "4111\uff1b1111\uff1b1111\uff1b1111",
-            marks=pytest.mark.xfail(strict=True, reason="open: fullwidth ';' is no list delimiter"),
+            "card 4111\uff1b1111\uff1b1111\uff1b1111 declined", "4111\uff1b1111\uff1b1111\uff1b1111"
         ),
         pytest.param(
-            "card 4111\uff5c1111\uff5c1111\uff5c1111 declined",
-            "4111\uff5c1111\uff5c1111\uff5c1111",
-            marks=pytest.mark.xfail(strict=True, reason="open: fullwidth '|' is no list delimiter"),
+            "card 4111\uff5c1111\uff5c1111\uff5c1111 declined", "4111\uff5c1111\uff5c1111\uff5c1111"
         ),
         # "any separators": commas, four blanks, URL-encoded blanks ('+', %20) and '\/' (a JSON
         # body serialised by PHP's json_encode, which escapes '/') are none of those looked for.
         ("card 4111,1111,1111,1111 declined", "4111,1111,1111,1111"),
         ("card 4111    1111    1111    1111 declined", "4111    1111    1111    1111"),
+        pytest.param("GET /pay?c=4111+1111+1111+1111&x=1 failed", "4111+1111+1111+1111"),
         pytest.param(
-            "GET /pay?c=4111+1111+1111+1111&x=1 failed",
-            "4111+1111+1111+1111",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="open: '+' (a URL-encoded blank) is no separator of a run or a card",
-            ),
+            "GET /pay?c=4111%201111%201111%201111&x=1 failed", "4111%201111%201111%201111"
         ),
-        pytest.param(
-            "GET /pay?c=4111%201111%201111%201111&x=1 failed",
-            "4111%201111%201111%201111",
-            marks=pytest.mark.xfail(
-                strict=True, reason="open: %20 (a URL-encoded blank) is not looked for as a blank"
-            ),
-        ),
-        pytest.param(
-            'body={"card":"4111\\/1111\\/1111\\/1111"}',
-            "4111\\/1111\\/1111\\/1111",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="open: '\\/' (a JSON-escaped '/') is no separator of a run or a card",
-            ),
-        ),
+        pytest.param('body={"card":"4111\\/1111\\/1111\\/1111"}', "4111\\/1111\\/1111\\/1111"),
         # '.' after a letter that is not ASCII is taken for a decimal point.
-        pytest.param(
-            "clé.4111111111111111",
-            "4111111111111111",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="open: '.' after a letter that is not ASCII is taken for a decimal point",
-            ),
-        ),
-        pytest.param(
-            "карта.4111111111111111",
-            "4111111111111111",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="open: '.' after a letter that is not ASCII is taken for a decimal point",
-            ),
-        ),
+        pytest.param("clé.4111111111111111", "4111111111111111"),
+        pytest.param("карта.4111111111111111", "4111111111111111"),
     ],
 )
 def test_card_in_error_message(lake: LakeHelper, message: str, card: str) -> None:
@@ -147,12 +76,7 @@ def test_card_in_error_message(lake: LakeHelper, message: str, card: str) -> Non
         ({"q": "|4111|1111|1111|1111|"}, "4111|1111|1111|1111"),
         ({"q": "4111    1111    1111    1111"}, "4111    1111    1111    1111"),
         pytest.param(  # a key
-            {"\u00e9.4111111111111111": 1},
-            "4111111111111111",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="open: '.' after a letter that is not ASCII is taken for a decimal point",
-            ),
+            {"\u00e9.4111111111111111": 1}, "4111111111111111"
         ),
     ],
 )
@@ -169,75 +93,15 @@ def test_card_in_filters(lake: LakeHelper, filters: dict, card: str) -> None:
     [
         # A card after '.' is refused unless an ASCII letter stands before the '.': in an
         # identifier that allows '.', '/', ':', '_' any of those will do, or a digit (v2.).
-        pytest.param(
-            "request",
-            "experiment_id",
-            "exp/.4111111111111111",
-            "4111111111111111",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="open: a card after '.' needs an ASCII letter before the '.'",
-            ),
-        ),
-        pytest.param(
-            "request",
-            "experiment_id",
-            "exp..4111111111111111",
-            "4111111111111111",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="open: a card after '.' needs an ASCII letter before the '.'",
-            ),
-        ),
-        pytest.param(
-            "request",
-            "experiment_id",
-            "exp_.4111111111111111",
-            "4111111111111111",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="open: a card after '.' needs an ASCII letter before the '.'",
-            ),
-        ),
-        pytest.param(
-            "ranking",
-            "model_version",
-            "ranker-v2.4111111111111111",
-            "4111111111111111",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="open: a card after '.' needs an ASCII letter before the '.'",
-            ),
-        ),
+        pytest.param("request", "experiment_id", "exp/.4111111111111111", "4111111111111111"),
+        pytest.param("request", "experiment_id", "exp..4111111111111111", "4111111111111111"),
+        pytest.param("request", "experiment_id", "exp_.4111111111111111", "4111111111111111"),
+        pytest.param("ranking", "model_version", "ranker-v2.4111111111111111", "4111111111111111"),
         # No phone is looked for after a name's '.', whatever follows (only IPv4 needs it:
         # x.10.0.0.1): a French, a UK and an international (00) number.
-        pytest.param(
-            "request",
-            "experiment_id",
-            "exp.0612345678",
-            "0612345678",
-            marks=pytest.mark.xfail(
-                strict=True, reason="open: no phone is looked for after a name's '.' (WORD_DOT)"
-            ),
-        ),
-        pytest.param(
-            "click",
-            "canonical_id",
-            "item.07700900123",
-            "07700900123",
-            marks=pytest.mark.xfail(
-                strict=True, reason="open: no phone is looked for after a name's '.' (WORD_DOT)"
-            ),
-        ),
-        pytest.param(
-            "impression",
-            "surface",
-            "home.00491511234567",
-            "00491511234567",
-            marks=pytest.mark.xfail(
-                strict=True, reason="open: no phone is looked for after a name's '.' (WORD_DOT)"
-            ),
-        ),
+        pytest.param("request", "experiment_id", "exp.0612345678", "0612345678"),
+        pytest.param("click", "canonical_id", "item.07700900123", "07700900123"),
+        pytest.param("impression", "surface", "home.00491511234567", "00491511234567"),
     ],
 )
 def test_pii_after_dot_in_identifier(lake: LakeHelper, event_type, field, value, needle) -> None:
