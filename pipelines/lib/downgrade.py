@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from pipelines.lib.checktables import version_tag
 from pipelines.lib.ingest import ADDED_COLUMNS
 from pipelines.lib.schemas import accepted_versions
-from pipelines.lib.sqlschema import version_tag
 
 # Hive partition columns a reader may have added (``hive_partitioning``); kept when present.
 PARTITION_COLUMNS = ("event_date",)

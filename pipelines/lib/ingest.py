@@ -24,7 +24,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.lib import pii, pii_policy
-from pipelines.lib.checktables import check_query, check_table, empty_check_query
+from pipelines.lib.checktables import (
+    check_fits,
+    check_query,
+    check_table,
+    empty_check_query,
+    rows_view,
+)
 from pipelines.lib.erased_users import ERASED, erased_users, move_to_erased
 
 # PiiKey lives in keyring.py; callers may still import it from here.
@@ -36,7 +42,7 @@ from pipelines.lib.publish import DayPublish, Fault, StillHeld, recover
 from pipelines.lib.reasons import REASONS
 from pipelines.lib.schemas import accepted_versions, kept_field_names, load_event_schemas
 from pipelines.lib.sql import connect, load_sql
-from pipelines.lib.sqlschema import CompiledSchema, check_fits, compile_schema, rows_view
+from pipelines.lib.sqlschema import CompiledSchema, compile_schema
 from pipelines.lib.storage import Lake
 from pipelines.lib.validate import LENIENT_JSON_HINTS, StrictJsonError, strict_loads
 from pipelines.lib.wipe_guard import refuse_fewer_lines, refuse_to_wipe

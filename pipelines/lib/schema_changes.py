@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipelines.lib.checktables import check_fits
 from pipelines.lib.schema_keywords import (
     DESCRIPTIVE,
     LOWER_BOUNDS,
@@ -46,7 +47,7 @@ from pipelines.lib.schemas import (
     accepted_versions,
     registry,
 )
-from pipelines.lib.sqlschema import SchemaCompileError, check_fits, compile_schema
+from pipelines.lib.sqlschema import SchemaCompileError, compile_schema
 from pipelines.lib.validate import explain
 
 REVISION = "revision"

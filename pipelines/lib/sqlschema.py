@@ -25,13 +25,6 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-# The check tables built from compiled schemas, importable from here as before.
-from pipelines.lib.checktables import check_fits as check_fits
-from pipelines.lib.checktables import check_query as check_query
-from pipelines.lib.checktables import check_table as check_table
-from pipelines.lib.checktables import rows_view as rows_view
-from pipelines.lib.checktables import version_tag as version_tag
-
 # The keywords, listed once (schema_keywords.py): compiled, never rejecting, object, array.
 from pipelines.lib.schema_keywords import ANNOTATIONS as _ANNOTATIONS
 from pipelines.lib.schema_keywords import ARRAY as _ARRAY_KEYWORDS

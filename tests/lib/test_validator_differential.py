@@ -31,13 +31,14 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from pipelines.lib import pii
+from pipelines.lib.checktables import check_query
 from pipelines.lib.ingest import IngestSettings, PiiKey, ingest_partition
 from pipelines.lib.ledger import audit_ledger
 from pipelines.lib.pii import DEV_KEY
 from pipelines.lib.reasons import REASONS
 from pipelines.lib.schemas import accepted_versions, load_event_schemas
 from pipelines.lib.sql import load_sql
-from pipelines.lib.sqlschema import check_query, compile_schema
+from pipelines.lib.sqlschema import compile_schema
 from pipelines.lib.storage import Lake
 from pipelines.lib.validate import StrictJsonError, explain, strict_loads
 

@@ -12,13 +12,14 @@ import duckdb
 import pyarrow.parquet as pq
 
 from pipelines.lib import pii, pii_policy
+from pipelines.lib.checktables import check_query, rows_view
 from pipelines.lib.contract_pages.facts import SENTINEL, Field, fields
 from pipelines.lib.ingest import events_relation
 from pipelines.lib.keyring import PiiKey
 from pipelines.lib.paths import events_file
 from pipelines.lib.schemas import EventSchema
 from pipelines.lib.sql import load_sql, sql_identifier, sql_literal
-from pipelines.lib.sqlschema import check_query, compile_schema, rows_view
+from pipelines.lib.sqlschema import compile_schema
 
 
 @dataclass(frozen=True)
