@@ -12,12 +12,16 @@ from typing import Any
 from tqdm import tqdm
 
 from bench.log import log
-from pipelines.lib.ingest import READS_DAYS_AFTER, READS_DAYS_BEFORE, landing_dates
-from pipelines.lib.landing import list_landing_files
-from pipelines.lib.paths import landing_dir
-from pipelines.lib.sample_config import SampleConfig
-from pipelines.lib.sample_generator import generate, load_manifest, manifest_path, progress_bar
-from pipelines.lib.storage import Lake
+from pipelines.lib.ingest.landing import (
+    READS_DAYS_AFTER,
+    READS_DAYS_BEFORE,
+    landing_dates,
+    list_landing_files,
+)
+from pipelines.lib.lake.paths import landing_dir
+from pipelines.lib.lake.storage import Lake
+from pipelines.lib.sample.config import SampleConfig
+from pipelines.lib.sample.generator import generate, load_manifest, manifest_path, progress_bar
 
 DAY = date(2025, 6, 2)
 

@@ -10,8 +10,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import pipelines.lib.ingest as ingest_module
-from pipelines.lib.paths import sql_dir
+import pipelines.lib.ingest.partition as ingest_module
+from pipelines.lib.lake.paths import sql_dir
 
 
 class _TimedConnection:

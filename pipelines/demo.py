@@ -6,7 +6,7 @@ By default the sample is the latest whole Monday..Sunday week and the days since
 yesterday (UTC), so that the freshness checks in `dg dev` are honestly green; ``--start`` pins
 its first day (``--days``, default 7, its length). The configuration is checked first (the
 doctor's checks, one line per problem, exit 1). The sample goes to TELEMETRY_LAKE_ROOT (default
-data/lake) and only what its days need is materialised (``lib/demo_plan.py``), by the code
+data/lake) and only what its days need is materialised (``lib/setup/demo_plan.py``), by the code
 location's named jobs in this project's Dagster instance (so `dg dev` shows the runs), several
 runs at a time on the cores here. A second run says what is up to date and skips it (``--force``
 rebuilds it); a run for other dates starts the demo lake again (``_afresh``). Prints rows per
@@ -33,19 +33,22 @@ import duckdb
 import fsspec
 
 from pipelines import demo_runs
-from pipelines.lib import demo_plan, doctor, settings
 from pipelines.lib.contracts.rules import FAMILIES
-from pipelines.lib.demo_plan import Step
-from pipelines.lib.paths import (
+from pipelines.lib.lake import settings
+from pipelines.lib.lake.errors import ConfigError
+from pipelines.lib.lake.paths import (
     PROJECT_ROOT,
     catalog_path,
     daily_report_dir,
     default_lake_root,
     weekly_report_dir,
 )
-from pipelines.lib.sample_config import MANIFEST_NAME, WRITING_NAME, SampleConfig
-from pipelines.lib.sample_generator import generate, load_manifest, progress_bar
-from pipelines.lib.sql import load_sql
+from pipelines.lib.lake.sql import load_sql
+from pipelines.lib.sample.config import MANIFEST_NAME, WRITING_NAME, SampleConfig
+from pipelines.lib.sample.generator import generate, load_manifest, progress_bar
+from pipelines.lib.setup import demo_plan
+from pipelines.lib.setup import doctor_checks as doctor
+from pipelines.lib.setup.demo_plan import Step
 
 # At the root of a lake the demo built: only such a lake (or an empty folder) is one it writes
 # into, and deletes to start again.
@@ -161,7 +164,7 @@ def _afresh(root: str, earlier: str, defs: Any, instance: Any) -> None:
     fs, base = fsspec.core.url_to_fs(root)
     base = base.rstrip("/")
     if not _is_demo_lake(fs, base, root):
-        raise settings.ConfigError(_foreign_landing(root) or f"{root} is not the demo's lake")
+        raise ConfigError(_foreign_landing(root) or f"{root} is not the demo's lake")
     for entry in fs.ls(base, detail=False):
         if entry.rstrip("/").rsplit("/", 1)[-1] != DEMO_MARK:
             fs.rm(entry, recursive=True)
@@ -344,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     root = settings.lake_root(os.environ.get("TELEMETRY_LAKE_ROOT"), default_lake_root())
     if "://" not in root:
         # The demo is one of the two things that create a lake (the sample generator is the
-        # other): every run refuses a root that does not exist (lib/lake_root.py).
+        # other): every run refuses a root that does not exist (lib/lake/lake_root.py).
         os.makedirs(root, exist_ok=True)
 
     # The runs go through execute_in_process, which skips the executor's preflight: the same
@@ -358,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         first = settings.first_partition_date(os.environ.get("TELEMETRY_FIRST_DATE"))
         try:
             days = _window(args, first, now.date())
-        except settings.ConfigError as exc:
+        except ConfigError as exc:
             errors.append(demo_runs.one_line(str(exc)))
     if errors:
         for message in errors:

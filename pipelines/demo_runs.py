@@ -21,9 +21,9 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from pipelines.lib import demo_plan
-from pipelines.lib.demo_plan import Step
-from pipelines.lib.paths import PROJECT_ROOT, catalog_path
+from pipelines.lib.lake.paths import PROJECT_ROOT, catalog_path
+from pipelines.lib.setup import demo_plan
+from pipelines.lib.setup.demo_plan import Step
 
 # Runs at a time: one per core (each run's DuckDB has TELEMETRY_DUCKDB_THREADS, default 2, and
 # most of a small run is Python), at most this many (SQLite, Dagster's local storage, takes one
@@ -36,11 +36,13 @@ DEMO_TAG = {"telemetry/trigger": "demo"}
 
 
 def jobs() -> dict[str, tuple[str, tuple[str, ...]]]:
-    """Each kind of step (``lib/demo_plan.py``) as (the named job that runs it, the assets it
+    """Each kind of step (``lib/setup/demo_plan.py``) as (the named job that runs it, the assets it
     materialises). Named jobs, so the UI lists each run under its job rather than as an ad-hoc
     ``__ephemeral_asset_job__``; whole jobs, since a subset of a job's assets would also run
     every check on them, the freshness checks the jobs leave out included (against a lake still
     being built)."""
+    from pipelines.defs.automation.freshness import FRESHNESS_JOB
+    from pipelines.defs.automation.schedules import DAY_BUILD_JOB
     from pipelines.defs.catalog.assets import CATALOG_JOB
     from pipelines.defs.keys import (
         CATALOG,
@@ -50,11 +52,9 @@ def jobs() -> dict[str, tuple[str, tuple[str, ...]]]:
         REPORT_DAILY,
         REPORT_WEEKLY,
     )
-    from pipelines.defs.ops.freshness import FRESHNESS_JOB
-    from pipelines.defs.ops.schedules import DAY_BUILD_JOB
     from pipelines.defs.reports.assets import REPORTS_DAILY_JOB, REPORTS_WEEKLY_JOB
     from pipelines.lib.rollups.run import DAY, MODELS, MONTH, WEEK
-    from pipelines.lib.schemas import event_types
+    from pipelines.lib.schemas.registry import event_types
 
     def models(grain: str) -> tuple[str, ...]:
         return tuple(m.name for m in MODELS if m.grain == grain)
@@ -236,7 +236,7 @@ def built(instance: Any, steps: list[Step], lake: Any, now: datetime) -> set:
     the freshness checks were evaluated and cannot have changed since (the sensor's own rule)."""
     import dagster as dg
 
-    from pipelines.lib.ops.landing_watch import list_landing, reads_every_file
+    from pipelines.lib.automation.landing_watch import list_landing, reads_every_file
 
     table = jobs()
     cache: dict[str, set[str]] = {}
@@ -292,7 +292,7 @@ def _freshness_settled(instance: Any, now: datetime) -> bool:
 def fresh(instance: Any, now: datetime) -> bool:
     """Whether every daily asset holds the partition its freshness check expects now."""
     from pipelines.defs.keys import daily_asset_keys
-    from pipelines.lib.ops.calendar import freshness_expected_day
+    from pipelines.lib.lake.calendar import freshness_expected_day
 
     expected = freshness_expected_day(now).isoformat()
     return all(expected in instance.get_materialized_partitions(k) for k in daily_asset_keys())
@@ -305,7 +305,7 @@ def explain_stale(instance: Any, days: list[date], now: datetime) -> None:
     gets a new partition."""
     import dagster as dg
 
-    from pipelines.lib.ops.calendar import freshness_expected_day
+    from pipelines.lib.lake.calendar import freshness_expected_day
 
     expected = freshness_expected_day(now)
     for key in _freshness_keys():

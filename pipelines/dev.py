@@ -30,7 +30,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipelines.lib import doctor
+from pipelines.lib.setup import doctor_checks as doctor
 
 # dg dev waits up to 60 s for each of its services; measured, it is done in about 6 s.
 GRACE_S = 20.0

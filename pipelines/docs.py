@@ -13,11 +13,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipelines.lib.contract_pages.facts import DocsError
-from pipelines.lib.contract_pages.pages import expected_pages, stale_pages, write_pages
-from pipelines.lib.markdown import REGENERATE
-from pipelines.lib.paths import docs_dir
-from pipelines.lib.schemas import load_event_schemas
+from pipelines.lib.docs.contract_pages.facts import DocsError
+from pipelines.lib.docs.contract_pages.pages import expected_pages, stale_pages, write_pages
+from pipelines.lib.docs.markdown import REGENERATE
+from pipelines.lib.lake.paths import docs_dir
+from pipelines.lib.schemas.registry import load_event_schemas
 
 
 def build_parser() -> argparse.ArgumentParser:

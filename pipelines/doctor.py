@@ -4,7 +4,7 @@ Prints one line per check (``ok:``, ``warning:``, ``error:``); each error names 
 what to set. Exits 0 without errors, 1 with any, never with a traceback. ``--partition
 YYYY-MM-DD`` (repeatable) also checks daily partitions about to be launched (e.g. by ``dg launch
 --partition``), which exist only from TELEMETRY_FIRST_DATE to yesterday. The checks are
-``pipelines/lib/doctor.py``; every run makes the same ones before its first step.
+``pipelines/lib/setup/doctor_checks.py``; every run makes the same ones before its first step.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import os
 import sys
 from datetime import UTC, datetime
 
-from pipelines.lib import doctor
+from pipelines.lib.setup import doctor_checks as doctor
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,8 +17,8 @@ import time
 from dataclasses import MISSING, fields
 from datetime import date
 
-from pipelines.lib.sample_config import Experiment, SampleConfig
-from pipelines.lib.sample_generator import generate, manifest_path, progress_bar
+from pipelines.lib.sample.config import Experiment, SampleConfig
+from pipelines.lib.sample.generator import generate, manifest_path, progress_bar
 
 _NUMERIC = {"int": int, "float": float}
 

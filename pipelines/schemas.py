@@ -4,7 +4,7 @@
     python -m pipelines.schemas check --schemas-dir DIR  # another registry
 
 ``check`` classifies each published version against the one before it (revision, addition or
-breaking; see pipelines/lib/schema_changes.py), checks every file, and exits 1 naming each
+breaking; see pipelines/lib/schemas/changes.py), checks every file, and exits 1 naming each
 problem, e.g. a breaking change published without a major version bump.
 """
 
@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipelines.lib.schema_changes import REQUIRED_BUMP, RegistryReport, check_registry
+from pipelines.lib.schemas.changes import REQUIRED_BUMP, RegistryReport, check_registry
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from pipelines.lib.bundles import BundleError, verify_bundle
+from pipelines.lib.bundles.partner_bundle import BundleError, verify_bundle
 
 
 def main(argv: list[str] | None = None) -> int:

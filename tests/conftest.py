@@ -19,15 +19,17 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.lib import pii
-from pipelines.lib.ingest import IngestResult, IngestSettings, ingest_partition
-from pipelines.lib.keyring import Keyring, PiiKey
-from pipelines.lib.schemas import load_event_schemas
-from pipelines.lib.storage import Lake
+import pipelines.definitions
+from pipelines.lib.ingest import pii
+from pipelines.lib.ingest.keyring import Keyring, PiiKey
+from pipelines.lib.ingest.partition import IngestResult, IngestSettings, ingest_partition
+from pipelines.lib.lake.storage import Lake
+from pipelines.lib.schemas.registry import load_event_schemas
 
 DAY = date(2025, 6, 2)
 KEY = PiiKey(pii.DEV_KEY)
@@ -94,11 +96,11 @@ class LakeHelper:
 # at a time); started last, the backfill alone would keep the run going long after the rest ended.
 LONGEST_FIRST = (
     "tests/deploy/",
-    "tests/ops/test_ripple.py",
-    "tests/test_e2e_sample.py",
+    "tests/automation/test_ripple.py",
+    "tests/e2e/test_e2e_sample.py",
     "tests/privacy/test_pii_corpus_e2e.py",
-    "tests/ops/test_concurrency.py",
-    "tests/ops/test_run_recovery.py",
+    "tests/defs/test_concurrency.py",
+    "tests/defs/test_run_recovery.py",
 )
 
 
@@ -110,6 +112,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         )
 
     items.sort(key=rank)  # stable: every other module keeps its place
+
+
+def load_defs() -> dg.Definitions:
+    """The code location's definitions, loaded afresh: they read the environment as it is now."""
+    return dg.load_from_defs_folder(path_within_project=Path(pipelines.definitions.__file__).parent)
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from pipelines.lib import paths
-from pipelines.lib.schema_changes import ID_PREFIX
-from pipelines.lib.schemas import Version
+from pipelines.lib.lake import paths
+from pipelines.lib.schemas.changes import ID_PREFIX
+from pipelines.lib.schemas.registry import Version
 
 REPO_REGISTRY = paths.PROJECT_ROOT / "schemas" / "events"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from pipelines.lib.paths import PROJECT_ROOT
+from pipelines.lib.lake.paths import PROJECT_ROOT
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

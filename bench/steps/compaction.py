@@ -11,10 +11,10 @@ from datetime import date
 
 from bench.steps import Job, Measured
 from bench.steps.contracts import ingested_day
-from pipelines.lib.ops.compact import CompactionSettings, compact_partition
-from pipelines.lib.paths import events_dir
-from pipelines.lib.schemas import event_types
-from pipelines.lib.storage import Lake
+from pipelines.lib.lake.paths import events_dir
+from pipelines.lib.lake.storage import Lake
+from pipelines.lib.maintenance.compact import CompactionSettings, compact_partition
+from pipelines.lib.schemas.registry import event_types
 
 
 def run(job: Job) -> Measured:

@@ -13,7 +13,7 @@ from bench.steps import Job, Measured
 from bench.steps.ingest import copy_landing, ingest
 from pipelines.lib.contracts.run import run_contracts
 from pipelines.lib.contracts.verdict import Thresholds
-from pipelines.lib.storage import Lake
+from pipelines.lib.lake.storage import Lake
 
 
 def ingested_day(job: Job, day: date) -> str:

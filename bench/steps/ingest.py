@@ -9,10 +9,10 @@ from datetime import date
 
 from bench.log import log
 from bench.steps import Job, Measured
-from pipelines.lib.ingest import IngestResult, IngestSettings, ingest_partition
-from pipelines.lib.keyring import Keyring
-from pipelines.lib.pii import DEV_KEY
-from pipelines.lib.storage import Lake
+from pipelines.lib.ingest.keyring import Keyring
+from pipelines.lib.ingest.partition import IngestResult, IngestSettings, ingest_partition
+from pipelines.lib.ingest.pii import DEV_KEY
+from pipelines.lib.lake.storage import Lake
 
 
 def copy_landing(job: Job) -> str:

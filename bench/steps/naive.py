@@ -17,8 +17,8 @@ from typing import IO, Any
 import pandas as pd
 
 from bench.steps import Job, Measured
-from pipelines.lib.schemas import accepted_versions
-from pipelines.lib.validate import reference_validator
+from pipelines.lib.schemas.registry import accepted_versions
+from pipelines.lib.schemas.validator import reference_validator
 
 
 def _open(path: str) -> IO[bytes]:

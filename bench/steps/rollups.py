@@ -16,10 +16,10 @@ from datetime import date, timedelta
 from bench.steps import Job, Measured
 from bench.steps.contracts import ingested_day
 from bench.steps.ingest import ingest
+from pipelines.lib.lake.storage import Lake
 from pipelines.lib.rollups.run import DAY, MODELS, WEEK, RollupSettings, build_rollup
-from pipelines.lib.sample_config import SampleConfig
-from pipelines.lib.sample_generator import generate, load_manifest
-from pipelines.lib.storage import Lake
+from pipelines.lib.sample.config import SampleConfig
+from pipelines.lib.sample.generator import generate, load_manifest
 
 
 def timed(lake: str, grain: str, start: date, threads: int) -> Measured:

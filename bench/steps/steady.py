@@ -18,12 +18,12 @@ from bench.inputs import full_landing_days, steady_partitions
 from bench.log import log
 from bench.steps import Job, Measured, baseline, contracts, rollups
 from bench.steps.ingest import copy_landing, ingest
-from pipelines.lib.landing import list_landing_files
-from pipelines.lib.paths import landing_dir
+from pipelines.lib.ingest.landing import list_landing_files
+from pipelines.lib.lake.paths import landing_dir
+from pipelines.lib.lake.storage import Lake
 from pipelines.lib.rollups.run import DAY as DAILY
-from pipelines.lib.sample_config import SampleConfig
-from pipelines.lib.sample_generator import load_manifest
-from pipelines.lib.storage import Lake
+from pipelines.lib.sample.config import SampleConfig
+from pipelines.lib.sample.generator import load_manifest
 
 
 def plain_copy(job: Job) -> Measured:

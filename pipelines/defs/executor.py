@@ -9,7 +9,8 @@ process: for a one-off command-line run of a few steps (one day's ingest), which
 step processes. Read when definitions load, like the rest of the deployment's environment.
 
 **Preflight.** Whichever it is, the executor first checks the run's configuration
-(``lib/doctor.py``, what ``python -m pipelines.doctor`` prints) and fails the run with one
+(``lib/setup/doctor_checks.py``, what ``python -m pipelines.doctor`` prints) and fails the run with
+one
 ``dg.Failure`` holding one line per problem, before any step starts. The executor is the one
 place every job of the code location goes through, once per run, in the process that launches
 the steps: resources are built per step (once in each step process), so a check there would fail
@@ -25,7 +26,9 @@ from typing import Any
 
 import dagster as dg
 
-from pipelines.lib import doctor, settings
+from pipelines.defs.resources import executor_name
+from pipelines.lib.lake import settings
+from pipelines.lib.setup import doctor_checks as doctor
 
 EXECUTORS = settings.EXECUTORS
 PRELOAD = "pipelines.definitions"
@@ -79,7 +82,7 @@ def with_preflight(inner: dg.ExecutorDefinition) -> dg.ExecutorDefinition:
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    name = settings.executor(os.environ.get("TELEMETRY_EXECUTOR"))
+    name = executor_name()
     if name == "multiprocess":
         # Each step forks from a server that imported the code location once, instead of a fresh
         # interpreter re-importing Dagster, DuckDB, pyarrow and GX: measured on one day's

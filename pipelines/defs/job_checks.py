@@ -8,7 +8,7 @@ imports those modules; inside ``ops/`` it would make the packages import each ot
 import dagster as dg
 
 from pipelines.defs.keys import COMPACTION_PRESERVED_ROWS, FRESHNESS_CHECK, daily_asset_keys
-from pipelines.lib.schemas import event_types
+from pipelines.lib.schemas.registry import event_types
 
 
 def without_watched_checks(selection: dg.AssetSelection) -> dg.AssetSelection:

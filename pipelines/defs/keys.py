@@ -8,7 +8,7 @@ Job names stay beside their jobs: only the automation above the stages reads the
 import dagster as dg
 
 from pipelines.lib.rollups.run import DAY, MODELS
-from pipelines.lib.schemas import event_types
+from pipelines.lib.schemas.registry import event_types
 
 # Every asset's owner.
 OWNERS = ["team:data-platform"]
@@ -35,7 +35,7 @@ BUNDLES_GROUP = "bundles"
 
 # Checks that other machinery evaluates, which the jobs that build a day leave out
 # (``pipelines/defs/job_checks.py``). FRESHNESS_CHECK is the name Dagster gives every check built
-# by build_time_partition_freshness_checks (``pipelines/defs/ops/freshness.py``).
+# by build_time_partition_freshness_checks (``pipelines/defs/automation/freshness.py``).
 FRESHNESS_CHECK = "freshness_check"
 COMPACTION_PRESERVED_ROWS = "compaction_preserved_rows"
 

@@ -2,16 +2,9 @@
 2025-01-01) so a team can backfill any history; it is read when definitions load. Weeks start on
 Monday and months on the 1st, in UTC; a week or month holds exactly its days."""
 
-import os
-from datetime import date
-
 import dagster as dg
 
-from pipelines.lib.settings import first_partition_date
-
-
-def _first_date() -> date:
-    return first_partition_date(os.environ.get("TELEMETRY_FIRST_DATE"))
+from pipelines.defs.resources import first_partition as _first_date
 
 
 def daily_partitions() -> dg.DailyPartitionsDefinition:

@@ -7,15 +7,14 @@ none imports another for its resource."""
 import logging
 import os
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
-from pipelines.lib import lake_root, paths, settings
-from pipelines.lib import tiers as access_tiers
-from pipelines.lib.alerts import (
+from pipelines.lib.automation.alerts import (
     DAGSTER_URL_VARIABLE,
     DEFAULT_RETRY_PAUSE_S,
     DEFAULT_TIMEOUT_S,
@@ -26,31 +25,34 @@ from pipelines.lib.alerts import (
     run_url,
     send_all,
 )
+from pipelines.lib.catalog import tiers as access_tiers
 from pipelines.lib.contracts.verdict import Thresholds
-from pipelines.lib.ingest import IngestSettings
-from pipelines.lib.keyring import Keyring
-from pipelines.lib.lease import Lease, Owner
-from pipelines.lib.ops.compact import (
+from pipelines.lib.ingest import keyring_config
+from pipelines.lib.ingest.keyring import Keyring
+from pipelines.lib.ingest.partition import IngestSettings
+from pipelines.lib.lake import lake_root, paths, settings
+from pipelines.lib.lake.lease import Lease, Owner
+from pipelines.lib.lake.paths import default_lake_root
+from pipelines.lib.lake.storage import Lake, S3Timeouts
+from pipelines.lib.maintenance.compact import (
     DEFAULT_MAX_FILES,
     DEFAULT_TARGET_FILE_BYTES,
     CompactionSettings,
 )
-from pipelines.lib.ops.retention import Windows
-from pipelines.lib.paths import default_lake_root
+from pipelines.lib.maintenance.retention import Windows
 from pipelines.lib.rollups.run import RollupSettings
 from pipelines.lib.slo.config import SloConfig, load_slo_config
-from pipelines.lib.storage import Lake, S3Timeouts
 
 
 class LakeResource(dg.ConfigurableResource):
     """The lake's root: a local folder (default ``data/lake``; a relative path is a folder of
     the project, whatever the working directory) or ``s3://bucket/prefix``, which must exist
-    (lib/lake_root.py: only the demo and the sample generator create a lake); and its work root
+    (lib/lake/lake_root.py: only the demo and the sample generator create a lake); and its work root
     (``TELEMETRY_WORK_ROOT``), under which each run's DuckDB spills and S3 uploads are staged in
     a private folder (default ``{root}/_work/tmp`` for a local lake, the system temp dir's
     ``telemetry-lake/`` for S3). On S3 every request is bounded: connect and read
-    timeouts and retries (``TELEMETRY_S3_*``, lib/s3.py). Partition writers take a lease in the
-    lake (lib/lease.py), waiting ``lease_wait_s`` for another holder before refusing."""
+    timeouts and retries (``TELEMETRY_S3_*``, lib/lake/s3.py). Partition writers take a lease in the
+    lake (lib/lake/lease.py), waiting ``lease_wait_s`` for another holder before refusing."""
 
     root: str | None = None
     s3_endpoint_url: str | None = None
@@ -120,7 +122,7 @@ class PiiResource(dg.ConfigurableResource):
     first_date: str | None = None
 
     def _keyring(self) -> tuple[Keyring, str | None]:
-        return settings.pii_keyring(
+        return keyring_config.pii_keyring(
             self.key,
             self.environment,
             keys=self.keys_json,
@@ -137,6 +139,11 @@ class PiiResource(dg.ConfigurableResource):
     def keyring(self) -> Keyring:
         return self._keyring()[0]
 
+    def all_secrets(self) -> list[bytes]:
+        """Every key's secret, old and new: a user's rows carry the hash of whichever key was
+        active when they were written, so erasure and export hash the raw id under all of them."""
+        return [key.secret for key in self.keyring().all_keys()]
+
 
 class DuckDBSettings(dg.ConfigurableResource):
     """Settings, not a connection: each step opens its own DuckDB (dagster-duckdb's
@@ -146,7 +153,8 @@ class DuckDBSettings(dg.ConfigurableResource):
     a private folder of the run under the lake's work root (``LakeResource.work_root``). With
     them, ingest's settings: ``accept_missing_landing`` lists landing dates whose files, listed
     by a day's ledger but gone (not retired), a re-ingest may publish without, losing their rows;
-    ingest refuses otherwise (lib/wipe_guard.py, docs/operations.md). Set it for one run only,
+    ingest refuses otherwise (lib/ingest/wipe_guard.py, docs/operations.md). Set it for one run
+    only,
     in the launchpad; there is no environment variable for it."""
 
     memory_limit: str = "2GB"
@@ -371,9 +379,25 @@ class ReportsResource(dg.ConfigurableResource):
         return parse_dagster_url(self.dagster_url)
 
 
+# What must be known before any resource exists (partitions, the executor, asset kinds) is read
+# from the environment here too, by these functions, each time they are called (a test or the
+# doctor may change the environment between two loads).
+
+
 def lake_on_s3() -> bool:
     """Whether TELEMETRY_LAKE_ROOT points at S3 (read when definitions load, for asset kinds)."""
     return os.environ.get("TELEMETRY_LAKE_ROOT", "").startswith("s3://")
+
+
+def first_partition() -> date:
+    """The first partition date (TELEMETRY_FIRST_DATE, default 2025-01-01): the partitions' start
+    when definitions load; the landing sensor and retention read it when they run."""
+    return settings.first_partition_date(os.environ.get("TELEMETRY_FIRST_DATE"))
+
+
+def executor_name() -> str:
+    """TELEMETRY_EXECUTOR: multiprocess (default), in_process or k8s."""
+    return settings.executor(os.environ.get("TELEMETRY_EXECUTOR"))
 
 
 def env_var(name: str) -> dg.EnvVar | None:

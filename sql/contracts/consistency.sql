@@ -11,6 +11,7 @@ with
 
 requests as (
     select
+        'request' as event_type,
         event_id,
         request_id,
         user_id,
@@ -25,6 +26,7 @@ requests as (
 
 rankings as (
     select
+        'ranking' as event_type,
         event_id,
         request_id,
         user_id,
@@ -39,6 +41,7 @@ rankings as (
 
 impressions as (
     select
+        'impression' as event_type,
         event_id,
         request_id,
         user_id,
@@ -52,6 +55,7 @@ impressions as (
 
 clicks as (
     select
+        'click' as event_type,
         event_id,
         request_id,
         user_id,
@@ -119,23 +123,20 @@ click_order as (
     from clicks
 ),
 
-day_requests as (
+events as (
+    -- The four types in one relation, each type's own columns null on the others'.
     select * from requests
-    where event_date = $day
-),
-
-day_rankings as (
+    union all by name
     select * from rankings
-    where event_date = $day
-),
-
-day_impressions as (
+    union all by name
     select * from impressions
-    where event_date = $day
+    union all by name
+    select * from clicks
 ),
 
-day_clicks as (
-    select * from clicks
+day_events as (
+    -- The events judged: those of $day.
+    select * from events
     where event_date = $day
 ),
 
@@ -147,9 +148,9 @@ request_has_one_ranking as (
         q.request_id,
         'request has ' || coalesce(p.rankings, 0) || ' rankings' as detail,
         coalesce(p.rankings, 0) = 0 as partner_missing
-    from day_requests as q
+    from day_events as q
     left join ranking_partners as p on q.request_id = p.request_id
-    where coalesce(p.rankings, 0) <> 1
+    where q.event_type = 'request' and coalesce(p.rankings, 0) <> 1
 ),
 
 ranking_has_one_request as (
@@ -160,9 +161,9 @@ ranking_has_one_request as (
         r.request_id,
         'ranking has ' || coalesce(p.requests, 0) || ' requests' as detail,
         coalesce(p.requests, 0) = 0 as partner_missing
-    from day_rankings as r
+    from day_events as r
     left join request_partners as p on r.request_id = p.request_id
-    where coalesce(p.requests, 0) <> 1
+    where r.event_type = 'ranking' and coalesce(p.requests, 0) <> 1
 ),
 
 impression_has_ranking as (
@@ -173,8 +174,9 @@ impression_has_ranking as (
         i.request_id,
         'no ranking for this request_id' as detail,
         true as partner_missing
-    from day_impressions as i
+    from day_events as i
     anti join ranking_partners as p on i.request_id = p.request_id
+    where i.event_type = 'impression'
 ),
 
 impression_matches_ranked_item as (
@@ -186,13 +188,14 @@ impression_matches_ranked_item as (
         'item ' || i.canonical_id || ' at position ' || i.position
         || ' is not in the ranking at that position' as detail,
         false as partner_missing
-    from day_impressions as i
+    from day_events as i
     semi join ranking_partners as p on i.request_id = p.request_id
     anti join ranked_items as r
         on
             i.request_id = r.request_id
             and i.canonical_id = r.canonical_id
             and i.position = r.position
+    where i.event_type = 'impression'
 ),
 
 click_has_impression as (
@@ -203,9 +206,10 @@ click_has_impression as (
         c.request_id,
         'no impression of item ' || c.canonical_id || ' for this request_id' as detail,
         true as partner_missing
-    from day_clicks as c
+    from day_events as c
     anti join impression_partners as p
         on c.request_id = p.request_id and c.canonical_id = p.canonical_id
+    where c.event_type = 'click'
 ),
 
 click_is_unique as (
@@ -216,38 +220,21 @@ click_is_unique as (
         c.request_id,
         c.engagement_type || ' number ' || o.nth || ' on item ' || c.canonical_id as detail,
         false as partner_missing
-    from day_clicks as c
+    from day_events as c
     inner join click_order as o on c.event_id = o.event_id
-    where o.nth > 1
+    where c.event_type = 'click' and o.nth > 1
 ),
 
 chain_events as (
     select
-        'ranking' as event_type,
+        event_type,
         event_id,
         request_id,
         user_id,
         user_id_prev,
         timestamp_ms
-    from day_rankings
-    union all
-    select
-        'impression' as event_type,
-        event_id,
-        request_id,
-        user_id,
-        user_id_prev,
-        timestamp_ms
-    from day_impressions
-    union all
-    select
-        'click' as event_type,
-        event_id,
-        request_id,
-        user_id,
-        user_id_prev,
-        timestamp_ms
-    from day_clicks
+    from day_events
+    where event_type <> 'request'
 ),
 
 user_agrees_with_request as (
@@ -277,10 +264,11 @@ experiment_agrees_with_request as (
         'ranking has ' || r.experiment_id || '/' || r.bucket || ', request has '
         || p.experiment_id || '/' || coalesce(p.bucket, 'no bucket') as detail,
         false as partner_missing
-    from day_rankings as r
+    from day_events as r
     inner join request_partners as p on r.request_id = p.request_id
     where
-        p.experiment_id is not null
+        r.event_type = 'ranking'
+        and p.experiment_id is not null
         and (r.experiment_id, r.bucket) is distinct from (p.experiment_id, p.bucket)
 ),
 
@@ -292,8 +280,9 @@ partner_times as (
         r.timestamp_ms,
         p.request_ms as partner_ms,
         'request' as partner
-    from day_rankings as r
+    from day_events as r
     inner join request_partners as p on r.request_id = p.request_id
+    where r.event_type = 'ranking'
     union all
     select
         i.event_id,
@@ -302,8 +291,9 @@ partner_times as (
         i.timestamp_ms,
         p.ranking_ms as partner_ms,
         'ranking' as partner
-    from day_impressions as i
+    from day_events as i
     inner join ranking_partners as p on i.request_id = p.request_id
+    where i.event_type = 'impression'
     union all
     select
         c.event_id,
@@ -312,9 +302,10 @@ partner_times as (
         c.timestamp_ms,
         p.impression_ms as partner_ms,
         'impression' as partner
-    from day_clicks as c
+    from day_events as c
     inner join impression_partners as p
         on c.request_id = p.request_id and c.canonical_id = p.canonical_id
+    where c.event_type = 'click'
 ),
 
 time_order as (
@@ -338,9 +329,9 @@ items_within_k as (
         r.request_id,
         len(r.items) || ' items for k = ' || p.k as detail,
         false as partner_missing
-    from day_rankings as r
+    from day_events as r
     inner join request_partners as p on r.request_id = p.request_id
-    where len(r.items) > p.k
+    where r.event_type = 'ranking' and len(r.items) > p.k
 ),
 
 final as (

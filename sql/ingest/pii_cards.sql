@@ -1,6 +1,7 @@
 -- The PII detector's payment cards: how a card is printed, its check, a card split by a list
 -- delimiter and a card after a name's '.'. Loaded first (pii_macros.sql builds its patterns on
--- these), so these macros use DuckDB's functions only. pipelines/lib/pii_cards.py is the Python
+-- these), so these macros use DuckDB's functions only. pipelines/lib/ingest/pii_cards.py is the
+-- Python
 -- twin, with the same patterns and rules.
 --
 --   * a card has 13-19 digits, passes Luhn and starts with 2-6, printed as in pii_re_card.

@@ -1,4 +1,5 @@
--- The tables of the PII detector's two cheap first tests (pipelines/lib/pii_policy.py), filled
+-- The tables of the PII detector's two cheap first tests (pipelines/lib/ingest/pii_policy.py),
+-- filled
 -- per event type before any line is expanded into candidates.
 -- Grain: pii_kept_values, one row per distinct kept string of a type's schema-valid lines;
 --   pii_id_suspects, one row per valid line whose kept strings, joined, contain one of its own

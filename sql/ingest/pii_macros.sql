@@ -1,9 +1,9 @@
 -- The PII detector: macros that find e-mails, IPv4 and IPv6 addresses, phone numbers, payment
 -- cards and IBANs in any string. This file holds the patterns and the checks (those of cards in
 -- pii_cards.sql, loaded before it); pii_macros_runs.sql (loaded after it) how a match is taken
--- apart, and the public macros. pipelines/lib/pii_detect.py installs all three; pipelines/lib/
--- pii.py (detect_class, scrub_text) is their Python twin, with the same patterns, windows and
--- checks, held to agreement by tests/lib/test_pii_detect.py.
+-- apart, and the public macros. lib/ingest/pii_detect.py installs all three; lib/ingest/pii.py
+-- (detect_class, scrub_text) is their Python twin, with the same patterns, windows and checks,
+-- held to agreement by tests/lib/test_pii_detect.py.
 --
 -- Public macros (null in, null out):
 --   pii_class(s varchar) -> varchar: the class of the first PII span in s ('email', 'ipv4',

@@ -1,6 +1,7 @@
 -- The PII detector, second part: how a match of the scan is taken apart into PII spans (the
 -- windows of a run), and the public macros pii_class and pii_scrub. Loaded after pii_macros.sql
--- (the patterns, the checks and the decisions); pipelines/lib/pii.py (_match_spans, _run_spans,
+-- (the patterns, the checks and the decisions); pipelines/lib/ingest/pii.py (_match_spans,
+-- _run_spans,
 -- _window_class) is the Python twin.
 --
 -- These macros run in lambdas over a value's matches, where DuckDB sets up every function

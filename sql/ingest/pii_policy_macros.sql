@@ -1,4 +1,5 @@
--- Macros of the PII policy (pipelines/lib/pii_policy.py), on top of the detector's pii_class and
+-- Macros of the PII policy (pipelines/lib/ingest/pii_policy.py), on top of the detector's
+-- pii_class and
 -- pii_scrub (pii_macros.sql).
 -- Grain: per value. Parameters: ids, the event's raw identifiers (user_id, session_id, ...);
 --   ipad, opad: the day's HMAC key XOR-ed with the RFC 2104 pads (see pii_hashes.sql).

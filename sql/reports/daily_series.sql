@@ -6,7 +6,7 @@ with
 traffic as (
     select
         is_all_traffic,
-        period_start,
+        period_start as event_date,
         requests,
         ctr,
         error_rate,
@@ -17,14 +17,7 @@ traffic as (
 ),
 
 final as (
-    select
-        period_start as event_date,
-        requests,
-        ctr,
-        error_rate,
-        latency_p50_ms,
-        latency_p95_ms,
-        latency_p99_ms
+    select * exclude (is_all_traffic)
     from traffic
     where is_all_traffic
 )

@@ -2,7 +2,8 @@
 -- Parameters: $period_start, $period_end (dates, inclusive; the daily rollup: one day).
 -- Inputs: view error over the period's days.
 -- distinct_users counts the errors' own hashed user_id (an error without one adds none): the
---   users a row covers, which the viewer tier's small-cell rule (lib/tiers.py) withholds by.
+--   users a row covers, which the viewer tier's small-cell rule (lib/catalog/tiers.py) withholds
+--   by.
 with
 
 errors as (

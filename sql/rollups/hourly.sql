@@ -2,7 +2,7 @@
 -- Parameters: $period_start, $period_end (dates, inclusive; the daily rollup: one day).
 -- Inputs: views request, ranking, impression, click, error over the period's days.
 -- distinct_users counts every event's hashed user_id: the users a row covers, which the viewer
---   tier's small-cell rule (lib/tiers.py) withholds rows by.
+--   tier's small-cell rule (lib/catalog/tiers.py) withholds rows by.
 with
 
 events as (

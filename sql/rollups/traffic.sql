@@ -12,375 +12,89 @@
 -- Users across a PII key rotation: counted as their hash under the previous key where an event
 --   of the period links the two (user_id_prev; table user_links, sql/rollups/user_links.sql), as
 --   in traffic_merged.sql.
--- Inputs: views request, ranking, impression, click, error over the period's days, and
---   request_dims over the requests of $period_start - 1 .. $period_end (an event's request may
---   precede midnight).
+-- Inputs: views attributed_events and traffic_members (sql/rollups/traffic_attributed.sql: each
+--   event, and each distinct member, with the dimensions of its request, read from the requests
+--   of $period_start - 1 .. $period_end: an event's request may precede midnight), table
+--   user_links, and the macros of sql/rollups/traffic_macros.sql.
 with
 
-dims as (
-    -- One whole row per request_id (the first request): a retried request must not mix the
-    -- dimensions of two requests.
+events as (
+    select * from attributed_events
+    where event_date between $period_start and $period_end
+),
+
+members as (
+    -- A user linked across a PII key rotation counts as its previous hash.
     select
-        request_id,
-        experiment_id,
-        bucket,
-        surface,
-        device_type
-    from request_dims
-    qualify row_number() over (partition by request_id order by timestamp_ms, event_id) = 1
+        m.experiment_id,
+        m.bucket,
+        m.surface,
+        m.device_type,
+        m.part_name,
+        coalesce(l.previous_id, m.member) as member
+    from traffic_members as m
+    left join user_links as l on m.part_name = 'users' and m.member = l.current_id
+    where m.event_date between $period_start and $period_end
 ),
 
-requests as (
-    select
-        q.user_id,
-        d.experiment_id,
-        d.bucket,
-        d.surface,
-        d.device_type
-    from request as q
-    left join dims as d on q.request_id = d.request_id
-    where q.event_date between $period_start and $period_end
-),
-
-rankings as (
-    select
-        r.coverage,
-        r.latency_ms,
-        r.items,
-        d.experiment_id,
-        d.bucket,
-        d.surface,
-        d.device_type
-    from ranking as r
-    left join dims as d on r.request_id = d.request_id
-    where r.event_date between $period_start and $period_end
-),
-
--- Distinct (dimensions, value) pairs first: a distinct count over grouping sets would hash every
--- unnested item and every impression twice over.
-users as (
-    select
-        r.experiment_id,
-        r.bucket,
-        r.surface,
-        r.device_type,
-        coalesce(l.previous_id, r.user_id) as user_key
-    from requests as r
-    left join user_links as l on r.user_id = l.current_id
-),
-
-ranked_items as (
-    select distinct
-        r.experiment_id,
-        r.bucket,
-        r.surface,
-        r.device_type,
-        u.item.canonical_id
-    from rankings as r, unnest(r.items) as u (item)
-),
-
-impressions as (
-    select
-        i.canonical_id,
-        i.session_id,
-        d.experiment_id,
-        d.bucket,
-        d.surface,
-        d.device_type
-    from impression as i
-    left join dims as d on i.request_id = d.request_id
-    where i.event_date between $period_start and $period_end
-),
-
-clicks as (
-    select
-        c.engagement_type,
-        c.dwell_ms,
-        d.experiment_id,
-        d.bucket,
-        d.surface,
-        d.device_type
-    from click as c
-    left join dims as d on c.request_id = d.request_id
-    where c.event_date between $period_start and $period_end
-),
-
-errors as (
-    select
-        d.experiment_id,
-        d.bucket,
-        d.surface,
-        d.device_type
-    from error as e
-    left join dims as d on e.request_id = d.request_id
-    where e.event_date between $period_start and $period_end
-),
-
-impressed_items as (
-    select distinct
-        experiment_id,
-        bucket,
-        surface,
-        device_type,
-        canonical_id
-    from impressions
-),
-
-impression_sessions as (
-    select distinct
-        experiment_id,
-        bucket,
-        surface,
-        device_type,
-        session_id
-    from impressions
-),
-
-request_stats as (
+event_stats as (
+    -- Each measure is null on the other types' events: it aggregates its own type's.
     select
         experiment_id,
         bucket,
         surface,
         device_type,
         grouping(experiment_id, bucket, surface, device_type) = 15 as is_all_traffic,
-        count(*) as requests,
-        count(distinct user_key) as distinct_users
-    from users
-    group by grouping sets ((experiment_id, bucket, surface, device_type), ())
-),
-
-ranking_stats as (
-    select
-        experiment_id,
-        bucket,
-        surface,
-        device_type,
-        grouping(experiment_id, bucket, surface, device_type) = 15 as is_all_traffic,
-        count(*) as rankings,
+        -- Not all traffic, yet no surface: the row of the events whose request was not found.
+        grouping(experiment_id, bucket, surface, device_type) <> 15 and surface is null
+            as is_unattributed,
         avg(coverage) as coverage_mean,
         quantile_cont(latency_ms, 0.5) as latency_p50_ms,
         quantile_cont(latency_ms, 0.95) as latency_p95_ms,
         quantile_cont(latency_ms, 0.99) as latency_p99_ms,
-        avg(latency_ms) as latency_mean_ms
-    from rankings
-    group by grouping sets ((experiment_id, bucket, surface, device_type), ())
-),
-
-ranked_item_stats as (
-    select
-        experiment_id,
-        bucket,
-        surface,
-        device_type,
-        grouping(experiment_id, bucket, surface, device_type) = 15 as is_all_traffic,
-        count(distinct canonical_id) as distinct_items_ranked
-    from ranked_items
-    group by grouping sets ((experiment_id, bucket, surface, device_type), ())
-),
-
-impression_stats as (
-    select
-        experiment_id,
-        bucket,
-        surface,
-        device_type,
-        grouping(experiment_id, bucket, surface, device_type) = 15 as is_all_traffic,
-        count(*) as impressions
-    from impressions
-    group by grouping sets ((experiment_id, bucket, surface, device_type), ())
-),
-
-impressed_item_stats as (
-    select
-        experiment_id,
-        bucket,
-        surface,
-        device_type,
-        grouping(experiment_id, bucket, surface, device_type) = 15 as is_all_traffic,
-        count(distinct canonical_id) as distinct_items_impressed
-    from impressed_items
-    group by grouping sets ((experiment_id, bucket, surface, device_type), ())
-),
-
-session_stats as (
-    select
-        experiment_id,
-        bucket,
-        surface,
-        device_type,
-        grouping(experiment_id, bucket, surface, device_type) = 15 as is_all_traffic,
-        count(distinct session_id) as distinct_sessions
-    from impression_sessions
-    group by grouping sets ((experiment_id, bucket, surface, device_type), ())
-),
-
-click_stats as (
-    select
-        experiment_id,
-        bucket,
-        surface,
-        device_type,
-        grouping(experiment_id, bucket, surface, device_type) = 15 as is_all_traffic,
-        count(*) as clicks,
+        avg(latency_ms) as latency_mean_ms,
+        avg(dwell_ms) as dwell_mean_ms,
+        quantile_cont(dwell_ms, 0.5) as dwell_median_ms,
+        count(*) filter (where event_type = 'request') as requests,
+        count(*) filter (where event_type = 'ranking') as rankings,
+        count(*) filter (where event_type = 'impression') as impressions,
+        count(*) filter (where event_type = 'click') as clicks,
         count(*) filter (where engagement_type = 'click') as clicks_click,
         count(*) filter (where engagement_type = 'add_to_cart') as clicks_add_to_cart,
         count(*) filter (where engagement_type = 'save') as clicks_save,
         count(*) filter (where engagement_type = 'share') as clicks_share,
         count(*) filter (where engagement_type = 'purchase') as clicks_purchase,
-        avg(dwell_ms) as dwell_mean_ms,
-        quantile_cont(dwell_ms, 0.5) as dwell_median_ms
-    from clicks
+        count(*) filter (where event_type = 'error') as errors
+    from events
     group by grouping sets ((experiment_id, bucket, surface, device_type), ())
 ),
 
-error_stats as (
+member_stats as (
     select
         experiment_id,
         bucket,
         surface,
         device_type,
         grouping(experiment_id, bucket, surface, device_type) = 15 as is_all_traffic,
-        count(*) as errors
-    from errors
+        count(distinct member) filter (where part_name = 'users') as distinct_users,
+        count(distinct member) filter (where part_name = 'items_ranked')
+            as distinct_items_ranked,
+        count(distinct member) filter (where part_name = 'items_impressed')
+            as distinct_items_impressed,
+        count(distinct member) filter (where part_name = 'sessions') as distinct_sessions
+    from members
     group by grouping sets ((experiment_id, bucket, surface, device_type), ())
-),
-
-groups as (
-    select
-        experiment_id,
-        bucket,
-        surface,
-        device_type,
-        is_all_traffic
-    from request_stats
-    union
-    select
-        experiment_id,
-        bucket,
-        surface,
-        device_type,
-        is_all_traffic
-    from ranking_stats
-    union
-    select
-        experiment_id,
-        bucket,
-        surface,
-        device_type,
-        is_all_traffic
-    from impression_stats
-    union
-    select
-        experiment_id,
-        bucket,
-        surface,
-        device_type,
-        is_all_traffic
-    from click_stats
-    union
-    select
-        experiment_id,
-        bucket,
-        surface,
-        device_type,
-        is_all_traffic
-    from error_stats
-),
-
-row_keys as (
-    -- Not all traffic, yet no surface: the row of the events whose request was not found.
-    select
-        *,
-        not is_all_traffic and surface is null as is_unattributed
-    from groups
 ),
 
 joined as (
     select
-        g.experiment_id,
-        g.bucket,
-        g.surface,
-        g.device_type,
-        g.is_all_traffic,
-        g.is_unattributed,
-        r.coverage_mean,
-        r.latency_p50_ms,
-        r.latency_p95_ms,
-        r.latency_p99_ms,
-        r.latency_mean_ms,
-        c.dwell_mean_ms,
-        c.dwell_median_ms,
-        coalesce(q.requests, 0) as requests,
-        coalesce(r.rankings, 0) as rankings,
-        coalesce(i.impressions, 0) as impressions,
-        coalesce(c.clicks, 0) as clicks,
-        coalesce(c.clicks_click, 0) as clicks_click,
-        coalesce(c.clicks_add_to_cart, 0) as clicks_add_to_cart,
-        coalesce(c.clicks_save, 0) as clicks_save,
-        coalesce(c.clicks_share, 0) as clicks_share,
-        coalesce(c.clicks_purchase, 0) as clicks_purchase,
-        coalesce(e.errors, 0) as errors,
-        coalesce(q.distinct_users, 0) as distinct_users,
-        coalesce(ri.distinct_items_ranked, 0) as distinct_items_ranked,
-        coalesce(ii.distinct_items_impressed, 0) as distinct_items_impressed,
-        coalesce(ss.distinct_sessions, 0) as distinct_sessions
-    from row_keys as g
-    left join request_stats as q
-        on
-            g.is_all_traffic = q.is_all_traffic
-            and g.experiment_id is not distinct from q.experiment_id
-            and g.bucket is not distinct from q.bucket
-            and g.surface is not distinct from q.surface
-            and g.device_type is not distinct from q.device_type
-    left join ranking_stats as r
-        on
-            g.is_all_traffic = r.is_all_traffic
-            and g.experiment_id is not distinct from r.experiment_id
-            and g.bucket is not distinct from r.bucket
-            and g.surface is not distinct from r.surface
-            and g.device_type is not distinct from r.device_type
-    left join ranked_item_stats as ri
-        on
-            g.is_all_traffic = ri.is_all_traffic
-            and g.experiment_id is not distinct from ri.experiment_id
-            and g.bucket is not distinct from ri.bucket
-            and g.surface is not distinct from ri.surface
-            and g.device_type is not distinct from ri.device_type
-    left join impression_stats as i
-        on
-            g.is_all_traffic = i.is_all_traffic
-            and g.experiment_id is not distinct from i.experiment_id
-            and g.bucket is not distinct from i.bucket
-            and g.surface is not distinct from i.surface
-            and g.device_type is not distinct from i.device_type
-    left join impressed_item_stats as ii
-        on
-            g.is_all_traffic = ii.is_all_traffic
-            and g.experiment_id is not distinct from ii.experiment_id
-            and g.bucket is not distinct from ii.bucket
-            and g.surface is not distinct from ii.surface
-            and g.device_type is not distinct from ii.device_type
-    left join session_stats as ss
-        on
-            g.is_all_traffic = ss.is_all_traffic
-            and g.experiment_id is not distinct from ss.experiment_id
-            and g.bucket is not distinct from ss.bucket
-            and g.surface is not distinct from ss.surface
-            and g.device_type is not distinct from ss.device_type
-    left join click_stats as c
-        on
-            g.is_all_traffic = c.is_all_traffic
-            and g.experiment_id is not distinct from c.experiment_id
-            and g.bucket is not distinct from c.bucket
-            and g.surface is not distinct from c.surface
-            and g.device_type is not distinct from c.device_type
-    left join error_stats as e
-        on
-            g.is_all_traffic = e.is_all_traffic
-            and g.experiment_id is not distinct from e.experiment_id
-            and g.bucket is not distinct from e.bucket
-            and g.surface is not distinct from e.surface
-            and g.device_type is not distinct from e.device_type
+        e.*,
+        coalesce(m.distinct_users, 0) as distinct_users,
+        coalesce(m.distinct_items_ranked, 0) as distinct_items_ranked,
+        coalesce(m.distinct_items_impressed, 0) as distinct_items_impressed,
+        coalesce(m.distinct_sessions, 0) as distinct_sessions
+    from event_stats as e
+    left join member_stats as m on same_traffic_row(e, m)  -- noqa: RF02
 ),
 
 final as (
@@ -388,11 +102,8 @@ final as (
         *,
         $period_start as period_start,
         $period_end as period_end,
-        clicks / nullif(impressions, 0) as ctr,
-        distinct_items_impressed / nullif(distinct_items_ranked, 0) as item_coverage,
-        errors / nullif(requests, 0) as error_rate,
-        impressions / nullif(requests, 0) as impressions_per_request,
-        clicks / nullif(distinct_sessions, 0) as clicks_per_session
+        -- The struct's fields (ctr .. clicks_per_session) as columns.
+        unnest(traffic_ratios(joined))  -- noqa: AL03
     from joined
 )
 

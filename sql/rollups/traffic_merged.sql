@@ -10,7 +10,7 @@
 --   user was seen; one rotation per period is bridged.
 -- Parameters: $period_start, $period_end (dates, inclusive: a Monday..Sunday week or a month).
 -- Inputs: views period_traffic_daily (the traffic_daily rows of the period's days) and
---   period_traffic_parts (their traffic_parts rows).
+--   period_traffic_parts (their traffic_parts rows); the macros of traffic_macros.sql.
 with
 
 day_counts as (
@@ -171,20 +171,8 @@ joined as (
         coalesce(m.distinct_items_impressed, 0) as distinct_items_impressed,
         coalesce(m.distinct_sessions, 0) as distinct_sessions
     from row_keys as c
-    left join member_stats as m
-        on
-            c.is_all_traffic = m.is_all_traffic
-            and c.experiment_id is not distinct from m.experiment_id
-            and c.bucket is not distinct from m.bucket
-            and c.surface is not distinct from m.surface
-            and c.device_type is not distinct from m.device_type
-    left join measure_stats as v
-        on
-            c.is_all_traffic = v.is_all_traffic
-            and c.experiment_id is not distinct from v.experiment_id
-            and c.bucket is not distinct from v.bucket
-            and c.surface is not distinct from v.surface
-            and c.device_type is not distinct from v.device_type
+    left join member_stats as m on same_traffic_row(c, m)  -- noqa: RF02
+    left join measure_stats as v on same_traffic_row(c, v)  -- noqa: RF02
 ),
 
 final as (
@@ -192,11 +180,8 @@ final as (
         *,
         $period_start as period_start,
         $period_end as period_end,
-        clicks / nullif(impressions, 0) as ctr,
-        distinct_items_impressed / nullif(distinct_items_ranked, 0) as item_coverage,
-        errors / nullif(requests, 0) as error_rate,
-        impressions / nullif(requests, 0) as impressions_per_request,
-        clicks / nullif(distinct_sessions, 0) as clicks_per_session
+        -- The struct's fields (ctr .. clicks_per_session) as columns.
+        unnest(traffic_ratios(joined))  -- noqa: AL03
     from joined
 )
 

@@ -4,7 +4,7 @@
 --   metric is null when its day has no data for it (no rollup, no ledger, a zero denominator).
 -- Parameters: $period_start, $period_end (dates, inclusive: the days read).
 -- Inputs: views daily_traffic (rollups/traffic_daily) and daily_ledger (ledger/), each with the
---   event_date of its partition folder.
+--   event_date of its partition folder; macro ledger_days (macros.sql).
 with
 
 traffic as (
@@ -24,16 +24,14 @@ traffic as (
 ),
 
 ledger as (
-    -- One row per landing file the day read: the day's counts are their sums.
+    -- The day's sums over the landing files it read, as quarantine_slices.sql takes them.
     select
         event_date,
-        sum(lines_taken)::bigint as lines_read,
-        sum(quarantined)::bigint as quarantined,
-        sum(rows_written)::bigint as rows_written,
-        sum(rows_landed_late)::bigint as rows_landed_late
-    from daily_ledger
-    where event_date between $period_start and $period_end
-    group by event_date
+        lines_read,
+        quarantined,
+        rows_written,
+        rows_landed_late
+    from ledger_days('daily_ledger', $period_start, $period_end)
 ),
 
 joined as (

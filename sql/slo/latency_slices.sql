@@ -5,7 +5,8 @@
 --   are (percentiles of its combination rows do not merge into a surface's). Rankings whose
 --   request was not found have no dimensions: they form the slices with a null slice_value.
 -- Parameters: $period_start, $period_end (dates, inclusive: the days read).
--- Inputs: view daily_parts (rollups/traffic_parts, with the event_date of its partition folder).
+-- Inputs: view daily_parts (rollups/traffic_parts, with the event_date of its partition folder);
+--   macros slices_of and slice_label (macros.sql).
 with
 
 latencies as (
@@ -22,24 +23,15 @@ latencies as (
 
 sliced as (
     select
-        event_date,
-        case
-            when grouping(surface) = 0 then 'surface'
-            when grouping(device_type) = 0 then 'device_type'
-            else 'bucket'
-        end as dimension,
-        case
-            when grouping(surface) = 0 then surface
-            when grouping(device_type) = 0 then device_type
-            else experiment_id || '/' || bucket
-        end as slice_value,
+        l.event_date,
+        slices.s.dimension,
+        slices.s.slice_value,
         count(*) as rankings,
-        quantile_cont(latency_ms, 0.95) as latency_p95_ms,
-        quantile_cont(latency_ms, 0.99) as latency_p99_ms
-    from latencies
-    group by grouping sets (
-        (event_date, surface), (event_date, device_type), (event_date, experiment_id, bucket)
-    )
+        quantile_cont(l.latency_ms, 0.95) as latency_p95_ms,
+        quantile_cont(l.latency_ms, 0.99) as latency_p99_ms
+    from latencies as l,
+        unnest(slices_of(l.surface, l.device_type, l.experiment_id, l.bucket)) as slices (s)
+    group by l.event_date, slices.s.dimension, slices.s.slice_value, slices.s.arm
 ),
 
 final as (
@@ -50,7 +42,7 @@ final as (
         rankings,
         latency_p95_ms,
         latency_p99_ms,
-        dimension || '=' || coalesce(slice_value, '(none)') as slice
+        slice_label(dimension, slice_value) as slice
     from sliced
 )
 

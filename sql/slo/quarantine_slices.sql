@@ -3,7 +3,7 @@
 --   quarantine_share in daily_metrics.sql).
 -- Parameters: $period_start, $period_end (dates, inclusive: the days read).
 -- Inputs: views daily_quarantine (quarantine/) and daily_ledger (ledger/), each with the
---   event_date of its partition folder.
+--   event_date of its partition folder; macro ledger_days (macros.sql).
 with
 
 quarantined as (
@@ -17,12 +17,11 @@ quarantined as (
 ),
 
 lines_read as (
+    -- The lines read of daily_metrics.sql's quarantine_share, which the shares add up to.
     select
         event_date,
-        sum(lines_taken)::bigint as lines_read
-    from daily_ledger
-    where event_date between $period_start and $period_end
-    group by event_date
+        lines_read
+    from ledger_days('daily_ledger', $period_start, $period_end)
 ),
 
 final as (

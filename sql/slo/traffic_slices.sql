@@ -4,7 +4,8 @@
 --   rows, and its CTR and error rate. Events whose request was not found have no dimensions:
 --   they form the slices with a null slice_value.
 -- Parameters: $period_start, $period_end (dates, inclusive: the days read).
--- Inputs: view daily_traffic (rollups/traffic_daily, with the event_date of its partition folder).
+-- Inputs: view daily_traffic (rollups/traffic_daily, with the event_date of its partition folder);
+--   macros slices_of and slice_label (macros.sql).
 with
 
 combinations as (
@@ -24,25 +25,16 @@ combinations as (
 
 sliced as (
     select
-        event_date,
-        case
-            when grouping(surface) = 0 then 'surface'
-            when grouping(device_type) = 0 then 'device_type'
-            else 'bucket'
-        end as dimension,
-        case
-            when grouping(surface) = 0 then surface
-            when grouping(device_type) = 0 then device_type
-            else experiment_id || '/' || bucket
-        end as slice_value,
-        sum(requests)::bigint as requests,
-        sum(impressions)::bigint as impressions,
-        sum(clicks)::bigint as clicks,
-        sum(errors)::bigint as errors
-    from combinations
-    group by grouping sets (
-        (event_date, surface), (event_date, device_type), (event_date, experiment_id, bucket)
-    )
+        c.event_date,
+        slices.s.dimension,
+        slices.s.slice_value,
+        sum(c.requests)::bigint as requests,
+        sum(c.impressions)::bigint as impressions,
+        sum(c.clicks)::bigint as clicks,
+        sum(c.errors)::bigint as errors
+    from combinations as c,
+        unnest(slices_of(c.surface, c.device_type, c.experiment_id, c.bucket)) as slices (s)
+    group by c.event_date, slices.s.dimension, slices.s.slice_value, slices.s.arm
 ),
 
 final as (
@@ -54,7 +46,7 @@ final as (
         impressions,
         clicks,
         errors,
-        dimension || '=' || coalesce(slice_value, '(none)') as slice,
+        slice_label(dimension, slice_value) as slice,
         clicks / nullif(impressions, 0) as ctr,
         errors / nullif(requests, 0) as error_rate
     from sliced

@@ -16,8 +16,9 @@ from datetime import UTC, datetime
 import duckdb
 import pytest
 
-from pipelines.lib import pii, publish
-from pipelines.lib.paths import PROJECT_ROOT
+from pipelines.lib.ingest import pii
+from pipelines.lib.lake import publish
+from pipelines.lib.lake.paths import PROJECT_ROOT
 from pipelines.lib.privacy.erasure import erase
 from pipelines.lib.privacy.requests import ErasureRequest
 from tests.conftest import DAY, LakeHelper, event, line
@@ -26,8 +27,8 @@ USER = "victim-000777"
 
 CHILD = """
 import os, sys
-from pipelines.lib.ingest import IngestSettings, ingest_partition
-from pipelines.lib.storage import Lake
+from pipelines.lib.ingest.partition import IngestSettings, ingest_partition
+from pipelines.lib.lake.storage import Lake
 from tests.conftest import DAY, KEY
 
 def fault(step):

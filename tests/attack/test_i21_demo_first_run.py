@@ -31,9 +31,9 @@ from datetime import date, datetime
 import pytest
 
 from pipelines import demo
-from pipelines.lib.sample_config import MANIFEST_NAME, SampleConfig
-from pipelines.lib.sample_generator import generate
-from pipelines.lib.settings import ConfigError
+from pipelines.lib.lake.errors import ConfigError
+from pipelines.lib.sample.config import MANIFEST_NAME, SampleConfig
+from pipelines.lib.sample.generator import generate
 
 
 class _Interrupted(BaseException):
@@ -68,7 +68,7 @@ def test_a_deleted_catalog_is_not_reported_up_to_date(tmp_path, monkeypatch):
     """The catalog step counts as built when Dagster holds a materialisation of ``catalog``; the
     file it wrote is not looked at. Reproduced against demo_runs.built with a stub instance."""
     from pipelines import demo_runs
-    from pipelines.lib import demo_plan
+    from pipelines.lib.setup import demo_plan
 
     class Instance:
         def get_latest_materialization_event(self, key):
@@ -77,7 +77,7 @@ def test_a_deleted_catalog_is_not_reported_up_to_date(tmp_path, monkeypatch):
     missing = tmp_path / "cat" / "lake.duckdb"
     monkeypatch.setenv("TELEMETRY_CATALOG", str(missing))
     monkeypatch.setattr(
-        "pipelines.lib.ops.landing_watch.list_landing", lambda lake: {}, raising=True
+        "pipelines.lib.automation.landing_watch.list_landing", lambda lake: {}, raising=True
     )
     step = demo_plan.Step(demo_plan.CATALOG, None)
     done = demo_runs.built(Instance(), [step], lake=None, now=datetime.now())
@@ -91,12 +91,11 @@ def test_days_has_an_upper_bound():
     """``--days 400`` (no --start) is accepted: it writes 2.5 GB of landing files in 2 minutes
     and would run ~2 000 jobs (hours) for a demo documented as under a minute, with no warning
     and no total in the sample's progress line. Expected: refused, or capped with a word."""
-    from pipelines.lib import settings
 
     args = demo._parser().parse_args(["--days", "400"])
     try:
         days = demo._window(args, date(2025, 1, 1), date(2026, 12, 7))
-    except settings.ConfigError:
+    except ConfigError:
         return
     assert len(days) <= 62, f"--days 400 accepted: {len(days)} days"
 

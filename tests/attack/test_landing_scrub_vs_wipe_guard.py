@@ -1,19 +1,19 @@
 """Erasure with ``rewrite_landing`` vs the refuse-to-wipe guard (found while attacking issue 20's
 guard as it is being extended to files that shrank).
 
-``lib/privacy/landing.py`` rewrites landing files without an erased user's lines: "a rewritten
-file changes size, so the landing sensor re-runs every partition that reads it". A file that
-shrank on purpose must not make that re-run refuse; the erased user's lines must stay out."""
+``lib/privacy/landing_erasure.py`` rewrites landing files without an erased user's lines: "a
+rewritten file changes size, so the landing sensor re-runs every partition that reads it". A file
+that shrank on purpose must not make that re-run refuse; the erased user's lines must stay out."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from pipelines.lib import pii
-from pipelines.lib.ingest import landing_dates
-from pipelines.lib.ledger import audit_ledger
+from pipelines.lib.ingest import pii
+from pipelines.lib.ingest.landing import landing_dates
+from pipelines.lib.ingest.ledger import audit_ledger
 from pipelines.lib.privacy.erasure import erase
-from pipelines.lib.privacy.landing import scrub_landing
+from pipelines.lib.privacy.landing_erasure import scrub_landing
 from pipelines.lib.privacy.requests import ErasureRequest
 from tests.conftest import DAY, LakeHelper, event, line
 

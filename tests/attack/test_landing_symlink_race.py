@@ -15,7 +15,7 @@ import os
 
 import duckdb
 
-import pipelines.lib.ingest as ingest_module
+import pipelines.lib.ingest.partition as ingest_module
 from tests.conftest import DAY, LakeHelper, event, line
 
 SECRET = "telemetry-pii-key=Zq8v3Lr0Kx2Hn5Tp"

@@ -27,7 +27,7 @@ CASES = [
 
 def _v1(event_type: str, version: str, **fields: str) -> dict:
     path = f"schemas/events/{event_type}/{version}.json"
-    from pipelines.lib.paths import PROJECT_ROOT
+    from pipelines.lib.lake.paths import PROJECT_ROOT
 
     doc = copy.deepcopy(json.loads((PROJECT_ROOT / path).read_text())["examples"][0])
     doc["event_id"] = str(uuid.uuid4())

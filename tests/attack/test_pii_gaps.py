@@ -19,7 +19,7 @@ from tests.conftest import LakeHelper, event
         "4111  1111  1111  1111",  # two spaces between groups (pasted)
         "4111 - 1111 - 1111 - 1111",
         # ';' and '|' end a run (they delimit lists of ids): a card split by one of them
-        # throughout and standing alone is one (pipelines/lib/pii_cards.py).
+        # throughout and standing alone is one (pipelines/lib/ingest/pii_cards.py).
         "4111|1111|1111|1111",
         "4111;1111;1111;1111",
     ],

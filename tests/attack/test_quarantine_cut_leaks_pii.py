@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.lib.ingest import IngestSettings
+from pipelines.lib.ingest.partition import IngestSettings
 from tests.conftest import DAY, LakeHelper, event, line
 
 LIMIT = IngestSettings().quarantine_text_bytes

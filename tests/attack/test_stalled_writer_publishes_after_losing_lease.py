@@ -16,17 +16,17 @@ import subprocess
 import sys
 import time
 
-from pipelines.lib.ledger import audit_ledger
-from pipelines.lib.paths import PROJECT_ROOT
-from pipelines.lib.schemas import event_types
+from pipelines.lib.ingest.ledger import audit_ledger
+from pipelines.lib.lake.paths import PROJECT_ROOT
+from pipelines.lib.schemas.registry import event_types
 from tests.conftest import DAY, LakeHelper, event, line
 
 CHILD = """
 import os, signal, sys
-from pipelines.lib.ingest import IngestSettings, ingest_partition
-from pipelines.lib.lease import Lease, Owner
-from pipelines.lib.publish import INGEST_LEASE_GROUP
-from pipelines.lib.storage import Lake
+from pipelines.lib.ingest.partition import IngestSettings, ingest_partition
+from pipelines.lib.lake.lease import Lease, Owner
+from pipelines.lib.lake.publish import INGEST_LEASE_GROUP
+from pipelines.lib.lake.storage import Lake
 from tests.conftest import DAY, KEY
 
 lake = Lake(sys.argv[1])

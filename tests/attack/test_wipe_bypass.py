@@ -12,7 +12,7 @@ import shutil
 
 import pytest
 
-from pipelines.lib.ledger import audit_ledger
+from pipelines.lib.ingest.ledger import audit_ledger
 from tests.conftest import DAY, LakeHelper, event, line
 
 N = 20

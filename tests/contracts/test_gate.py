@@ -23,8 +23,8 @@ from pipelines.defs.resources import (
 )
 from pipelines.defs.rollups.assets import build_rollup_asset
 from pipelines.lib.contracts.rules import CONSISTENCY, FAMILIES
+from pipelines.lib.lake.errors import ConfigError
 from pipelines.lib.rollups.run import MODELS
-from pipelines.lib.settings import ConfigError
 from tests.conftest import DAY, event, line
 
 PROBE = "downstream_of_contracts"

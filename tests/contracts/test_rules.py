@@ -28,7 +28,7 @@ from pipelines.lib.contracts.rules import (
 )
 from pipelines.lib.contracts.run import ContractsResult, run_contracts
 from pipelines.lib.contracts.verdict import Thresholds
-from pipelines.lib.paths import contracts_file, quality_file
+from pipelines.lib.lake.paths import contracts_file, quality_file
 from tests.conftest import DAY, LakeHelper, event, line, ts
 
 NEXT = DAY + timedelta(days=1)

@@ -13,8 +13,8 @@ from pipelines.lib.contracts.expectations import KINDS
 from pipelines.lib.contracts.rules import COMPLETENESS, CONSISTENCY_RULES, VALIDITY
 from pipelines.lib.contracts.run import run_contracts
 from pipelines.lib.contracts.verdict import Thresholds
-from pipelines.lib.paths import contracts_file, events_file, quality_file
-from pipelines.lib.sql import load_sql
+from pipelines.lib.lake.paths import contracts_file, events_file, quality_file
+from pipelines.lib.lake.sql import load_sql
 from tests.conftest import DAY, event, line, ts
 
 

@@ -21,12 +21,11 @@ import pytest
 import yaml
 from dagster_k8s import K8sRunLauncher
 
-import pipelines.definitions
-from pipelines.lib.paths import PROJECT_ROOT
-from pipelines.lib.sample_config import SampleConfig
-from pipelines.lib.sample_generator import generate
-from pipelines.lib.storage import Lake
-from tests.conftest import free_port, new_bucket, stop, wait_until_serving
+from pipelines.lib.lake.paths import PROJECT_ROOT
+from pipelines.lib.lake.storage import Lake
+from pipelines.lib.sample.config import SampleConfig
+from pipelines.lib.sample.generator import generate
+from tests.conftest import free_port, load_defs, new_bucket, stop, wait_until_serving
 
 PRODUCTION = PROJECT_ROOT / "deploy" / "dagster.yaml"
 BIN = Path(sys.executable).parent
@@ -130,7 +129,7 @@ def _one_by_one(root: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The same days as single-partition runs, in order: every day's ingest first, then every
     day's contracts (which read the neighbouring days) and daily rollups."""
     monkeypatch.setenv("TELEMETRY_LAKE_ROOT", root)
-    defs = dg.load_from_defs_folder(path_within_project=Path(pipelines.definitions.__file__).parent)
+    defs = load_defs()
     with dg.instance_for_test() as instance:
         for job in (
             ("ingest_daily", "contracts_daily", "rollups_daily") if DAILY else ("ingest_daily",)

@@ -9,14 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.lib import pii
 from pipelines.lib.contracts.run import run_contracts
 from pipelines.lib.contracts.verdict import Thresholds
-from pipelines.lib.ingest import IngestSettings, PiiKey, ingest_partition
+from pipelines.lib.ingest import pii
+from pipelines.lib.ingest.keyring import PiiKey
+from pipelines.lib.ingest.partition import IngestSettings, ingest_partition
+from pipelines.lib.lake.storage import Lake
 from pipelines.lib.rollups.run import DAY, MODELS, MONTH, WEEK, build_rollup
-from pipelines.lib.sample_config import SampleConfig
-from pipelines.lib.sample_generator import generate
-from pipelines.lib.storage import Lake
+from pipelines.lib.sample.config import SampleConfig
+from pipelines.lib.sample.generator import generate
 
 JUNE = date(2025, 6, 1)
 DAYS = [JUNE + timedelta(days=n) for n in range(30)]

@@ -1,4 +1,4 @@
-"""The adversarial PII corpus (``tests/lib/pii_corpus/pii.tsv``) put into every string field of
+"""The adversarial PII corpus (``tests/ingest/pii_corpus/pii.tsv``) put into every string field of
 every event type, what the lake should then do with each line, and a scanner that looks for every
 corpus value in whatever the lake wrote (GitHub issue 19).
 
@@ -30,10 +30,10 @@ from typing import Any
 
 import duckdb
 
-from pipelines.lib.schemas import EventSchema, load_event_schemas
-from pipelines.lib.validate import explain
+from pipelines.lib.schemas.registry import EventSchema, load_event_schemas
+from pipelines.lib.schemas.validator import explain
 
-CORPUS = Path(__file__).resolve().parents[1] / "lib" / "pii_corpus" / "pii.tsv"
+CORPUS = Path(__file__).resolve().parents[1] / "ingest" / "pii_corpus" / "pii.tsv"
 RAW_ID = "raw_id"
 # Shorter raw ids are ordinary words ("home", "42"): the lake does not look for them in text.
 MIN_RAW_ID_CHARS = 6

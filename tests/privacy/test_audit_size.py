@@ -10,8 +10,8 @@ from datetime import UTC, date, datetime, timedelta
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.lib import pii
-from pipelines.lib.erased_users import erased_users
+from pipelines.lib.ingest import pii
+from pipelines.lib.ingest.erased_users import erased_users
 from pipelines.lib.privacy.audit import REQUEST, REWRITTEN, read_audit, write_audit
 from pipelines.lib.privacy.erasure import erase
 from pipelines.lib.privacy.rebuild import Rebuilt

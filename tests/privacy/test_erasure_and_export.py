@@ -22,10 +22,11 @@ from pipelines.defs.resources import (
     RetentionResource,
     RollupsResource,
 )
-from pipelines.lib import pii
-from pipelines.lib.erased_users import erased_users
-from pipelines.lib.ingest import IngestSettings, PiiKey, ingest_partition
-from pipelines.lib.ledger import audit_ledger
+from pipelines.lib.ingest import pii
+from pipelines.lib.ingest.erased_users import erased_users
+from pipelines.lib.ingest.keyring import PiiKey
+from pipelines.lib.ingest.ledger import audit_ledger
+from pipelines.lib.ingest.partition import IngestSettings, ingest_partition
 from pipelines.lib.privacy.audit import AUDIT_DIR
 from pipelines.lib.privacy.exports import EXPORTS_DIR
 from pipelines.lib.privacy.requests import (

@@ -3,7 +3,7 @@ other line stays byte for byte, gzip files stay gzip, and a file without them is
 
 import gzip
 
-from pipelines.lib.privacy.landing import scrub_landing
+from pipelines.lib.privacy.landing_erasure import scrub_landing
 from tests.conftest import DAY, event, line
 
 

@@ -1,6 +1,6 @@
 """No raw PII anywhere, proven against an adversarial corpus (GitHub issue 19, point 4).
 
-Every value of ``tests/lib/pii_corpus/pii.tsv`` goes into every string field of every event type
+Every value of ``tests/ingest/pii_corpus/pii.tsv`` goes into every string field of every event type
 (top-level strings, ``items[].canonical_id``, ``filters`` keys and values, a sentence of
 ``message``, a key no schema declares and its value), in a line of the current version and one
 of the latest 1.x still accepted, beside clean events (``tests/privacy/pii_injection.py``). A
@@ -64,14 +64,14 @@ from pipelines.defs.resources import (
 )
 from pipelines.defs.rollups.assets import build_rollup_asset
 from pipelines.defs.slo.checks import build_slo_checks
-from pipelines.lib import tiers
+from pipelines.lib.catalog import tiers
 from pipelines.lib.contracts.rules import FAMILIES
-from pipelines.lib.erased_users import ERASED
-from pipelines.lib.ingest import IngestSettings, ingest_partition
+from pipelines.lib.ingest.erased_users import ERASED
+from pipelines.lib.ingest.partition import IngestSettings, ingest_partition
+from pipelines.lib.lake.storage import Lake
 from pipelines.lib.reports.data import DAILY, WEEKLY
 from pipelines.lib.rollups.run import DAY, MODELS, MODELS_BY_NAME, WEEK, build_rollup
-from pipelines.lib.schemas import accepted_versions, event_types
-from pipelines.lib.storage import Lake
+from pipelines.lib.schemas.registry import accepted_versions, event_types
 from tests.conftest import new_bucket
 from tests.privacy.pii_injection import (
     EXTRA_KEY,

@@ -13,10 +13,10 @@ import uuid
 
 import pytest
 
-from pipelines.lib import pii
-from pipelines.lib.ledger import audit_ledger
-from pipelines.lib.paths import ledger_dir
-from pipelines.lib.schemas import load_schema_versions
+from pipelines.lib.ingest import pii
+from pipelines.lib.ingest.ledger import audit_ledger
+from pipelines.lib.lake.paths import ledger_dir
+from pipelines.lib.schemas.registry import load_schema_versions
 from tests.conftest import DAY, KEY, LakeHelper, event, line, ts
 
 RAW_USER = "u-leaky-000777"

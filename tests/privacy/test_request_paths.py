@@ -22,6 +22,7 @@ from pipelines.defs.resources import (
     RetentionResource,
     RollupsResource,
 )
+from pipelines.lib.lake.storage import Lake, OutsideFolderError
 from pipelines.lib.privacy.requests import (
     EXPORT_REQUESTS_DIR,
     REQUESTS_DIR,
@@ -30,7 +31,6 @@ from pipelines.lib.privacy.requests import (
     load_export_request,
     load_request,
 )
-from pipelines.lib.storage import Lake, OutsideFolderError
 
 VICTIM = json.dumps({"request_id": "victim", "user_ids": ["u-victim"], "user_id": "u-victim"})
 

@@ -27,18 +27,19 @@ from pipelines.defs.resources import (
     SloResource,
 )
 from pipelines.defs.rollups.assets import build_rollup_asset
-from pipelines.lib import pii
-from pipelines.lib.ingest import IngestSettings, PiiKey, ingest_partition
-from pipelines.lib.paths import daily_report_dir, quarantine_dir, weekly_report_dir
+from pipelines.lib.ingest import pii
+from pipelines.lib.ingest.keyring import PiiKey
+from pipelines.lib.ingest.partition import IngestSettings, ingest_partition
+from pipelines.lib.lake.paths import daily_report_dir, quarantine_dir, weekly_report_dir
+from pipelines.lib.lake.storage import Lake
 from pipelines.lib.reports.build import HTML_FILE, MARKDOWN_FILE
 from pipelines.lib.reports.data import DAILY, WEEKLY
 from pipelines.lib.reports.health import FORMULA
 from pipelines.lib.rollups.run import DAY, MODELS, WEEK, rollup_file
-from pipelines.lib.sample_config import SampleConfig
-from pipelines.lib.sample_generator import generate
+from pipelines.lib.sample.config import SampleConfig
+from pipelines.lib.sample.generator import generate
 from pipelines.lib.slo.config import load_slo_config
 from pipelines.lib.slo.evaluate import anomalies_for_day, evaluate_day
-from pipelines.lib.storage import Lake
 from tests import fonts
 from tests.chromium import headless_chromium
 

@@ -11,13 +11,13 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 import pytest
 
+from pipelines.defs.automation.conditions import AUTOMATED, automated_jobs
 from pipelines.defs.keys import LEDGER, QUARANTINE, REPORT_DAILY, REPORT_WEEKLY
-from pipelines.defs.ops.automation import AUTOMATED, automated_jobs
 from pipelines.defs.partitions import daily_partitions, weekly_partitions
 from pipelines.defs.reports.assets import REPORTS_DAILY_JOB, REPORTS_WEEKLY_JOB, build_report_asset
 from pipelines.defs.resources import DuckDBSettings, LakeResource, ReportsResource, SloResource
 from pipelines.lib.reports.data import DAILY, WEEKLY
-from tests.ops.test_ripple import requested_runs
+from tests.automation.test_ripple import requested_runs
 
 MONDAY = date(2025, 6, 2)
 SUNDAY = MONDAY + timedelta(days=6)

@@ -30,15 +30,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.lib import pii
 from pipelines.lib.contracts.run import run_contracts
 from pipelines.lib.contracts.verdict import Thresholds
-from pipelines.lib.ingest import IngestSettings, PiiKey, ingest_partition
-from pipelines.lib.paths import PROJECT_ROOT
+from pipelines.lib.ingest import pii
+from pipelines.lib.ingest.keyring import PiiKey
+from pipelines.lib.ingest.partition import IngestSettings, ingest_partition
+from pipelines.lib.lake.paths import PROJECT_ROOT
+from pipelines.lib.lake.storage import Lake
 from pipelines.lib.rollups.run import MODELS_BY_NAME, build_rollup
-from pipelines.lib.sample_config import SampleConfig
-from pipelines.lib.sample_generator import generate
-from pipelines.lib.storage import Lake
+from pipelines.lib.sample.config import SampleConfig
+from pipelines.lib.sample.generator import generate
 
 EVENT_TYPES = ("request", "ranking", "impression", "click", "error")
 JUNE = [date(2025, 6, 1) + timedelta(days=n) for n in range(30)]

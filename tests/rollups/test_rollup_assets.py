@@ -13,14 +13,15 @@ import pytest
 from pipelines.defs.partitions import daily_partitions, monthly_partitions, weekly_partitions
 from pipelines.defs.resources import DuckDBSettings, LakeResource, RollupsResource
 from pipelines.defs.rollups.assets import build_rollup_asset
-from pipelines.lib import pii
-from pipelines.lib.ingest import IngestSettings, PiiKey, ingest_partition
-from pipelines.lib.rollups.docs import definition
+from pipelines.lib.ingest import pii
+from pipelines.lib.ingest.keyring import PiiKey
+from pipelines.lib.ingest.partition import IngestSettings, ingest_partition
+from pipelines.lib.lake.storage import Lake
+from pipelines.lib.rollups.columns import definition
 from pipelines.lib.rollups.run import DAY, MODELS, MONTH, WEEK, rollup_file
-from pipelines.lib.sample_config import SampleConfig
-from pipelines.lib.sample_generator import generate
-from pipelines.lib.schemas import load_event_schemas
-from pipelines.lib.storage import Lake
+from pipelines.lib.sample.config import SampleConfig
+from pipelines.lib.sample.generator import generate
+from pipelines.lib.schemas.registry import load_event_schemas
 
 MONDAY = date(2025, 6, 2)
 JUNE = date(2025, 6, 1)

@@ -40,12 +40,12 @@ from pipelines.defs.slo.checks import (
     build_slo_checks,
 )
 from pipelines.lib.contracts.rules import FAMILIES
-from pipelines.lib.paths import ledger_dir, ledger_file, slo_file
+from pipelines.lib.lake.paths import ledger_dir, ledger_file, slo_file
+from pipelines.lib.lake.storage import Lake, write_table
 from pipelines.lib.rollups.run import DAY, MODELS, MODELS_BY_NAME, rollup_dir, rollup_file
-from pipelines.lib.sample_config import DAY_MS, SampleConfig
-from pipelines.lib.sample_generator import generate
+from pipelines.lib.sample.config import DAY_MS, SampleConfig
+from pipelines.lib.sample.generator import generate
 from pipelines.lib.slo.config import load_slo_config
-from pipelines.lib.storage import Lake, write_table
 
 NORMAL = date(2025, 6, 2)
 SLOW = date(2025, 6, 3)  # search rankings 6x slower

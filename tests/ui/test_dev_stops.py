@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from pipelines import dev
-from pipelines.lib.paths import PROJECT_ROOT
+from pipelines.lib.lake.paths import PROJECT_ROOT
 from tests.conftest import free_port, wait_until_serving
 
 pytestmark = pytest.mark.ui

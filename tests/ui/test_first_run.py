@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.lib.paths import PROJECT_ROOT
+from pipelines.lib.lake.paths import PROJECT_ROOT
 from tests.chromium import headless_chromium
 from tests.conftest import free_port, wait_until_serving
 

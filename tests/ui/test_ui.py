@@ -21,9 +21,9 @@ import pyarrow.parquet as pq
 import pytest
 from dagster_graphql import DagsterGraphQLClient
 
-from pipelines.lib.paths import PROJECT_ROOT
-from pipelines.lib.sample_config import SampleConfig
-from pipelines.lib.sample_generator import generate
+from pipelines.lib.lake.paths import PROJECT_ROOT
+from pipelines.lib.sample.config import SampleConfig
+from pipelines.lib.sample.generator import generate
 from tests.chromium import headless_chromium
 from tests.conftest import free_port, stop, wait_until_serving
 

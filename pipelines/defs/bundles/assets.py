@@ -1,9 +1,10 @@
 """The monthly partner bundle: the viewer tier's rollups of one month, small cells withheld,
-published as ``bundles/YYYY-MM/`` with a manifest and checksums (``lib/bundles.py``), checked by
+published as ``bundles/YYYY-MM/`` with a manifest and checksums
+(``lib/bundles/partner_bundle.py``), checked by
 ``python -m pipelines.verify_bundle``. It depends on exactly the rollup partitions it packages:
 the month's days, the weeks with a day in the month, and the month. Built once they all exist and
 rebuilt when one changes, by the automation sensor's job ``partner_bundle_automated``
-(``pipelines/defs/ops/automation.py``)."""
+(``pipelines/defs/automation/conditions.py``)."""
 
 from datetime import date
 
@@ -12,9 +13,9 @@ import dagster as dg
 from pipelines.defs.keys import BUNDLES_GROUP, OWNERS, PARTNER_BUNDLE
 from pipelines.defs.partitions import daily_partitions, monthly_partitions
 from pipelines.defs.resources import CatalogResource, DuckDBSettings, LakeResource, lake_on_s3
-from pipelines.lib.bundles import build_bundle
+from pipelines.lib.bundles.partner_bundle import build_bundle
+from pipelines.lib.catalog.tiers import USER_COUNT_COLUMNS
 from pipelines.lib.rollups.run import MODELS, MONTH
-from pipelines.lib.tiers import USER_COUNT_COLUMNS
 
 
 def _deps() -> list[dg.AssetDep]:

@@ -8,10 +8,10 @@ import dagster as dg
 
 from pipelines.defs.keys import CATALOG, CATALOG_GROUP, OWNERS
 from pipelines.defs.resources import CatalogResource, LakeResource
-from pipelines.lib.catalog import catalog_version, write_tier_catalogs
+from pipelines.lib.catalog.views import catalog_version, write_tier_catalogs
 
 # A named job for a rebuild on purpose (the demo, the UI); the automation sensor's runs are its
-# twin's, refresh_catalog_automated (pipelines/defs/ops/automation.py): when the catalogs are
+# twin's, refresh_catalog_automated (pipelines/defs/automation/conditions.py): when the catalogs are
 # missing, when the code_version below changes, and daily.
 CATALOG_JOB = "refresh_catalog"
 
@@ -23,7 +23,7 @@ def build_catalog_asset() -> dg.AssetsDefinition:
         owners=OWNERS,
         kinds={"duckdb"},
         # Changes exactly when a view is added, removed, re-pointed or a tier's rule changes
-        # (event schemas, MODELS, lib/tiers.py).
+        # (event schemas, MODELS, lib/catalog/tiers.py).
         code_version=catalog_version(),
         description="DuckDB files of views, one per access tier: engineer (every table and "
         "column), analyst (no free text, no key ids, no quarantined raw text) and viewer "

@@ -16,7 +16,7 @@ from pipelines.defs.resources import (
 )
 from pipelines.lib.contracts.rules import CHAIN_TYPES
 from pipelines.lib.contracts.run import QUALITY_SCHEMA, VIOLATIONS_SCHEMA, run_contracts
-from pipelines.lib.schemas import event_types
+from pipelines.lib.schemas.registry import event_types
 
 # Joins near midnight look at the neighbouring days, where they exist.
 _NEIGHBOURS = dg.TimeWindowPartitionMapping(

@@ -13,7 +13,7 @@ from pipelines.lib.contracts.rules import COMPLETENESS, CONSISTENCY, TIMELINESS,
 from pipelines.lib.contracts.run import neighbours_ingested
 from pipelines.lib.contracts.summary import family_summary
 from pipelines.lib.contracts.verdict import ERROR, PASS, verdict
-from pipelines.lib.paths import DATA_DOCS_DIR
+from pipelines.lib.lake.paths import DATA_DOCS_DIR
 
 _DESCRIPTIONS = {
     COMPLETENESS: "Share of the day's events with every required field present (GX suites); "

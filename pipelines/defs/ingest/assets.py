@@ -10,17 +10,13 @@ from pipelines.defs.job_checks import without_watched_checks
 from pipelines.defs.keys import INGEST_GROUP, LEDGER, OWNERS, QUARANTINE
 from pipelines.defs.partitions import daily_partitions
 from pipelines.defs.resources import DuckDBSettings, LakeResource, PiiResource, lake_on_s3
-from pipelines.lib.ingest import (
-    ADDED_COLUMNS,
-    QUARANTINE_SCHEMA,
-    IngestResult,
-    compiled_schemas,
-    ingest_partition,
-    ledger_schema,
-)
-from pipelines.lib.schemas import event_types
-from pipelines.lib.sqlschema import CompiledSchema
-from pipelines.lib.wipe_guard import SAMPLE_SIZE, MissingLandingFilesError
+from pipelines.lib.ingest.ledger import ledger_schema
+from pipelines.lib.ingest.partition import IngestResult, compiled_schemas, ingest_partition
+from pipelines.lib.ingest.quarantine import QUARANTINE_SCHEMA
+from pipelines.lib.ingest.wipe_guard import SAMPLE_SIZE, MissingLandingFilesError
+from pipelines.lib.schemas.registry import event_types
+from pipelines.lib.schemas.sql_compiler import CompiledSchema
+from pipelines.lib.schemas.stored_shape import ADDED_COLUMNS
 
 
 def _column_schema(compiled: CompiledSchema) -> dg.TableSchema:

@@ -1,4 +1,4 @@
-"""The sensor that completes a day's publish cut short (lib/publish.py) and reports it.
+"""The sensor that completes a day's publish cut short (lib/lake/publish.py) and reports it.
 
 Ingest, contracts and rollups complete such a publish themselves before they read the day; this
 sensor does it without waiting for one of them, so analysts reading the lake directly never find
@@ -13,8 +13,8 @@ import dagster as dg
 
 from pipelines.defs.keys import LEDGER
 from pipelines.defs.resources import LakeResource
-from pipelines.lib.lease import LeaseHeldError
-from pipelines.lib.publish import pending_days, recover_pending
+from pipelines.lib.lake.lease import LeaseHeldError
+from pipelines.lib.lake.publish import pending_days, recover_pending
 
 DAY_PUBLISH_RECOVERY = "day_publish_recovery"
 

@@ -1,5 +1,5 @@
 """The ``replay_quarantine`` job: after a schema is published, the quarantined lines it makes
-valid move into events/ (``pipelines/lib/replay.py`` says how, and which lines cannot).
+valid move into events/ (``pipelines/lib/ingest/replay.py`` says how, and which lines cannot).
 
 An op job, like ``erase_users``: it re-ingests days that other jobs build, through the same
 ``ingest_partition`` as the ingest asset, and records each day it rebuilt as an
@@ -18,10 +18,10 @@ from pipelines.defs.ingest.assets import ingest_metadata
 from pipelines.defs.ingest.checks import LEDGER_BALANCES
 from pipelines.defs.keys import LEDGER
 from pipelines.defs.resources import DuckDBSettings, LakeResource, PiiResource
-from pipelines.lib.ingest import ingest_partition
-from pipelines.lib.ledger import audit_ledger
-from pipelines.lib.replay import REPLAYABLE_REASONS, SAMPLE_SIZE, DayPlan, plan_replay
-from pipelines.lib.settings import ConfigError
+from pipelines.lib.ingest.ledger import audit_ledger
+from pipelines.lib.ingest.partition import ingest_partition
+from pipelines.lib.ingest.replay import REPLAYABLE_REASONS, SAMPLE_SIZE, DayPlan, plan_replay
+from pipelines.lib.lake.errors import ConfigError
 
 REPLAY_JOB = "replay_quarantine"
 REPLAY_OP = "replay_quarantined_lines"

@@ -20,10 +20,11 @@ from pipelines.defs.resources import (
     RetentionResource,
     RollupsResource,
 )
-from pipelines.lib.ops.landing_watch import list_landing
+from pipelines.lib.automation.landing_watch import list_landing
+from pipelines.lib.lake.storage import Lake
 from pipelines.lib.privacy.audit import landing_notes, write_audit
 from pipelines.lib.privacy.erasure import Erasure, Rewrite, erase
-from pipelines.lib.privacy.landing import scrub_landing
+from pipelines.lib.privacy.landing_erasure import scrub_landing
 from pipelines.lib.privacy.rebuild import Rebuilt, rebuild_rollups
 from pipelines.lib.privacy.requests import (
     ErasureRequestError,
@@ -32,7 +33,6 @@ from pipelines.lib.privacy.requests import (
     request_file,
     retire_request,
 )
-from pipelines.lib.storage import Lake
 
 ERASE_JOB = "erase_users"
 ERASE_OP = "erase"
@@ -90,7 +90,7 @@ def erase_op(
     erasure = erase(
         the_lake,
         request,
-        [key.secret for key in pii.keyring().all_keys()],
+        pii.all_secrets(),
         duckdb.memory_limit,
         duckdb.threads,
         log=context.log.info,

@@ -45,7 +45,7 @@ def export_op(
     export = export_user(
         the_lake,
         user_id,
-        [key.secret for key in pii.keyring().all_keys()],
+        pii.all_secrets(),
         datetime.now(UTC),
         duckdb.memory_limit,
         duckdb.threads,

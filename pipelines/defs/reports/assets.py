@@ -4,7 +4,8 @@ week) write ``report.md`` and a self-contained ``report.html`` under ``reports/`
 the report itself.
 
 Built by the automation sensor, not by a schedule (``reports_daily_automated`` and
-``reports_weekly_automated``, in ``pipelines/defs/ops/automation.py``): a report is built once its
+``reports_weekly_automated``, in ``pipelines/defs/automation/conditions.py``): a report is built
+once its
 rollups are (the daily one after the ``daily_lake`` run of its day, the weekly one after the
 Monday rollups), and rebuilt when one of them is re-materialised (late data), so it never shows
 numbers older than the rollups'. The condition is the partner bundle's: the same rule for
@@ -38,12 +39,12 @@ from pipelines.defs.resources import (
     SloResource,
     lake_on_s3,
 )
-from pipelines.lib.alerts import run_url
+from pipelines.lib.automation.alerts import run_url
 from pipelines.lib.reports.build import HTML_FILE, build_report
 from pipelines.lib.reports.data import DAILY, TREND_DAYS, WEEKLY, Source
 
 # Named jobs for a report built on purpose (the demo, a backfill from the UI); the automation
-# sensor's runs are their twins' (``<job>_automated``, pipelines/defs/ops/automation.py).
+# sensor's runs are their twins' (``<job>_automated``, pipelines/defs/automation/conditions.py).
 REPORTS_DAILY_JOB = "reports_daily"
 REPORTS_WEEKLY_JOB = "reports_weekly"
 

@@ -1,7 +1,7 @@
 """Rollup assets, one per model in ``lib/rollups/run.py``: daily ones wait for the day's contracts
 (whose blocking checks stop them on a bad day), weekly and monthly ones depend on exactly their
 days, so re-materialising one late day marks exactly its week and month stale (and the automation
-sensor rebuilds them, ``pipelines/defs/ops/automation.py``)."""
+sensor rebuilds them, ``pipelines/defs/automation/conditions.py``)."""
 
 from datetime import date
 from functools import cache
@@ -12,13 +12,13 @@ from pipelines.defs.job_checks import without_watched_checks
 from pipelines.defs.keys import CONTRACTS, OWNERS, ROLLUPS_GROUP
 from pipelines.defs.partitions import daily_partitions, monthly_partitions, weekly_partitions
 from pipelines.defs.resources import DuckDBSettings, LakeResource, RollupsResource, lake_on_s3
-from pipelines.lib.rollups.docs import rollup_columns
+from pipelines.lib.rollups.columns import rollup_columns
 from pipelines.lib.rollups.run import DAY, MODELS, MONTH, WEEK, Model, build_rollup
-from pipelines.lib.schemas import event_types
+from pipelines.lib.schemas.registry import event_types
 
 # The job that builds one period's rollups, per grain: run by the schedules, the demo and the UI.
 # The rebuild of a week or month whose days changed is their automated twin's, in
-# ``pipelines/defs/ops/automation.py``.
+# ``pipelines/defs/automation/conditions.py``.
 ROLLUP_JOBS = {DAY: "rollups_daily", WEEK: "rollups_weekly", MONTH: "rollups_monthly"}
 
 

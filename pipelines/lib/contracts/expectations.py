@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from pipelines.lib.contracts.rules import COMPLETENESS, VALIDITY
-from pipelines.lib.schemas import EventSchema, accepted_versions
+from pipelines.lib.schemas.registry import EventSchema, accepted_versions
 
 # What a keyed hash (HMAC-SHA256, hex) looks like: a raw identifier in its place is a leak.
 HASHED_ID_PATTERN = "^[0-9a-f]{64}$"

@@ -35,11 +35,11 @@ from great_expectations.expectations.metrics import (
 )
 
 from pipelines.lib.contracts.expectations import ExpectationSpec, expectation_specs
-from pipelines.lib.ingest import read_events
-from pipelines.lib.paths import DATA_DOCS_DIR
-from pipelines.lib.schemas import load_event_schemas
-from pipelines.lib.sql import lake_connection
-from pipelines.lib.storage import Lake
+from pipelines.lib.ingest.partition import read_events
+from pipelines.lib.lake.paths import DATA_DOCS_DIR
+from pipelines.lib.lake.sql import lake_connection
+from pipelines.lib.lake.storage import Lake
+from pipelines.lib.schemas.registry import load_event_schemas
 
 KEY_COLUMNS = ["event_id", "request_id"]
 _SITE = "lake"

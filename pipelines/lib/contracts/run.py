@@ -25,12 +25,14 @@ from pipelines.lib.contracts.rules import (
     VALIDITY,
 )
 from pipelines.lib.contracts.verdict import Thresholds
-from pipelines.lib.ingest import QUARANTINE_SCHEMA, READS_DAYS_AFTER, read_events
-from pipelines.lib.paths import contracts_file, events_dir, quality_file
-from pipelines.lib.publish import recover_pending
-from pipelines.lib.schemas import event_types
-from pipelines.lib.sql import lake_connection, load_sql
-from pipelines.lib.storage import Lake, write_table
+from pipelines.lib.ingest.landing import READS_DAYS_AFTER
+from pipelines.lib.ingest.partition import read_events
+from pipelines.lib.ingest.quarantine import QUARANTINE_SCHEMA
+from pipelines.lib.lake.paths import contracts_file, events_dir, quality_file
+from pipelines.lib.lake.publish import recover_pending
+from pipelines.lib.lake.sql import lake_connection, load_sql
+from pipelines.lib.lake.storage import Lake, write_table
+from pipelines.lib.schemas.registry import event_types
 
 if TYPE_CHECKING:
     # Only for annotations: gx_suites imports Great Expectations (slow), see run_contracts.

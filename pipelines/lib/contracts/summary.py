@@ -9,8 +9,8 @@ from typing import Any
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines.lib.paths import contracts_file, quality_file
-from pipelines.lib.storage import Lake
+from pipelines.lib.lake.paths import contracts_file, quality_file
+from pipelines.lib.lake.storage import Lake
 
 SAMPLE_SIZE = 20
 

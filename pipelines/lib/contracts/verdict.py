@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipelines.lib.settings import ConfigError
+from pipelines.lib.lake.errors import ConfigError
 
 PASS = "pass"
 WARN = "warn"

@@ -20,12 +20,12 @@ from datetime import date, datetime, timedelta
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.lib.erased_users import AUDIT_DIR
-from pipelines.lib.ingest import READS_DAYS_AFTER, landing_dates
-from pipelines.lib.paths import landing_dir
+from pipelines.lib.ingest.erased_users import AUDIT_DIR
+from pipelines.lib.ingest.landing import READS_DAYS_AFTER, landing_dates
+from pipelines.lib.lake.paths import landing_dir
+from pipelines.lib.lake.storage import Lake
 from pipelines.lib.privacy.erasure import Erasure
 from pipelines.lib.privacy.rebuild import Rebuilt
-from pipelines.lib.storage import Lake
 
 REQUEST, REWRITTEN, REBUILT, NOT_RECOMPUTABLE, LANDING, NOTHING_FOUND = (
     "request",

@@ -8,7 +8,8 @@ still balances; delete exports made for those users; prove with one more scan th
 hash; append the audit entry. Rollups are rebuilt by ``rebuild.py``. A second run finds nothing
 and rewrites nothing.
 
-Copies left by a publish cut short under ``_publish/staging/`` (``lib/publish.py``) hold rows too:
+Copies left by a publish cut short under ``_publish/staging/`` (``lib/lake/publish.py``) hold rows
+too:
 before anything is read, each day's pending journal is rolled forward and its leftover staging
 removed, under the day's ingest lease (``clear_leftovers``), so no live publisher is disturbed;
 the proof scan also reads whatever is under ``_publish/staging/`` then.
@@ -27,16 +28,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines.lib.erased_users import move_to_erased
-from pipelines.lib.ingest import read_events
-from pipelines.lib.ops.compact import CHECKSUM_KEY, ROWS_KEY, SORTED_BY_KEY, TARGET_KEY
-from pipelines.lib.paths import contracts_dir, events_dir, ledger_dir, quarantine_dir
+from pipelines.lib.ingest.erased_users import move_to_erased
+from pipelines.lib.ingest.partition import read_events
+from pipelines.lib.lake.paths import contracts_dir, events_dir, ledger_dir, quarantine_dir
+from pipelines.lib.lake.publish import STAGING_AREA, clear_leftovers, recover_pending
+from pipelines.lib.lake.sql import lake_connection, load_sql
+from pipelines.lib.lake.storage import Lake
+from pipelines.lib.maintenance.compact import CHECKSUM_KEY, ROWS_KEY, SORTED_BY_KEY, TARGET_KEY
 from pipelines.lib.privacy.exports import EXPORTS_DIR, exports_holding
 from pipelines.lib.privacy.requests import ErasureRequest
-from pipelines.lib.publish import STAGING_AREA, clear_leftovers, recover_pending
-from pipelines.lib.schemas import event_types
-from pipelines.lib.sql import lake_connection, load_sql
-from pipelines.lib.storage import Lake
+from pipelines.lib.schemas.registry import event_types
 
 # A compaction's proof (row count, checksum) no longer holds once rows are removed; the next
 # compaction re-sorts and re-stamps the partition.

@@ -14,11 +14,11 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from pipelines.lib import pii
-from pipelines.lib.ingest import read_events
-from pipelines.lib.schemas import event_types
-from pipelines.lib.sql import lake_connection, load_sql
-from pipelines.lib.storage import Lake, sha256_hex
+from pipelines.lib.ingest import pii
+from pipelines.lib.ingest.partition import read_events
+from pipelines.lib.lake.sql import lake_connection, load_sql
+from pipelines.lib.lake.storage import Lake, sha256_hex
+from pipelines.lib.schemas.registry import event_types
 
 EXPORTS_DIR = "exports"
 ROWS_FILE = "rows.jsonl"

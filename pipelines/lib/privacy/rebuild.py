@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from pipelines.lib.lake.storage import Lake
 from pipelines.lib.rollups.run import (
     DAY,
     MODELS,
@@ -22,7 +23,6 @@ from pipelines.lib.rollups.run import (
     build_rollup,
     rollup_dir,
 )
-from pipelines.lib.storage import Lake
 
 
 @dataclass

@@ -9,8 +9,8 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from pipelines.lib import pii
-from pipelines.lib.storage import Lake, OutsideFolderError
+from pipelines.lib.ingest import pii
+from pipelines.lib.lake.storage import Lake, OutsideFolderError
 
 REQUESTS_DIR = "requests/erasure"
 PROCESSED_DIR = f"{REQUESTS_DIR}/processed"

@@ -10,13 +10,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
-from pipelines.lib.paths import daily_report_dir, weekly_report_dir
+from pipelines.lib.lake.paths import daily_report_dir, weekly_report_dir
+from pipelines.lib.lake.sql import lake_connection
+from pipelines.lib.lake.storage import Lake
 from pipelines.lib.reports.data import DAILY, WEEKLY, Source, gather_daily, gather_weekly
 from pipelines.lib.reports.render import to_html, to_markdown
 from pipelines.lib.reports.sections import document
 from pipelines.lib.slo.evaluate import SloConfig
-from pipelines.lib.sql import lake_connection
-from pipelines.lib.storage import Lake
 
 MARKDOWN_FILE = "report.md"
 HTML_FILE = "report.html"

@@ -11,8 +11,10 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from pipelines.lib.ops.calendar import days_between
-from pipelines.lib.paths import quarantine_dir
+from pipelines.lib.lake.calendar import days_between
+from pipelines.lib.lake.paths import quarantine_dir
+from pipelines.lib.lake.sql import load_sql
+from pipelines.lib.lake.storage import Lake
 from pipelines.lib.reports.health import Health, day_health, week_score
 from pipelines.lib.rollups.run import DAY, WEEK, period, rollup_dir
 from pipelines.lib.slo.anomaly import BandSettings
@@ -23,8 +25,6 @@ from pipelines.lib.slo.evaluate import (
     anomalies_for_day,
     evaluate_day,
 )
-from pipelines.lib.sql import load_sql
-from pipelines.lib.storage import Lake
 
 DAILY, WEEKLY = "daily", "weekly"
 TREND_DAYS = 28  # the daily report's latency trend: the day and the 27 before it

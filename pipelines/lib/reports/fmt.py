@@ -4,6 +4,8 @@ the Parquet they were read from."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 ROUNDING_RULE = (
     "Counts are exact. Latencies are in milliseconds with 1 decimal; CTR, error rate, shares "
     "and lifts are percentages with 2 decimals; p-values have 4 decimals; error budget burn has 2 "
@@ -17,29 +19,22 @@ def count(value: int | None) -> str:
     return MISSING if value is None else str(int(value))
 
 
-def ms(value: float | None) -> str:
-    return MISSING if value is None else f"{value:.1f} ms"
+def _rounded(template: str, scale: int = 1) -> Callable[[float | None], str]:
+    """A formatter of ``value`` (times ``scale``) by ``template``, MISSING for no value: the
+    formatters below differ only in these two."""
+
+    def formatted(value: float | None) -> str:
+        return MISSING if value is None else template.format(scale * value)
+
+    return formatted
 
 
-def percent(value: float | None) -> str:
-    return MISSING if value is None else f"{100 * value:.2f}%"
-
-
-def signed_percent(value: float | None) -> str:
-    return MISSING if value is None else f"{100 * value:+.2f}%"
-
-
-def burn(value: float | None) -> str:
-    """An error budget's burn against its pace (1.00x: on pace)."""
-    return MISSING if value is None else f"{value:.2f}x"
-
-
-def p_value(value: float | None) -> str:
-    return MISSING if value is None else f"{value:.4f}"
-
-
-def one_decimal(value: float | None) -> str:
-    return MISSING if value is None else f"{value:.1f}"
+ms = _rounded("{:.1f} ms")
+percent = _rounded("{:.2f}%", scale=100)
+signed_percent = _rounded("{:+.2f}%", scale=100)
+burn = _rounded("{:.2f}x")  # an error budget's burn against its pace (1.00x: on pace)
+p_value = _rounded("{:.4f}")
+one_decimal = _rounded("{:.1f}")
 
 
 def interval(low: float | None, high: float | None) -> str:

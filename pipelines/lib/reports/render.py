@@ -7,7 +7,7 @@ from __future__ import annotations
 from html import escape
 from urllib.parse import quote
 
-from pipelines.lib import markdown
+from pipelines.lib.docs import markdown
 from pipelines.lib.reports.document import (
     Block,
     Cell,

@@ -4,7 +4,7 @@ chart can leave its labels the room they need instead of a fixed margin that cli
 The charts name their fonts (svg.FONT_FAMILY): DejaVu Sans (most Linux desktops and headless
 Chromium), then Arial / Liberation Sans / Helvetica (Windows, macOS; metrically alike). Each
 width below is the wider of DejaVu Sans and Liberation Sans for that character, in thousandths of
-an em, rounded up (read from the fonts' ``hmtx`` tables; tests/lib/test_reports.py checks them
+an em, rounded up (read from the fonts' ``hmtx`` tables; tests/reports/test_reports.py checks them
 against the font files when those are installed). A character outside the table counts as a full
 em, wider than any glyph listed, so an unexpected character can only leave too much room. Kerning
 only ever narrows a run of text, so a measured width is an upper bound of the drawn one.

@@ -4,6 +4,19 @@ writes)."""
 
 from __future__ import annotations
 
+import functools
+import json
+from typing import TYPE_CHECKING
+
+from pipelines.lib.lake.paths import docs_dir
+
+if TYPE_CHECKING:
+    from pipelines.lib.rollups.run import Model
+
+# The committed JSON twin of docs/contracts/rollups.md, relative to docs/: the columns the rollup
+# assets load as their Dagster column schema.
+ROLLUP_COLUMNS_PAGE = "contracts/rollups.columns.json"
+
 _DIMENSIONS = {
     "experiment_id": "The request's experiment (null: all traffic, a request in no experiment, or "
     "no request found).",
@@ -150,3 +163,22 @@ PARTS = {
     "rotation.",
     "measure": "The event's value (ranking.latency_ms, ranking.coverage, click.dwell_ms).",
 }
+
+
+def definition(model: Model, column: str) -> str | None:
+    """What ``column`` of ``model`` means: its own text, or for a change column (``_change``) the
+    shared meaning of a change."""
+    if column in model.columns:
+        return model.columns[column]
+    base = column.removesuffix(CHANGE_SUFFIX)
+    if model.finish is not None and base != column and base in model.columns:
+        return CHANGE
+    return None
+
+
+@functools.cache
+def rollup_columns() -> dict[str, list[dict[str, str]]]:
+    """Rollup name -> its columns (name, type, description), as the committed JSON twin of the
+    page has them (``python -m pipelines.docs --check`` keeps it current)."""
+    path = docs_dir() / ROLLUP_COLUMNS_PAGE
+    return json.loads(path.read_text(encoding="utf-8"))["rollups"]

@@ -14,15 +14,23 @@ import duckdb
 import pyarrow as pa
 
 from pipelines.lib.contracts.run import VIOLATIONS_SCHEMA
-from pipelines.lib.ingest import QUARANTINE_SCHEMA, ledger_schema, read_events
-from pipelines.lib.ops.calendar import days_between
-from pipelines.lib.paths import PART_FILE, contracts_dir, events_dir, ledger_dir, quarantine_dir
-from pipelines.lib.publish import recover_pending
+from pipelines.lib.ingest.ledger import ledger_schema
+from pipelines.lib.ingest.partition import read_events
+from pipelines.lib.ingest.quarantine import QUARANTINE_SCHEMA
+from pipelines.lib.lake.calendar import days_between
+from pipelines.lib.lake.paths import (
+    PART_FILE,
+    contracts_dir,
+    events_dir,
+    ledger_dir,
+    quarantine_dir,
+)
+from pipelines.lib.lake.publish import recover_pending
+from pipelines.lib.lake.sql import lake_connection, load_sql
+from pipelines.lib.lake.storage import Lake, write_table
 from pipelines.lib.rollups import columns, experiments
 from pipelines.lib.rollups.change import with_change
-from pipelines.lib.schemas import event_types, load_event_schemas
-from pipelines.lib.sql import lake_connection, load_sql
-from pipelines.lib.storage import Lake, write_table
+from pipelines.lib.schemas.registry import event_types, load_event_schemas
 
 DAY, WEEK, MONTH = "day", "week", "month"
 GRAIN_KEYS = {DAY: "event_date", WEEK: "week_start", MONTH: "month_start"}
@@ -108,6 +116,9 @@ class Model:
     rows: str  # how many rows a period has, as a formula of the dimensions (for the docs)
     finish: Callable[[pa.Table, Job], pa.Table] | None = None
     reads: tuple[str, ...] = ()  # lake tables besides events: quarantine, ledger, contracts
+    # Files under sql/rollups/ run first on the model's connection, in order, without parameters:
+    # the shared views and macros its SQL reads (as a dbt model would ref() another).
+    prelude: tuple[str, ...] = ()
 
 
 TRAFFIC_ROWS = (
@@ -124,6 +135,7 @@ MODELS = (
         "(experiment, bucket, surface, device) and for all traffic, per day.",
         columns=columns.TRAFFIC,
         rows=TRAFFIC_ROWS,
+        prelude=("traffic_attributed.sql", "traffic_macros.sql"),
     ),
     Model(
         "traffic_hourly",
@@ -152,6 +164,7 @@ MODELS = (
         columns=columns.PARTS,
         rows="per dimension combination: its distinct users, ranked items, impressed items and "
         "sessions, plus one row per ranking (twice: latency, coverage) and per click with dwell",
+        prelude=("traffic_attributed.sql",),
     ),
     Model(
         "traffic_weekly",
@@ -164,6 +177,7 @@ MODELS = (
         rows=TRAFFIC_ROWS,
         finish=_change_since_previous,
         reads=("traffic_daily", "traffic_parts"),
+        prelude=("traffic_macros.sql",),
     ),
     Model(
         "experiments_weekly",
@@ -187,6 +201,7 @@ MODELS = (
         rows=TRAFFIC_ROWS,
         finish=_change_since_previous,
         reads=("traffic_daily", "traffic_parts"),
+        prelude=("traffic_macros.sql",),
     ),
     Model(
         "compliance_monthly",
@@ -287,6 +302,8 @@ def build_rollup(
     recover_pending(lake, [first - timedelta(days=1), *days_between(first, last)])
     with lake_connection(lake, settings.memory_limit, settings.threads) as con:
         _register(con, lake, model, first, last)
+        for prelude in model.prelude:
+            con.execute(load_sql(f"rollups/{prelude}"))
         params: dict[str, Any] = {"period_start": first, "period_end": last}
         table = con.sql(load_sql(f"rollups/{model.sql}"), params=params).to_arrow_table()
         if model.finish is not None:

@@ -12,8 +12,8 @@ from typing import Any
 
 import yaml
 
-from pipelines.lib.paths import slo_file
-from pipelines.lib.settings import ConfigError
+from pipelines.lib.lake.errors import ConfigError
+from pipelines.lib.lake.paths import slo_file
 from pipelines.lib.slo.anomaly import BandSettings
 
 # The day-level metrics the lake yields for charts and anomaly watching (evaluate.metric_series).

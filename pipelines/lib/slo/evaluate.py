@@ -55,15 +55,16 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from pipelines.lib.ingest import QUARANTINE_SCHEMA, ledger_schema
-from pipelines.lib.ops.calendar import days_between
-from pipelines.lib.paths import ledger_dir, quarantine_dir
+from pipelines.lib.ingest.ledger import ledger_schema
+from pipelines.lib.ingest.quarantine import QUARANTINE_SCHEMA
+from pipelines.lib.lake.calendar import days_between
+from pipelines.lib.lake.paths import ledger_dir, quarantine_dir
+from pipelines.lib.lake.sql import lake_connection, load_sql
+from pipelines.lib.lake.storage import Lake
 from pipelines.lib.rollups.run import DAY, rollup_dir
-from pipelines.lib.schemas import event_types
+from pipelines.lib.schemas.registry import event_types
 from pipelines.lib.slo.anomaly import BandSettings, bands, slice_that_moved_most
 from pipelines.lib.slo.config import METRICS, SloConfig, load_slo_config
-from pipelines.lib.sql import lake_connection, load_sql
-from pipelines.lib.storage import Lake
 
 __all__ = [
     "METRICS",
@@ -212,6 +213,9 @@ def _query(lake: Lake, first: date, last: date, *names: str) -> dict[str, list[d
     """The rows of ``sql/slo/<name>.sql`` for each name, over the days ``first..last``."""
     params = {"period_start": first, "period_end": last}
     with lake_connection(lake) as con:
+        # What several queries share (the slices' dimensions, a day's ledger sums), defined once
+        # in sql/slo/macros.sql (temporary: they live as long as the connection).
+        con.execute(load_sql("slo/macros.sql"))
         for view in dict.fromkeys(v for name in names for v in _QUERIES[name]):
             _register(con, lake, view, first, last)
         return {

@@ -1,0 +1,1 @@
+"""Schedules, sensors, declarative automation, freshness and alerts."""

@@ -1,1 +1,0 @@
-"""Operations: schedules, the landing sensor, freshness, retention and compaction."""

@@ -1,0 +1,1 @@
+"""When things run: the lake's calendar, the landing watch, alerts."""

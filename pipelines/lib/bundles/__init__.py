@@ -1,0 +1,1 @@
+"""Partner bundles: the monthly viewer-tier export and its manifest."""

@@ -1,0 +1,1 @@
+"""The analysts' DuckDB catalog: views, access tiers, column comments."""

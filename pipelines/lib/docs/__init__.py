@@ -1,0 +1,1 @@
+"""Generated documentation: the contract pages and their Markdown helpers."""

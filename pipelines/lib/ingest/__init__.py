@@ -1,0 +1,1 @@
+"""Ingest: landing reader, staging, the schema compiler, dedup, PII, ledger."""

@@ -1,0 +1,1 @@
+"""The lake's upkeep: retention, compaction, S3 lifecycle."""

@@ -1,1 +1,0 @@
-"""Plain functions behind the operations jobs and sensors (no Dagster import)."""

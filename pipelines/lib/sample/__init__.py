@@ -1,0 +1,1 @@
+"""The sample telemetry generator (what the demo and the tests land)."""

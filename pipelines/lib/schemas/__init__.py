@@ -1,0 +1,1 @@
+"""The event contract: the schema registry, change classes, downgrades, the reference validator."""

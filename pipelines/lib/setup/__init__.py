@@ -1,0 +1,1 @@
+"""First run: the doctor's checks and the demo's plan."""
