@@ -87,6 +87,11 @@ STEPS = (
 STEADY_STEPS = (
     Step("steady_baseline", "plain copy: 1 landing day", "bench.steps.steady:plain_copy"),
     Step("steady_ingest", "ingest_partition: 4 landing days", "bench.steps.ingest:run"),
+    Step(
+        "steady_ingest_indexed",
+        "the same, landing files indexed",
+        "bench.steps.steady:ingest_indexed",
+    ),
     Step("steady_contracts", "contract checks", "bench.steps.steady:contract_checks"),
     Step("steady_daily_rollups", "daily rollups", "bench.steps.steady:daily_rollups"),
 )

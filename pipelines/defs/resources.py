@@ -386,7 +386,8 @@ class ReportsResource(dg.ConfigurableResource):
 
 def lake_on_s3() -> bool:
     """Whether TELEMETRY_LAKE_ROOT points at S3 (read when definitions load, for asset kinds)."""
-    return os.environ.get("TELEMETRY_LAKE_ROOT", "").startswith("s3://")
+    # Stripped as settings.lake_root strips it, so both read the same value the same way.
+    return os.environ.get("TELEMETRY_LAKE_ROOT", "").strip().startswith("s3://")
 
 
 def first_partition() -> date:

@@ -3,7 +3,7 @@
 -- pii_cards.sql, loaded before it); pii_macros_runs.sql (loaded after it) how a match is taken
 -- apart, and the public macros. lib/ingest/pii_detect.py installs all three; lib/ingest/pii.py
 -- (detect_class, scrub_text) is their Python twin, with the same patterns, windows and checks,
--- held to agreement by tests/lib/test_pii_detect.py.
+-- held to agreement by tests/ingest/test_pii_detect.py.
 --
 -- Public macros (null in, null out):
 --   pii_class(s varchar) -> varchar: the class of the first PII span in s ('email', 'ipv4',

@@ -3,7 +3,7 @@
 -- macros (pii_policy_macros.sql), which use it on kept identifiers (pii_field_class) and on
 -- scrubbed free text (pii_scrub_whole). pipelines/lib/ingest/pii_second_look.py is the Python
 -- twin, with
--- the same steps in the same order (tests/lib/test_pii_second_look.py holds them equal).
+-- the same steps in the same order (tests/ingest/test_pii_second_look.py holds them equal).
 -- Grain: per value. Parameters: is_name, the value is an identifier; ipad, opad: the day's HMAC
 --   key XOR-ed with the RFC 2104 pads (see pii_hashes.sql).
 --

@@ -90,6 +90,7 @@ LAKE_PREFIXES = (
     "requests/",
     ".staging/",
     "_publish/",  # a day's tables staged for publishing, and the publish journals
+    "_index/",  # which partition owns each landing line (line numbers and dates only)
 )
 
 

@@ -1,7 +1,7 @@
 """Ingest one day: landing lines -> typed, hashed, deduplicated events + quarantine + ledger.
 
 Partition D reads landing dates D-1 .. D+2 and keeps the lines it owns (see
-``sql/ingest/stage_lines.sql``). Everything per line runs in DuckDB; Python touches only what is
+``sql/ingest/route_lines.sql``). Everything per line runs in DuckDB; Python touches only what is
 rare (the strict re-parse of suspicious lines, the redaction of quarantined lines) or per distinct
 value (free-text scrubbing). The day's seven tables are published as one unit
 (``lib/lake/publish.py``):

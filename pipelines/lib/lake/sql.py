@@ -30,7 +30,7 @@ def sql_identifier(name: str) -> str:
 
 @cache
 def load_sql(name: str) -> str:
-    """The text of ``sql/<name>`` (e.g. ``ingest/stage_lines.sql``)."""
+    """The text of ``sql/<name>`` (e.g. ``ingest/route_lines.sql``)."""
     return (sql_dir() / name).read_text(encoding="utf-8")
 
 

@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipelines.lib.ingest import owner_index
 from pipelines.lib.ingest.landing import READS_DAYS_AFTER, RETIRED_MARKER, reading_partitions
 from pipelines.lib.lake.errors import ConfigError
 from pipelines.lib.lake.publish import recover_pending
@@ -386,6 +387,9 @@ def apply_action(lake: Lake, action: Action, *, run_id: str, now: datetime) -> A
             json.dump(tombstone, handle, indent=2)
         with contextlib.suppress(FileNotFoundError):
             lake.fs.rm([lake.path(p) for p in action.paths])
+        # The owner index of the date's files goes with them (no partition reads them again).
+        with contextlib.suppress(FileNotFoundError):
+            lake.fs.rm(lake.path(owner_index.index_dir(action.partition_date)), recursive=True)
     else:
         with contextlib.suppress(FileNotFoundError):
             lake.fs.rm(lake.path(action.partition), recursive=True)

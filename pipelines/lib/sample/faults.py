@@ -1,6 +1,6 @@
 """The faults planted in the sample: a line written late, twice, truncated, against its schema,
 with an unknown type or version, or out of the ingest's window; each counted where the ingest
-will put it (``sample_expectations``)."""
+will put it (``expectations.py``)."""
 
 from __future__ import annotations
 

@@ -54,9 +54,9 @@ partition A as ``late_arrival`` (E < A-2) or ``future_timestamp`` (E > A+1); unp
 ``rows`` are the valid unique rows per type; ``files`` lists every file written.
 
 Pure Python (no Dagster) so tests, the CLI (``python -m pipelines.sample``) and assets share it.
-This module drives a generation and writes the files; ``sample_config`` holds what shapes it,
-``sample_events`` the request chains, ``sample_faults`` the planted faults and
-``sample_expectations`` the manifest's counts.
+This module drives a generation and writes the files; ``config.py`` holds what shapes it,
+``events.py`` the request chains, ``faults.py`` the planted faults and
+``expectations.py`` the manifest's counts.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ For one event type the compiler yields:
 * ``fast``: the one-parse check (``_Fast``), true only for a valid event; the lines it does not
   pass are parsed again for ``violations``.
 
-Only the keywords in ``schema_keywords.VALIDATION`` are compiled; any other keyword is refused at
+Only the keywords in ``keywords.VALIDATION`` are compiled; any other keyword is refused at
 load time, so a schema never carries a rule the lake silently does not check. Keyword semantics
 follow JSON Schema 2020-12; ``pattern`` follows ECMA-262 (``$`` matches only at the very end).
 The differential test in ``tests/schemas/test_validator_differential.py`` holds this to the
@@ -27,7 +27,7 @@ from typing import Any
 
 from pipelines.lib.lake.sql import sql_literal as _lit
 
-# The keywords, listed once (schema_keywords.py): compiled, never rejecting, object, array.
+# The keywords, listed once (schemas/keywords.py): compiled, never rejecting, object, array.
 from pipelines.lib.schemas.keywords import ANNOTATIONS as _ANNOTATIONS
 from pipelines.lib.schemas.keywords import ARRAY as _ARRAY_KEYWORDS
 from pipelines.lib.schemas.keywords import OBJECT as _OBJECT_KEYWORDS
