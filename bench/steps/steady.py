@@ -12,13 +12,12 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 
 from bench.inputs import full_landing_days, steady_partitions
 from bench.log import log
 from bench.steps import Job, Measured, baseline, contracts, rollups
 from bench.steps.ingest import copy_landing, ingest, ingest_timed
-from pipelines.lib.ingest import owner_index
 from pipelines.lib.ingest.landing import list_landing_files
 from pipelines.lib.lake.paths import landing_dir
 from pipelines.lib.lake.storage import Lake
@@ -59,14 +58,14 @@ def _dates(first: date, last: date) -> list[date]:
 
 
 def ingest_indexed(job: Job) -> Measured:
-    """``steady_ingest`` as a running lake sees it: the neighbours' runs have already indexed the
-    landing files (``lib/ingest/owner_index.py``), so D parses only the lines it owns."""
+    """``steady_ingest`` as a running lake sees it: the neighbours' runs (D-1, D+1; untimed) have
+    already indexed the landing files D reads (``lib/ingest/owner_index.py``), so D parses only
+    the lines it owns. The index is keyed by each file's identity, so it is built on this copy."""
     lake = copy_landing(job)
-    shutil.copytree(
-        os.path.join(ingested_lake(job), owner_index.INDEX_ROOT),
-        os.path.join(lake, owner_index.INDEX_ROOT),
-        dirs_exist_ok=True,
-    )
+    day = date.fromisoformat(job.day)
+    for neighbour in (day - timedelta(days=1), day + timedelta(days=1)):
+        log(f"  steady: indexing through partition {neighbour} (untimed)")
+        ingest(lake, neighbour, job.threads, job.memory_limit)
     return ingest_timed(lake, job)
 
 

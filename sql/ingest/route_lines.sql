@@ -64,7 +64,17 @@ routed as (
 
 final as (
     select
-        *,
+        line_no,
+        -- The bytes only where they are not text (not UTF-8, too large): the text holds the rest,
+        -- and the batch is kept whole in memory.
+        case when line_text is null then raw end as raw_bytes,
+        line_bytes,
+        line_text,
+        json_ok,
+        head,
+        event_date,
+        head_type,
+        head_version,
         case
             when
                 event_date between $landing_dt - $days_late and $landing_dt + $days_early

@@ -22,7 +22,7 @@ final as (
         line_no,
         line_bytes,
         line_text,
-        case when line_text is null then raw end as raw_bytes,
+        raw_bytes,
         case
             when line_bytes > $max_line_bytes then 'line_too_large'
             when line_text is null then 'not_utf8'
