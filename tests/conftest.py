@@ -25,6 +25,14 @@ import pyarrow.parquet as pq
 import pytest
 
 import pipelines.definitions
+from pipelines.defs.resources import (
+    DuckDBSettings,
+    LakeResource,
+    PiiResource,
+    PrivacyResource,
+    RetentionResource,
+    RollupsResource,
+)
 from pipelines.lib.ingest import pii
 from pipelines.lib.ingest.keyring import Keyring, PiiKey
 from pipelines.lib.ingest.partition import IngestResult, IngestSettings, ingest_partition
@@ -122,6 +130,18 @@ def load_defs() -> dg.Definitions:
 @pytest.fixture
 def lake(tmp_path: Path) -> LakeHelper:
     return LakeHelper(tmp_path / "lake")
+
+
+def privacy_resources(root: str, memory_limit: str = "1GB") -> dict:
+    """The resources an erasure or an export job runs with, on the lake at ``root``."""
+    return {
+        "lake": LakeResource(root=root),
+        "pii": PiiResource(),
+        "duckdb": DuckDBSettings(memory_limit=memory_limit),
+        "rollups": RollupsResource(),
+        "privacy": PrivacyResource(),
+        "retention": RetentionResource(),
+    }
 
 
 def free_port() -> int:

@@ -14,15 +14,8 @@ from pathlib import Path
 import dagster as dg
 
 from pipelines.defs.privacy.erasure import erase_users, erasure_requests_sensor
-from pipelines.defs.resources import (
-    DuckDBSettings,
-    LakeResource,
-    PiiResource,
-    PrivacyResource,
-    RetentionResource,
-    RollupsResource,
-)
-from tests.conftest import DAY, LakeHelper, event, line
+from pipelines.defs.resources import LakeResource
+from tests.conftest import DAY, LakeHelper, event, line, privacy_resources
 
 ADDRESS = "alice.subject@example.com"
 
@@ -47,14 +40,7 @@ def test_request_named_after_the_user_leaves_no_trace_in_dagster_home(
         [request] = erasure_requests_sensor(context).run_requests
         result = erase_users.execute_in_process(
             run_config=request.run_config,
-            resources={
-                "lake": LakeResource(root=root),
-                "pii": PiiResource(),
-                "duckdb": DuckDBSettings(memory_limit="1GB"),
-                "rollups": RollupsResource(),
-                "privacy": PrivacyResource(),
-                "retention": RetentionResource(),
-            },
+            resources=privacy_resources(root),
             instance=instance,
         )
         assert result.success

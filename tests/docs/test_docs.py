@@ -200,12 +200,14 @@ def test_partitioning_page_renders_the_window_from_code(expected: dict[str, str]
 
 
 def test_window_in_the_docs_is_the_one_the_sql_applies() -> None:
-    # The pages render the window from ingest.py; the SQL must take it from there too (bound
-    # as $days_late / $days_early), never restate it as a number.
-    sql = load_sql("ingest/stage_lines.sql")
-    assert "$landing_dt - $days_late" in sql and "$landing_dt + $days_early" in sql
-    assert f"$landing_dt - {READS_DAYS_AFTER}" not in sql
-    assert f"$landing_dt + {READS_DAYS_BEFORE}" not in sql
+    # The pages render the window from lib/ingest/landing.py; the SQL must take it from there too
+    # (bound as $days_late / $days_early), never restate it as a number: where a line's owner is
+    # decided (route_lines.sql) and where its late/future reason is (stage_routed.sql).
+    for name in ("ingest/route_lines.sql", "ingest/stage_routed.sql"):
+        sql = load_sql(name)
+        assert "$landing_dt - $days_late" in sql and "$landing_dt + $days_early" in sql, name
+        assert f"$landing_dt - {READS_DAYS_AFTER}" not in sql, name
+        assert f"$landing_dt + {READS_DAYS_BEFORE}" not in sql, name
 
 
 # --- pii_retention.md ----------------------------------------------------------------------------

@@ -106,6 +106,17 @@ def _within_bounds(peak_mb: int, seconds: float) -> None:
     assert seconds < MAX_SECONDS
 
 
+def _ingest_all_counted(root: Path, tmp_path: Path, counter: str, lines: int) -> dict:
+    """Ingest within the memory and time bounds; the ledger row (returned) balances and counts
+    all ``lines`` of the file as read, taken and under ``counter``."""
+    peak, seconds = _ingest_measured(root, tmp_path)
+
+    _within_bounds(peak, seconds)
+    row = _ledger_row(root)
+    assert (row["file_lines"], row["lines_taken"], row[counter]) == (lines, lines, lines)
+    return row
+
+
 def test_a_gzip_bomb_of_one_endless_line_is_quarantined_in_bounded_memory(tmp_path):
     """2.2 MB of gzip inflating to 2.3 GB with no newline: one line, line_too_large."""
     root = tmp_path / "lake"
@@ -115,11 +126,7 @@ def test_a_gzip_bomb_of_one_endless_line_is_quarantined_in_bounded_memory(tmp_pa
     _gzip_of_repeats(path, head, chunk, times)
     assert path.stat().st_size < 3 << 20
 
-    peak, seconds = _ingest_measured(root, tmp_path)
-
-    _within_bounds(peak, seconds)
-    row = _ledger_row(root)
-    assert (row["file_lines"], row["lines_taken"], row["quarantined_line_too_large"]) == (1, 1, 1)
+    _ingest_all_counted(root, tmp_path, "quarantined_line_too_large", 1)
     [quarantined] = pq.read_table(root / f"quarantine/event_date={DAY}").to_pylist()
     assert quarantined["line_bytes"] == len(head) + len(chunk) * times
     assert quarantined["text_truncated"] is True
@@ -140,11 +147,7 @@ def test_millions_of_blank_lines_are_counted_in_bounded_memory(tmp_path, lines, 
     else:
         (folder / "blanks.jsonl").write_bytes(b"\n" * lines)
 
-    peak, seconds = _ingest_measured(root, tmp_path)
-
-    _within_bounds(peak, seconds)
-    row = _ledger_row(root)
-    assert (row["file_lines"], row["lines_taken"], row["blank_lines"]) == (lines, lines, lines)
+    row = _ingest_all_counted(root, tmp_path, "blank_lines", lines)
     assert row["quarantined"] == row["rows_written"] == 0
 
 
@@ -154,15 +157,7 @@ def test_millions_of_malformed_lines_are_quarantined_in_bounded_memory(tmp_path)
     lines = 2_000_000
     (_landing(root) / "bad.jsonl").write_bytes(b"not json\n" * lines)
 
-    peak, seconds = _ingest_measured(root, tmp_path)
-
-    _within_bounds(peak, seconds)
-    row = _ledger_row(root)
-    assert (row["file_lines"], row["lines_taken"], row["quarantined_malformed_json"]) == (
-        lines,
-        lines,
-        lines,
-    )
+    _ingest_all_counted(root, tmp_path, "quarantined_malformed_json", lines)
     quarantine = pq.read_table(root / f"quarantine/event_date={DAY}", columns=["line_no", "text"])
     assert quarantine.num_rows == lines
     assert quarantine["text"].unique().to_pylist() == ["not json"]
@@ -175,14 +170,6 @@ def test_many_lines_over_the_limit_stage_only_their_heads(tmp_path):
     lines, body = 400, b'{"event_type":"click","x":"' + b"a" * (2 << 20) + b'"}\n'
     _gzip_of_repeats(_landing(root) / "long.jsonl.gz", b"", body, lines)
 
-    peak, seconds = _ingest_measured(root, tmp_path)
-
-    _within_bounds(peak, seconds)
-    row = _ledger_row(root)
-    assert (row["file_lines"], row["lines_taken"], row["quarantined_line_too_large"]) == (
-        lines,
-        lines,
-        lines,
-    )
+    _ingest_all_counted(root, tmp_path, "quarantined_line_too_large", lines)
     quarantine = pq.read_table(root / f"quarantine/event_date={DAY}").to_pylist()
     assert {(q["line_bytes"], q["text_truncated"]) for q in quarantine} == {(len(body) - 1, True)}

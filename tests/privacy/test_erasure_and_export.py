@@ -14,14 +14,7 @@ import pytest
 
 from pipelines.defs.privacy.erasure import erase_users, erasure_requests_sensor
 from pipelines.defs.privacy.export import export_user_job
-from pipelines.defs.resources import (
-    DuckDBSettings,
-    LakeResource,
-    PiiResource,
-    PrivacyResource,
-    RetentionResource,
-    RollupsResource,
-)
+from pipelines.defs.resources import LakeResource
 from pipelines.lib.ingest import pii
 from pipelines.lib.ingest.erased_users import erased_users
 from pipelines.lib.ingest.keyring import PiiKey
@@ -36,20 +29,10 @@ from pipelines.lib.privacy.requests import (
     parse_request,
 )
 from pipelines.lib.rollups.run import MODELS, build_rollup
+from tests.conftest import privacy_resources
 from tests.privacy.conftest import DAYS, raw_user_counts
 
 REQUEST_ID = "r-2026-001"
-
-
-def _resources(root: str) -> dict:
-    return {
-        "lake": LakeResource(root=root),
-        "pii": PiiResource(),
-        "duckdb": DuckDBSettings(memory_limit="1GB"),
-        "rollups": RollupsResource(),
-        "privacy": PrivacyResource(),
-        "retention": RetentionResource(),
-    }
 
 
 def _count(root: Path, glob: str, where: str, hashes: list[str]) -> int:
@@ -79,7 +62,7 @@ def _run_sensor_and_job(root: str) -> dg.ExecuteInProcessResult:
         )
         [request] = erasure_requests_sensor(context).run_requests
         return erase_users.execute_in_process(
-            run_config=request.run_config, resources=_resources(root), instance=instance
+            run_config=request.run_config, resources=privacy_resources(root), instance=instance
         )
 
 
@@ -91,7 +74,7 @@ def _export(root: str, user_id: str) -> Path:
         run_config={
             "ops": {"export": {"config": {"request_file": "requests/export/ticket-42.json"}}}
         },
-        resources=_resources(root),
+        resources=privacy_resources(root),
     )
     assert result.success
     assert not request.exists()  # the raw id is not kept
@@ -250,7 +233,7 @@ def test_a_second_run_of_the_same_request_is_a_no_op(erased):
     again.write_text(json.dumps({"request_id": REQUEST_ID, "user_ids": victims}))
     result = erase_users.execute_in_process(
         run_config={"ops": {"erase": {"config": {"request_file": f"{REQUESTS_DIR}/{again.name}"}}}},
-        resources=_resources(lake.root),
+        resources=privacy_resources(lake.root),
     )
     assert result.success
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
@@ -269,7 +252,7 @@ def test_raw_ids_are_never_taken_as_run_config(erased):
     with pytest.raises(dg.DagsterInvalidConfigError, match="user_ids"):
         erase_users.execute_in_process(
             run_config={"ops": {"erase": {"config": {"request_id": "r-9", "user_ids": victims}}}},
-            resources=_resources(lake.root),
+            resources=privacy_resources(lake.root),
         )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
@@ -14,14 +15,7 @@ import pytest
 
 from pipelines.defs.privacy.erasure import erase_users, erasure_requests_sensor
 from pipelines.defs.privacy.export import export_user_job
-from pipelines.defs.resources import (
-    DuckDBSettings,
-    LakeResource,
-    PiiResource,
-    PrivacyResource,
-    RetentionResource,
-    RollupsResource,
-)
+from pipelines.defs.resources import LakeResource
 from pipelines.lib.lake.storage import Lake, OutsideFolderError
 from pipelines.lib.privacy.requests import (
     EXPORT_REQUESTS_DIR,
@@ -31,6 +25,7 @@ from pipelines.lib.privacy.requests import (
     load_export_request,
     load_request,
 )
+from tests.conftest import privacy_resources
 
 VICTIM = json.dumps({"request_id": "victim", "user_ids": ["u-victim"], "user_id": "u-victim"})
 
@@ -49,14 +44,7 @@ def lake_dirs(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _resources(root: Path) -> dict:
-    return {
-        "lake": LakeResource(root=str(root)),
-        "pii": PiiResource(),
-        "duckdb": DuckDBSettings(memory_limit="512MB"),
-        "rollups": RollupsResource(),
-        "privacy": PrivacyResource(),
-        "retention": RetentionResource(),
-    }
+    return privacy_resources(str(root), memory_limit="512MB")
 
 
 def _failure_text(result: dg.ExecuteInProcessResult) -> str:
@@ -105,44 +93,54 @@ def _allowed(folder: str) -> str:
     )
 
 
-def test_an_erasure_request_outside_its_inbox_is_refused_and_nothing_is_touched(lake_dirs):
-    root, victim = lake_dirs
-    for request_file, reason in _cases(root, victim, REQUESTS_DIR):
-        result = _erase(root, request_file)
+def _refuses_every_outside_case(
+    root: Path,
+    victim: Path,
+    folder: str,
+    run: Callable[[Path, str], dg.ExecuteInProcessResult],
+) -> None:
+    """Each request file outside ``folder`` fails its run with the reason and the allowed folder
+    named, the victim unchanged; the links stay links, their targets unread."""
+    for request_file, reason in _cases(root, victim, folder):
+        result = run(root, request_file)
         assert not result.success, request_file
-        assert f"request_file {request_file!r} {reason}{_allowed(REQUESTS_DIR)}" in (
+        assert f"request_file {request_file!r} {reason}{_allowed(folder)}" in (
             _failure_text(result)
         )
         assert victim.read_text() == VICTIM  # still there, unchanged
     # The links are links still (not replaced by a redacted copy), their targets unread.
-    assert (root / REQUESTS_DIR / "link.json").is_symlink()
+    assert (root / folder / "link.json").is_symlink()
+    assert (root / folder / "mine.json").read_text() == VICTIM
+
+
+def test_an_erasure_request_outside_its_inbox_is_refused_and_nothing_is_touched(lake_dirs):
+    root, victim = lake_dirs
+    _refuses_every_outside_case(root, victim, REQUESTS_DIR, _erase)
     assert (root / REQUESTS_DIR / "alias.json").is_symlink()
-    assert (root / REQUESTS_DIR / "mine.json").read_text() == VICTIM
     assert not (root / REQUESTS_DIR / "processed").exists()
     assert not (root / "ops").exists()  # no audit: nothing was processed
 
 
 def test_an_export_request_outside_its_inbox_is_refused_and_nothing_is_touched(lake_dirs):
     root, victim = lake_dirs
-    for request_file, reason in _cases(root, victim, EXPORT_REQUESTS_DIR):
-        result = _export(root, request_file)
-        assert not result.success, request_file
-        assert f"request_file {request_file!r} {reason}{_allowed(EXPORT_REQUESTS_DIR)}" in (
-            _failure_text(result)
-        )
-        assert victim.read_text() == VICTIM
-    assert (root / EXPORT_REQUESTS_DIR / "link.json").is_symlink()
-    assert (root / EXPORT_REQUESTS_DIR / "mine.json").read_text() == VICTIM
+    _refuses_every_outside_case(root, victim, EXPORT_REQUESTS_DIR, _export)
     assert not (root / "exports").exists()
 
 
-def test_an_inbox_folder_that_resolves_elsewhere_is_refused(tmp_path):
+def _inbox_elsewhere(tmp_path: Path) -> tuple[Path, Path]:
+    """A lake whose erasure inbox is a link to a folder outside it holding a valid r.json: the
+    lake's root and that folder."""
     root = tmp_path / "lake"
     (root / "requests").mkdir(parents=True)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (elsewhere / "r.json").write_text(VICTIM)
     (root / REQUESTS_DIR).symlink_to(elsewhere)
+    return root, elsewhere
+
+
+def test_an_inbox_folder_that_resolves_elsewhere_is_refused(tmp_path):
+    root, elsewhere = _inbox_elsewhere(tmp_path)
     with pytest.raises(ErasureRequestError) as caught:
         load_request(Lake(str(root)), f"{REQUESTS_DIR}/r.json")
     assert str(caught.value) == (
@@ -181,12 +179,7 @@ def test_the_sensor_neither_reads_nor_starts_a_linked_request(lake_dirs):
 
 
 def test_the_sensor_does_not_read_an_inbox_that_resolves_elsewhere_and_the_run_says_why(tmp_path):
-    root = tmp_path / "lake"
-    (root / "requests").mkdir(parents=True)
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    (elsewhere / "r.json").write_text(VICTIM)
-    (root / REQUESTS_DIR).symlink_to(elsewhere)
+    root, elsewhere = _inbox_elsewhere(tmp_path)
     with dg.instance_for_test() as instance:
         context = dg.build_sensor_context(
             instance=instance, resources={"lake": LakeResource(root=str(root))}

@@ -34,16 +34,19 @@ def _env(tmp_path: Path, **settings_: str) -> dict[str, str]:
     return env
 
 
+def _run(argv: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+    """``argv`` run from the project root with ``env``, its output captured as text."""
+    return subprocess.run(
+        argv, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout
+    )
+
+
+DG = str(Path(sys.executable).parent / "dg")
+
+
 def _doctor(env: dict[str, str], *args: str) -> tuple[int, list[str], str]:
     """Exit code, the ``error:`` lines, and all the output."""
-    done = subprocess.run(
-        [sys.executable, "-m", "pipelines.doctor", *args],
-        env=env,
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _run([sys.executable, "-m", "pipelines.doctor", *args], env, timeout=120)
     output = done.stdout + done.stderr
     assert "Traceback" not in output, output
     errors = [
@@ -268,14 +271,7 @@ def test_a_run_fails_before_its_first_step_with_one_failure(tmp_path):
         TELEMETRY_CATALOG=str(tmp_path / "lake.duckdb"),
         DAGSTER_HOME=str(home),
     )
-    done = subprocess.run(
-        [str(Path(sys.executable).parent / "dg"), "launch", "--assets", "catalog"],
-        env=env,
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = _run([DG, "launch", "--assets", "catalog"], env, timeout=300)
     output = done.stdout + done.stderr
     assert done.returncode == 1, output
     assert (
@@ -292,14 +288,7 @@ def test_a_bad_first_date_stops_dg_launch_with_one_line(tmp_path):
     line of the ConfigError (pipelines/definitions.py), not Dagster's 200-line load traceback."""
     env = _env(tmp_path, TELEMETRY_FIRST_DATE="2025-13-01", DAGSTER_HOME=str(tmp_path))
     (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    done = subprocess.run(
-        [str(Path(sys.executable).parent / "dg"), "launch", "--assets", "request"],
-        env=env,
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    done = _run([DG, "launch", "--assets", "request"], env, timeout=180)
     assert done.returncode == 1
     assert "Traceback" not in done.stdout + done.stderr
     assert done.stderr.strip().splitlines()[-1] == (
@@ -310,12 +299,9 @@ def test_a_bad_first_date_stops_dg_launch_with_one_line(tmp_path):
 
 def test_make_dev_checks_the_configuration_before_dagster_starts(tmp_path):
     env = _env(tmp_path, TELEMETRY_FIRST_DATE="2025-13-01", DAGSTER_HOME=str(tmp_path))
-    done = subprocess.run(
+    done = _run(
         [sys.executable, "-m", "pipelines.dev", "-h", "127.0.0.1", "-p", str(free_port())],
-        env=env,
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
+        env,
         timeout=60,
     )
     assert done.returncode == 1

@@ -49,6 +49,15 @@ DOCUMENT = {
     "anomaly": {"window_days": 28, "watched": ["requests", "latency_p95_ms"]},
 }
 CONFIG = parse_slo_config(DOCUMENT)
+# What a day is measured on when only the configured surface (home) can be named, in order.
+HOME_ONLY_RESULTS = [
+    "error_rate",
+    "ctr",
+    "quarantine_share",
+    "late_share",
+    "latency_p95_ms.surface=home",
+    "latency_p99_ms.surface=home",
+]
 
 
 # --- the SLO file --------------------------------------------------------------------------------
@@ -378,14 +387,8 @@ def test_a_budget_past_its_limit_and_a_missed_day(june) -> None:
 def test_a_day_without_data_measures_nothing_and_passes(june) -> None:
     lake, _ = june
     results = evaluate_day(lake, date(2025, 6, 20), CONFIG)
-    assert {r.name for r in results} == {
-        "error_rate",
-        "ctr",
-        "quarantine_share",
-        "late_share",
-        "latency_p95_ms.surface=home",
-        "latency_p99_ms.surface=home",
-    }  # the configured surface only: search had no rankings that day
+    # the configured surface only: search had no rankings that day
+    assert {r.name for r in results} == set(HOME_ONLY_RESULTS)
     assert all(r.measured is None and r.ok for r in results)
     budgets = {r.name: r.budget_used for r in results}
     assert budgets["latency_p95_ms.surface=home"] == pytest.approx(2 / 3)  # the 2nd and 5th
@@ -585,14 +588,7 @@ def test_an_empty_lake_measures_nothing(tmp_path: Path) -> None:
     lake = Lake(str(tmp_path / "lake"))
     day = date(2025, 6, 4)
     results = evaluate_day(lake, day, CONFIG)
-    assert [r.name for r in results] == [
-        "error_rate",
-        "ctr",
-        "quarantine_share",
-        "late_share",
-        "latency_p95_ms.surface=home",
-        "latency_p99_ms.surface=home",
-    ]
+    assert [r.name for r in results] == HOME_ONLY_RESULTS
     assert all(r.measured is None and r.ok and r.budget_used == 0.0 for r in results)
     assert metric_series(lake, day, 5) == {m: {} for m in METRICS}
     anomalies = anomalies_for_day(lake, day, CONFIG)
